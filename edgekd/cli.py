@@ -1,0 +1,190 @@
+"""The `edgekd` command: a thin layer over the Python API.
+
+Parses arguments, calls ``edgekd.api``, prints, and maps errors to exit codes:
+0 ok · 1 unexpected bug · 2 config/usage · 3 data · 4 model/checkpoint · 5 training ·
+6 pruning · 7 quantization · 8 export · 9 bench · 10 profile/target · 11 search ·
+12 run directory · 130 interrupted. Errors print one message naming the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from edgekd.core.errors import EXIT_INTERRUPTED, EdgeKDError
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="Compress a vision model for an edge target: search, distill, prune, quantize, export, bench, report.",
+)
+profiles_app = typer.Typer(no_args_is_help=True, help="Hardware profiles: list, show, calibrate.")
+app.add_typer(profiles_app, name="profiles")
+
+err = Console(stderr=True)
+out = Console() if sys.stdout.isatty() else Console(width=140)  # pipes and CI logs: don't squeeze tables
+
+ConfigArg = Annotated[Path, typer.Argument(help="the run's model.yaml")]
+TargetOpt = Annotated[list[str] | None, typer.Option("--target", "-t", help="target profile name, alias or YAML path (repeatable)")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars or tables (for CI)")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override a config key: --set distill.epochs=2")]
+NameOpt = Annotated[str | None, typer.Option("--name", help="run name (default: the YAML's stem)")]
+OutOpt = Annotated[Path | None, typer.Option("--output-dir", help="where runs go (default: runs/)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print report.json to stdout")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="log more")]
+
+
+def _setup_logging(verbose: bool) -> None:
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(console=err, show_path=False, show_time=False)], force=True)
+    for noisy in ("nncf", "torch", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if verbose else logging.ERROR)
+
+
+def _guard(fn: Callable[[], Any], run_hint: str | None = None) -> Any:
+    """Run ``fn``; turn edgekd errors and Ctrl-C into one message and an exit code."""
+    try:
+        return fn()
+    except EdgeKDError as exc:
+        err.print(f"[bold red]error[/] ({exc.kind}): {exc.message}", highlight=False)
+        if exc.hint:
+            err.print(f"  [bold]fix[/]: {exc.hint}", highlight=False)
+        if run_hint:
+            err.print(f"  [dim]{run_hint}[/]", highlight=False)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]: finished stages are kept; continue with --resume")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _command() -> str:
+    return "edgekd " + " ".join(sys.argv[1:])
+
+
+def _finish(report: Any, quiet: bool, as_json: bool) -> None:
+    from edgekd.reporting.terminal import summary_table
+
+    if as_json:
+        print(report.model_dump_json(indent=2))
+        return
+    if not quiet:
+        out.print(summary_table(report))
+    files = Path(report.run_dir) / "report"
+    if (files / "report.json").exists():
+        out.print(f"report: {files / 'report.md'} · {files / 'report.json'} · {files / 'report.html'}", highlight=False)
+
+
+@app.command()
+def compress(
+    config: ConfigArg,
+    target: TargetOpt = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue a run: skip stages done with the same inputs")] = False,
+    force: Annotated[bool, typer.Option("--force", help="delete an existing run of this name and start over")] = False,
+    set_: SetOpt = None,
+    name: NameOpt = None,
+    output_dir: OutOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Run the whole pipeline on CONFIG for the given targets."""
+    from edgekd import api
+
+    _setup_logging(verbose)
+    report = _guard(lambda: api.compress(config, target, resume=resume, force=force, quiet=quiet or as_json,
+                                         overrides=set_ or [], name=name, output_dir=output_dir, command=_command()),
+                    run_hint="finished stages are kept in the run folder; fix the cause and re-run with --resume")
+    _finish(report, quiet, as_json)
+
+
+def _stage_command(stage: str, doc: str) -> Callable[..., None]:
+    def command(
+        config: ConfigArg,
+        target: TargetOpt = None,
+        set_: SetOpt = None,
+        name: NameOpt = None,
+        output_dir: OutOpt = None,
+        quiet: QuietOpt = False,
+        as_json: JsonOpt = False,
+        verbose: VerboseOpt = False,
+    ) -> None:
+        from edgekd import api
+
+        _setup_logging(verbose)
+        report = _guard(lambda: api.run_stage(stage, config, target, quiet=quiet or as_json, overrides=set_ or [],
+                                              name=name, output_dir=output_dir, command=_command()))
+        _finish(report, quiet, as_json)
+
+    command.__doc__ = doc
+    command.__name__ = stage
+    return command
+
+
+for _stage, _doc in (
+    ("distill", "Train the student from the teacher (reuses the run's teacher)."),
+    ("export", "Export the run's models (ONNX, ...) and validate each against PyTorch."),
+):
+    app.command(name=_stage)(_stage_command(_stage, _doc))
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="where to write the starter config")] = Path("model.yaml"),
+    force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
+) -> None:
+    """Write a commented starter config."""
+    from importlib.resources import files
+
+    def write() -> None:
+        from edgekd.core.errors import ConfigError
+
+        if path.exists() and not force:
+            raise ConfigError(f"{path} exists", hint="pass --force to overwrite, or give another path")
+        path.write_text(files("edgekd").joinpath("templates/starter.yaml").read_text())
+
+    _guard(write)
+    out.print(f"wrote {path}: edit it, then run  edgekd compress {path} --target host")
+
+
+@profiles_app.command("list")
+def profiles_list() -> None:
+    """List the known hardware profiles."""
+    from rich.table import Table
+
+    from edgekd.core.profiles import available_profiles
+
+    profs = _guard(available_profiles)
+    t = Table("name", "aliases", "kind", "runtimes", "precisions", "budget (ms)", "latency")
+    for p in profs.values():
+        t.add_row(p.name, ", ".join(p.aliases), p.kind, ", ".join(p.runtimes), ", ".join(p.precisions),
+                  f"{p.latency_budget_ms:g}", "measured" if p.measured_here else "predicted")
+    out.print(t)
+
+
+@profiles_app.command("show")
+def profiles_show(name: Annotated[str, typer.Argument(help="profile name, alias or YAML path")]) -> None:
+    """Print one profile."""
+    import yaml
+
+    from edgekd.core.profiles import resolve_target
+
+    prof, note = _guard(lambda: resolve_target(name))
+    if note:
+        err.print(note)
+    out.print(yaml.safe_dump(prof.model_dump(mode="json", exclude_none=True), sort_keys=False), highlight=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

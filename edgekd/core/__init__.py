@@ -1,0 +1,1 @@
+"""Core layer: config, registries, run directory, profiles, errors. Imports nothing above it."""

@@ -1,0 +1,114 @@
+"""One exception hierarchy; each class carries the CLI exit code it maps to.
+
+Every user-facing failure raises one of these with a message that names the thing that
+went wrong and the fix, so the CLI can print it as one line and exit non-zero without a
+traceback. Anything else escaping is a bug (exit 1, traceback shown).
+"""
+
+from __future__ import annotations
+
+
+class EdgeKDError(Exception):
+    """Base class: a failure the user can act on."""
+
+    exit_code = 1
+    kind = "error"
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(message if hint is None else f"{message}\n  fix: {hint}")
+
+
+class ConfigError(EdgeKDError):
+    """Bad YAML, unknown key, wrong type, unknown registry name, bad CLI value."""
+
+    exit_code = 2
+    kind = "config"
+
+
+class DataError(EdgeKDError):
+    """Missing data directory, unreadable image, too few samples."""
+
+    exit_code = 3
+    kind = "data"
+
+
+class ModelError(EdgeKDError):
+    """Model cannot be built, checkpoint missing/corrupt/unsafe, class-count mismatch."""
+
+    exit_code = 4
+    kind = "model"
+
+
+class TrainingError(EdgeKDError):
+    """NaN/inf loss, divergence: the stage stops instead of saving garbage."""
+
+    exit_code = 5
+    kind = "training"
+
+
+class PruningError(EdgeKDError):
+    """A layer torch-pruning cannot handle, or a target the model cannot reach."""
+
+    exit_code = 6
+    kind = "pruning"
+
+
+class QuantizationError(EdgeKDError):
+    """Quantization failed or the quantized model lost too much accuracy."""
+
+    exit_code = 7
+    kind = "quantization"
+
+
+class ExportError(EdgeKDError):
+    """Export failed, or the exported artifact disagrees with PyTorch."""
+
+    exit_code = 8
+    kind = "export"
+
+
+class BenchError(EdgeKDError):
+    """A benchmark backend is missing or failed to run a model."""
+
+    exit_code = 9
+    kind = "bench"
+
+
+class ProfileError(EdgeKDError):
+    """Unknown target, or a hardware profile file that does not validate."""
+
+    exit_code = 10
+    kind = "profile"
+
+
+class SearchError(EdgeKDError):
+    """Bad search space, or no candidate satisfies the constraints."""
+
+    exit_code = 11
+    kind = "search"
+
+
+class RunDirError(EdgeKDError):
+    """Run directory exists without --resume, or its manifest is unreadable."""
+
+    exit_code = 12
+    kind = "run"
+
+
+EXIT_INTERRUPTED = 130
+
+ALL_ERRORS: tuple[type[EdgeKDError], ...] = (
+    ConfigError,
+    DataError,
+    ModelError,
+    TrainingError,
+    PruningError,
+    QuantizationError,
+    ExportError,
+    BenchError,
+    ProfileError,
+    SearchError,
+    RunDirError,
+)

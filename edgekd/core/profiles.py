@@ -1,0 +1,129 @@
+"""Hardware profiles: what a target is, as data (Olive's habit: targets are files, not code).
+
+A profile names the runtime to deploy with, the precisions it supports, its peak
+throughput per precision, memory bandwidth and size, a default latency budget and the
+public source of every number. ``host`` means "this machine": its latencies are measured.
+Other targets are measured when results from the device kit are imported, otherwise
+predicted with a roofline model calibrated per profile, and always labelled as such.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError
+
+from edgekd.core.errors import ProfileError
+from edgekd.core.registry import format_validation_error
+
+Precision = Literal["fp32", "fp16", "int8"]
+
+
+class Calibration(BaseModel):
+    """Per-profile efficiency factors fitted by `edgekd profiles calibrate`."""
+
+    model_config = ConfigDict(extra="forbid")
+    compute_efficiency: dict[str, PositiveFloat] = Field(
+        default_factory=dict, description="achieved/peak compute, per precision or op class"
+    )
+    memory_efficiency: PositiveFloat = 0.6
+    per_layer_overhead_us: float = Field(5.0, ge=0)
+    per_inference_overhead_us: float = Field(50.0, ge=0)
+    fitted_on: str | None = Field(None, description="what the factors were fitted from")
+
+
+class Profile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    description: str
+    aliases: list[str] = Field(default_factory=list)
+    kind: Literal["cpu", "gpu"]
+    measured_here: bool = Field(False, description="true only for `host`: latencies are measured")
+    runtimes: list[str] = Field(min_length=1, description="benchmark backends, preferred first")
+    precisions: list[Precision] = Field(min_length=1)
+    peak_gops: dict[Precision, PositiveFloat] = Field(
+        default_factory=dict, description="dense peak GFLOP/s (GOP/s for int8) per precision"
+    )
+    memory_bandwidth_gbs: PositiveFloat | None = None
+    memory_gb: PositiveFloat | None = None
+    cores: int | None = None
+    latency_budget_ms: PositiveFloat = 10.0
+    max_onnx_opset: int | None = Field(None, description="highest opset the target's runtime accepts")
+    calibration: Calibration = Field(default_factory=Calibration)
+    sources: list[str] = Field(default_factory=list)
+    notes: str = ""
+    path: Path | None = Field(None, exclude=True)
+
+
+def profile_dirs() -> list[Path]:
+    """Where profiles are looked up, first match wins: $EDGEKD_PROFILES, ./profiles, shipped."""
+    dirs: list[Path] = []
+    env = os.environ.get("EDGEKD_PROFILES")
+    if env:
+        dirs += [Path(p) for p in env.split(os.pathsep) if p]
+    dirs.append(Path.cwd() / "profiles")
+    pkg = Path(__file__).resolve().parents[1]
+    dirs += [pkg.parent / "profiles", pkg / "_profiles"]  # source checkout, installed wheel
+    seen: list[Path] = []
+    for d in dirs:
+        if d.is_dir() and d.resolve() not in [s.resolve() for s in seen]:
+            seen.append(d)
+    return seen
+
+
+def load_profile_file(path: Path) -> Profile:
+    """Validate one profile file; errors name the file and the bad key."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ProfileError(f"cannot read profile {path}: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ProfileError(f"profile {path}: the top level must be a mapping")
+    try:
+        prof = Profile.model_validate(raw)
+    except ValidationError as exc:
+        raise ProfileError(
+            f"profile {path}: {format_validation_error(exc)}",
+            hint="compare with profiles/host.yaml; `edgekd profiles show host` prints it",
+        ) from None
+    for p in prof.peak_gops:
+        if p not in prof.precisions:
+            raise ProfileError(f"profile {path}: peak_gops has {p!r}, which is not in precisions")
+    prof.path = Path(path)
+    return prof
+
+
+def available_profiles() -> dict[str, Profile]:
+    """All profiles by name (earlier directories shadow later ones)."""
+    found: dict[str, Profile] = {}
+    for d in profile_dirs():
+        for f in sorted(d.glob("*.yaml")):
+            if f.stem not in found:
+                found[f.stem] = load_profile_file(f)
+    return found
+
+
+def resolve_target(name_or_path: str) -> tuple[Profile, str | None]:
+    """A profile by name, alias or file path; also returns a note when an alias was used."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.exists():
+            raise ProfileError(f"profile file not found: {p}")
+        return load_profile_file(p), None
+    profiles = available_profiles()
+    if name_or_path in profiles:
+        return profiles[name_or_path], None
+    for prof in profiles.values():
+        if name_or_path in prof.aliases:
+            return prof, f"target {name_or_path!r} resolved to {prof.name!r}"
+    names = sorted(profiles)
+    aliases = sorted(f"{a}→{p.name}" for p in profiles.values() for a in p.aliases)
+    raise ProfileError(
+        f"unknown target {name_or_path!r}",
+        hint=f"known targets: {', '.join(names)}"
+        + (f"; aliases: {', '.join(aliases)}" if aliases else "")
+        + "; or pass a path to your own profile YAML",
+    )

@@ -1,0 +1,112 @@
+"""Name → builder registries, after timm's `register_model` / `create_model`.
+
+Adding a loss, data set, exporter, ... is one decorated function (or class) in one file.
+A registry knows the modules that fill it, so asking it for a name imports them lazily:
+core code (the config validator) can check names without importing the layers above it.
+Each entry may declare a pydantic model for its parameters; the config validates a
+component's extra keys against it and the error names the key and the valid ones.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from edgekd.core.errors import ConfigError
+
+T = TypeVar("T")
+
+
+class NoParams(BaseModel):
+    """Parameters of an entry that takes none: any extra key is an error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    name: str
+    obj: T
+    params: type[BaseModel]
+    help: str
+
+
+class Registry(Generic[T]):
+    """A named collection of builders of one kind (``what`` is used in messages)."""
+
+    def __init__(self, what: str, modules: tuple[str, ...] = ()) -> None:
+        self.what = what
+        self._modules = modules
+        self._entries: dict[str, Entry[T]] = {}
+        self._loaded = False
+
+    def register(
+        self, name: str, *, params: type[BaseModel] = NoParams, help: str = ""
+    ) -> Callable[[T], T]:
+        def deco(obj: T) -> T:
+            if name in self._entries and self._entries[name].obj is not obj:
+                raise ValueError(f"{self.what} {name!r} registered twice")
+            doc = help or (getattr(obj, "__doc__", None) or "").strip().split("\n")[0]
+            self._entries[name] = Entry(name, obj, params, doc)
+            return obj
+
+        return deco
+
+    def _load(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            for mod in self._modules:
+                importlib.import_module(mod)
+
+    def names(self) -> list[str]:
+        self._load()
+        return sorted(self._entries)
+
+    def entry(self, name: str, *, key: str | None = None) -> Entry[T]:
+        """The entry for ``name``; an unknown name is a ConfigError listing the valid ones."""
+        self._load()
+        if name not in self._entries:
+            close = difflib.get_close_matches(name, self._entries, n=1)
+            where = f"{key}: " if key else ""
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(
+                f"{where}unknown {self.what} {name!r}",
+                hint=f"{hint}valid {self.what}s: {', '.join(self.names())}",
+            )
+        return self._entries[name]
+
+    def get(self, name: str, *, key: str | None = None) -> T:
+        return self.entry(name, key=key).obj
+
+    def parse_params(self, name: str, values: dict[str, Any], *, key: str) -> BaseModel:
+        """Validate ``values`` against the entry's parameter model; errors name the key."""
+        from pydantic import ValidationError
+
+        entry = self.entry(name, key=key)
+        try:
+            return entry.params.model_validate(values)
+        except ValidationError as exc:
+            valid = ", ".join(entry.params.model_fields) or "none"
+            raise ConfigError(
+                f"{key} ({self.what} {name!r}): {format_validation_error(exc)}",
+                hint=f"parameters of {self.what} {name!r}: {valid}",
+            ) from None
+
+
+def format_validation_error(exc: Exception, prefix: str = "") -> str:
+    """One readable line per pydantic error: ``a.b.c: message (got value)``."""
+    lines = []
+    for err in exc.errors():  # type: ignore[attr-defined]
+        loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        got = err.get("input")
+        got_s = "" if err["type"] in ("missing", "extra_forbidden") else f" (got {got!r})"
+        lines.append(f"{loc}: {msg}{got_s}" if loc else f"{msg}{got_s}")
+    return "; ".join(lines)

@@ -1,0 +1,126 @@
+"""What every exporter shares: the job it gets, the record it returns, the parity check.
+
+Every artifact is validated on real validation images with its own runtime against the
+PyTorch model it came from (users' most common complaint about peer tools is accuracy
+lost silently at export). FP32 artifacts must match within ``atol`` and agree on top-1;
+FP16/INT8 artifacts must stay within ``max_accuracy_gap`` points of PyTorch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgekd.core.config import ExportConfig
+from edgekd.core.errors import ExportError
+from edgekd.core.profiles import Profile
+from edgekd.data.bundle import DataBundle
+from edgekd.latency.backends.base import Runner
+from edgekd.models.artifact import ModelSpec
+
+
+@dataclass
+class ExportJob:
+    label: str  # teacher | student | pruned | quantized
+    model: nn.Module
+    spec: ModelSpec
+    data: DataBundle
+    out_dir: Path
+    cfg: ExportConfig
+    targets: list[Profile]
+    torch_logits: torch.Tensor  # reference outputs on the validation inputs
+    previous: list[Exported] = field(default_factory=list)  # earlier exporters' results
+
+    @property
+    def quantized(self) -> bool:
+        return self.spec.quantization is not None
+
+    def opset(self) -> int:
+        """The configured opset, lowered to what every target's runtime accepts."""
+        caps = [t.max_onnx_opset for t in self.targets if t.max_onnx_opset]
+        return min([self.cfg.opset, *caps])
+
+    def onnx_artifact(self) -> Exported | None:
+        return next((e for e in self.previous if e.format == "onnx" and e.status == "ok"), None)
+
+
+@dataclass
+class Exported:
+    model: str
+    format: str
+    precision: str
+    path: Path | None
+    status: str = "ok"  # ok | deferred (to be built on the target) | failed
+    size_mb: float | None = None
+    parity: dict[str, Any] = field(default_factory=dict)
+    command: str | None = None
+    note: str = ""
+
+    def as_dict(self, root: Path | None = None) -> dict[str, Any]:
+        d = asdict(self)
+        if self.path is not None:
+            d["path"] = str(self.path.relative_to(root)) if root else str(self.path)
+        return d
+
+
+class Exporter:
+    name: str
+
+    def export(self, job: ExportJob) -> list[Exported]:
+        raise NotImplementedError
+
+
+def file_size_mb(path: Path) -> float:
+    p = Path(path)
+    total = sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
+    return round(total / 1e6, 4)
+
+
+def run_batched(runner: Runner, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    return np.concatenate([runner.run(x[i : i + batch]) for i in range(0, x.shape[0], batch)])
+
+
+def validate(
+    runner: Runner, job: ExportJob, *, what: str, precision: str
+) -> dict[str, Any]:
+    """Run the artifact on the validation images and compare with PyTorch; raise on mismatch."""
+    n = job.torch_logits.shape[0]
+    x, y = job.data.val_inputs(n)
+    out = run_batched(runner, x.cpu().numpy().astype(np.float32))
+    ref = job.torch_logits.numpy()
+    labels = y.cpu().numpy()
+    diff = np.abs(out - ref)
+    parity = {
+        "samples": int(n),
+        "max_abs_diff": float(diff.max()),
+        "mean_abs_diff": float(diff.mean()),
+        "top1_agreement": float((out.argmax(1) == ref.argmax(1)).mean()),
+        "accuracy": round(float((out.argmax(1) == labels).mean() * 100), 3),
+        "torch_accuracy": round(float((ref.argmax(1) == labels).mean() * 100), 3),
+        "runtime": f"{runner.backend} {runner.version}",
+    }
+    cfg = job.cfg
+    if precision == "fp32":
+        ok = parity["max_abs_diff"] <= cfg.atol and parity["top1_agreement"] >= cfg.min_top1_agreement
+        rule = f"max |diff| ≤ {cfg.atol} and top-1 agreement ≥ {cfg.min_top1_agreement}"
+    else:
+        gap = parity["torch_accuracy"] - parity["accuracy"]
+        parity["accuracy_gap"] = round(gap, 3)
+        ok = gap <= cfg.max_accuracy_gap
+        rule = f"accuracy within {cfg.max_accuracy_gap} points of PyTorch"
+    parity["passed"] = bool(ok)
+    if not ok:
+        raise ExportError(
+            f"{what} disagrees with PyTorch on {n} validation images: "
+            f"accuracy {parity['accuracy']:.2f}% ({runner.backend}) vs {parity['torch_accuracy']:.2f}% (PyTorch), "
+            f"max |diff| {parity['max_abs_diff']:.3g}, top-1 agreement {parity['top1_agreement']:.3f} "
+            f"(rule: {rule})",
+            hint="the file is kept for inspection; try another opset (export.opset), keep sensitive "
+            "layers in float (quantize.ignored_scope), or loosen export.atol / export.max_accuracy_gap",
+        )
+    return parity

@@ -1,0 +1,1 @@
+"""Benchmark backends (registry): torch, onnxruntime, openvino, tensorrt."""

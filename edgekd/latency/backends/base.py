@@ -1,0 +1,67 @@
+"""What a benchmark backend is: something that loads an artifact and runs batches.
+
+The same runners validate exports against PyTorch (accuracy with the artifact's own
+runtime) and measure latency, so a number in the report always comes from the exact
+file that ships.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from edgekd.core import registries
+from edgekd.core.errors import BenchError
+
+
+@dataclass
+class Runner:
+    """A loaded model: ``run(x)`` maps a float32 NCHW array to logits."""
+
+    run: Callable[[np.ndarray], np.ndarray]
+    backend: str
+    version: str
+    device: str
+    precision: str
+    threads: int | None
+    sync: Callable[[], None] | None = None
+    notes: str = ""
+
+
+class Backend:
+    name: ClassVar[str]
+    formats: ClassVar[tuple[str, ...]]  # artifact formats it runs: "torch", "onnx", "openvino", "tensorrt"
+
+    def unavailable_reason(self) -> str | None:
+        """None when usable here, else why not (e.g. the package is not installed)."""
+        return None
+
+    def load(self, path: Path, *, precision: str, threads: int | None, device: str = "cpu") -> Runner:
+        raise NotImplementedError
+
+
+def default_threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def get_backend(name: str) -> Backend:
+    backend = registries.BACKENDS.get(name, key="backend")()
+    reason = backend.unavailable_reason()
+    if reason:
+        raise BenchError(f"backend {name!r} is not usable here: {reason}")
+    return backend
+
+
+def backends_for(fmt: str, names: list[str]) -> list[Backend]:
+    """The usable backends among ``names`` that run artifacts of format ``fmt``."""
+    out = []
+    for n in names:
+        b = registries.BACKENDS.get(n, key="bench.backends")()
+        if fmt in b.formats and b.unavailable_reason() is None:
+            out.append(b)
+    return out

@@ -1,0 +1,130 @@
+"""Measuring latency side by side: every candidate is timed in interleaved rounds.
+
+Shared machines drift (other jobs, turbo, thermal), so models are not timed one after
+another: each round times every runner in turn, and the medians pool all rounds. Every
+record says what it is: measured, on which backend and version, precision, batch size,
+threads and device.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekd.core.config import BenchConfig
+from edgekd.core.progress import SILENT, Reporter
+from edgekd.latency.backends.base import Runner, default_threads, get_backend
+from edgekd.latency.timing import summarize, time_calls
+
+
+@dataclass
+class BenchItem:
+    model: str  # teacher | student | pruned | quantized
+    format: str  # torch | onnx | openvino | tensorrt
+    precision: str
+    path: Path
+    backend: str
+
+
+@dataclass
+class LatencyRecord:
+    model: str
+    backend: str
+    format: str
+    precision: str
+    batch_size: int
+    threads: int | None
+    device: str
+    target: str
+    kind: str  # measured | predicted
+    median_ms: float
+    p90_ms: float | None = None
+    p99_ms: float | None = None
+    mean_ms: float | None = None
+    throughput_ips: float | None = None
+    samples: int | None = None
+    backend_version: str = ""
+    rss_increase_mb: float | None = None
+    host: str = field(default_factory=lambda: f"{platform.machine()} {platform.processor() or platform.system()}")
+    notes: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _rss_mb() -> float | None:
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        import os
+
+        return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def measure_items(
+    items: list[BenchItem],
+    x: np.ndarray,
+    cfg: BenchConfig,
+    *,
+    target: str = "host",
+    device: str = "cpu",
+    reporter: Reporter = SILENT,
+) -> list[LatencyRecord]:
+    """Load every item, warm each up, then time them round-robin; one record per item."""
+    threads = cfg.threads or default_threads()
+    loaded: list[tuple[BenchItem, Runner, float | None]] = []
+    for it in items:
+        before = _rss_mb()
+        runner = get_backend(it.backend).load(it.path, precision=it.precision, threads=threads, device=device)
+        for _ in range(max(1, cfg.warmup)):
+            runner.run(x)
+        after = _rss_mb()
+        loaded.append((it, runner, (after - before) if before is not None and after is not None else None))
+    samples: list[list[float]] = [[] for _ in loaded]
+    with reporter.task("bench", total=cfg.rounds * len(loaded)) as advance:
+        for _ in range(cfg.rounds):
+            for i, (it, runner, _) in enumerate(loaded):
+                samples[i] += time_calls(lambda r=runner: r.run(x), cfg.repeats, runner.sync)
+                advance(1, status=f"{it.model} {it.backend} {it.precision}")
+    records = []
+    for (it, runner, rss), s in zip(loaded, samples, strict=True):
+        st = summarize(s)
+        records.append(LatencyRecord(
+            model=it.model, backend=it.backend, format=it.format, precision=it.precision,
+            batch_size=int(x.shape[0]), threads=runner.threads, device=device, target=target,
+            kind="measured", median_ms=round(st.median_ms, 5), p90_ms=round(st.p90_ms, 5),
+            p99_ms=round(st.p99_ms, 5), mean_ms=round(st.mean_ms, 5),
+            throughput_ips=round(x.shape[0] / st.median_ms * 1e3, 2), samples=st.samples,
+            backend_version=runner.version,
+            rss_increase_mb=round(rss, 2) if rss is not None else None, notes=runner.notes,
+        ))
+    return records
+
+
+def speedups(records: list[LatencyRecord]) -> dict[str, Any]:
+    """Each model's fastest record against the teacher's eager and its fastest backend."""
+    by_model: dict[str, list[LatencyRecord]] = {}
+    for r in records:
+        by_model.setdefault(r.model, []).append(r)
+    teacher = by_model.get("teacher", [])
+    eager = next((r for r in teacher if r.backend == "torch" and r.precision == "fp32"), None)
+    t_best = min(teacher, key=lambda r: r.median_ms) if teacher else None
+    out: dict[str, Any] = {}
+    if t_best:
+        out["teacher_best"] = {"backend": t_best.backend, "precision": t_best.precision, "median_ms": t_best.median_ms}
+    for model, recs in by_model.items():
+        best = min(recs, key=lambda r: r.median_ms)
+        row: dict[str, Any] = {"best_backend": best.backend, "best_precision": best.precision,
+                               "best_median_ms": best.median_ms}
+        if eager:
+            row["speedup_vs_teacher_eager"] = round(eager.median_ms / best.median_ms, 3)
+        if t_best:
+            row["speedup_vs_teacher_best"] = round(t_best.median_ms / best.median_ms, 3)
+        out[model] = row
+    return out

@@ -1,0 +1,106 @@
+"""Loading and saving weights. Checkpoints are untrusted input.
+
+Only tensors are ever read: safetensors files, or ``torch.load(weights_only=True)``,
+which refuses pickles that would run code. A checkpoint whose classifier does not match
+the data's class count is an error that says so, not a silent partial load.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from edgekd.core.errors import ModelError
+from edgekd.core.rundir import atomic_path
+
+WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "ema", "net")
+
+
+def read_state_dict(path: Path, *, what: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """Tensors from ``path`` (safetensors or a weights-only torch file), unwrapped."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"{what} not found: {path}", hint="check the path in your config")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise ModelError(f"{what} {path} is not a readable safetensors file: {exc}") from None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights_only" in str(exc) or "Weights only" in str(exc):
+            raise ModelError(
+                f"refused to load {what} {path}: it holds Python objects, not only tensors, "
+                "and unpickling them could run code",
+                hint="re-save it as a plain state_dict (torch.save(model.state_dict(), f)) or as safetensors",
+            ) from None
+        raise ModelError(f"{what} {path} is corrupt: {exc}") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ModelError(f"{what} {path} is corrupt or not a torch checkpoint: {exc}") from None
+    return _unwrap(obj, path, what)
+
+
+def _unwrap(obj: object, path: Path, what: str) -> dict[str, torch.Tensor]:
+    for _ in range(3):
+        if isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            sd = dict(obj)
+            if all(k.startswith("module.") for k in sd):  # saved from DataParallel/DDP
+                sd = {k[len("module."):]: v for k, v in sd.items()}
+            return sd
+        if isinstance(obj, Mapping):
+            key = next((k for k in WRAPPER_KEYS if k in obj), None)
+            if key is not None:
+                obj = obj[key]
+                continue
+        break
+    raise ModelError(
+        f"{what} {path} holds no state_dict (found {type(obj).__name__})",
+        hint=f"save model.state_dict(), or a dict with one of the keys {WRAPPER_KEYS}",
+    )
+
+
+def load_weights(model: nn.Module, path: Path, *, num_classes: int, what: str = "checkpoint") -> None:
+    """Load ``path`` into ``model`` strictly; mismatches get a message that names them."""
+    sd = read_state_dict(path, what=what)
+    own = model.state_dict()
+    shape_bad = [k for k in sd if k in own and own[k].shape != sd[k].shape]
+    for k in shape_bad:
+        if own[k].ndim >= 1 and own[k].shape[0] == num_classes and sd[k].shape[0] != num_classes:
+            raise ModelError(
+                f"{what} {path} was trained for {sd[k].shape[0]} classes ({k}: {list(sd[k].shape)}) "
+                f"but the data has {num_classes} classes",
+                hint="use a checkpoint trained on this data set, or drop checkpoint: and set train: to train on it",
+            )
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    if shape_bad or missing or unexpected:
+        parts = []
+        if shape_bad:
+            parts.append(f"{len(shape_bad)} shape mismatches (e.g. {shape_bad[0]}: {list(sd[shape_bad[0]].shape)} vs {list(own[shape_bad[0]].shape)})")
+        if missing:
+            parts.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
+        raise ModelError(
+            f"{what} {path} does not match the configured architecture: " + "; ".join(parts),
+            hint="check the model name and kwargs the checkpoint was trained with",
+        )
+    model.load_state_dict(sd, strict=True)
+
+
+def save_state_dict(state: Mapping[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
+    """Write tensors as safetensors, atomically (shared storage is cloned apart)."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items() if isinstance(v, torch.Tensor)}
+    with atomic_path(Path(path)) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)

@@ -1,0 +1,14 @@
+"""Re-inserting NNCF quantizers from their plain-JSON config (no pickled modules)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+
+def restore_quantizers(model: nn.Module, nncf_config: dict[str, Any]) -> nn.Module:
+    """``model`` with the quantizers ``nncf_config`` describes; load the state_dict after."""
+    import nncf.torch
+
+    return nncf.torch.load_from_config(model, nncf_config)

@@ -1,0 +1,155 @@
+"""Runs the configured stages in order over one run directory, with resume.
+
+Each stage's input hash covers its own settings and the artifact hashes of every stage
+before it, so changing the distill settings re-runs distill and everything after it on
+``--resume``, while an untouched teacher is reused. A stage is recorded only once all
+its files are on disk; a failure or Ctrl-C keeps every stage finished before it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from edgekd.core.config import STAGE_ORDER, Config
+from edgekd.core.profiles import Profile, resolve_target
+from edgekd.core.progress import Reporter
+from edgekd.core.rundir import RunDir, atomic_write_text, hash_obj
+from edgekd.models.build import resolve_device
+from edgekd.reporting.build import build_report
+from edgekd.reporting.schema import Report
+from edgekd.stages.base import RunContext, Stage, StageResult
+from edgekd.stages.bench import BenchStage
+from edgekd.stages.distill import DistillStage
+from edgekd.stages.export import ExportStage
+from edgekd.stages.report import ReportStage
+from edgekd.stages.teacher import TeacherStage
+
+log = logging.getLogger(__name__)
+
+STAGES: dict[str, type[Stage]] = {
+    "teacher": TeacherStage,
+    "distill": DistillStage,
+    "export": ExportStage,
+    "bench": BenchStage,
+    "report": ReportStage,
+}
+NEEDS_TRAINED_TEACHER = {"distill", "prune", "quantize", "export", "bench", "report"}
+
+
+def register_stage(cls: type[Stage]) -> type[Stage]:
+    STAGES[cls.name] = cls
+    return cls
+
+
+def _load_optional_stages() -> None:
+    """Stages added by later modules register themselves on import."""
+    import importlib
+
+    for mod in ("edgekd.stages.search", "edgekd.stages.prune", "edgekd.stages.quantize"):
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name != mod:
+                raise
+
+
+def resolve_targets(names: list[str], reporter: Reporter) -> list[Profile]:
+    profiles = []
+    for n in names:
+        prof, note = resolve_target(n)
+        if note:
+            reporter.line(f"[dim]{note}[/]")
+        if prof.name not in [p.name for p in profiles]:
+            profiles.append(prof)
+    return profiles
+
+
+class Pipeline:
+    def __init__(
+        self,
+        config: Config,
+        targets: list[str] | None = None,
+        *,
+        resume: bool = False,
+        force: bool = False,
+        reporter: Reporter | None = None,
+        command: str = "",
+    ) -> None:
+        _load_optional_stages()
+        self.config = config
+        self.reporter = reporter or Reporter()
+        target_names = list(targets) if targets else list(config.targets)
+        self.targets = resolve_targets(target_names, self.reporter)
+        self.resume, self.force, self.command = resume, force, command
+        self.run_dir = RunDir(Path(config.output_dir) / (config.name or "run"))
+
+    def _context(self) -> RunContext:
+        if self.config.threads:
+            torch.set_num_threads(self.config.threads)
+        ctx = RunContext(self.config, self.run_dir, self.targets, self.reporter, resolve_device(self.config.device))
+        ctx.command = self.command  # type: ignore[attr-defined]
+        return ctx
+
+    def plan(self, only: list[str] | None = None) -> list[str]:
+        stages = list(only) if only else list(self.config.stages)
+        needs_teacher = bool(NEEDS_TRAINED_TEACHER & set(stages))
+        return (["teacher"] if needs_teacher else []) + stages
+
+    def run(self, only: list[str] | None = None) -> Report:
+        """Run every configured stage, or with ``only`` just those stages on top of an earlier run.
+
+        With ``only`` (the per-stage commands: ``edgekd prune`` ...), stages before the first
+        asked-for one are restored from the manifest as they are (the teacher is trained if
+        the run has none), and the asked-for stages always run.
+        """
+        single = only is not None
+        self.run_dir.open(resume=self.resume or single, force=self.force and not single)
+        atomic_write_text(self.run_dir.root / "config.yaml",
+                          yaml.safe_dump(self.config.model_dump(mode="json"), sort_keys=False))
+        ctx = self._context()
+        upstream: dict[str, dict[str, str]] = {}
+        if not single:
+            for name in self.plan():
+                self._run_stage(STAGES[name](), ctx, upstream, allow_skip=self.resume)
+            return build_report(ctx, self.command)
+        order = ["teacher", *[s for s in STAGE_ORDER if s in self.config.stages or s in only]]
+        first = min(order.index(s) for s in only)
+        done = self.run_dir.manifest["stages"]
+        for name in order:
+            if name in only:
+                self._run_stage(STAGES[name](), ctx, upstream, allow_skip=False)
+            elif order.index(name) < first and name in done:
+                ctx.results[name] = self._restore(done[name])
+                upstream[name] = {k: a["sha256"] for k, a in done[name]["artifacts"].items()}
+            elif name == "teacher" and NEEDS_TRAINED_TEACHER & set(only):
+                self._run_stage(STAGES[name](), ctx, upstream, allow_skip=True)
+        return build_report(ctx, self.command)
+
+    def _input_hash(self, stage: Stage, ctx: RunContext, upstream: dict[str, dict[str, str]]) -> str:
+        return hash_obj({"stage": stage.name, "settings": stage.settings(ctx), "upstream": upstream})
+
+    def _restore(self, rec: dict) -> StageResult:
+        root = self.run_dir.root
+        return StageResult(rec["metrics"], {k: root / a["path"] for k, a in rec["artifacts"].items()}, skipped=True)
+
+    def _run_stage(self, stage: Stage, ctx: RunContext, upstream: dict[str, dict[str, str]], allow_skip: bool = True) -> None:
+        h = self._input_hash(stage, ctx, upstream)
+        rec = self.run_dir.finished(stage.name, h) if allow_skip else None
+        if rec is not None:
+            ctx.results[stage.name] = self._restore(rec)
+            self.reporter.line(f"[dim]{stage.name}: done earlier with the same inputs, skipped (--resume)[/]")
+        else:
+            self.run_dir.forget(stage.name)
+            out = self.run_dir.stage_dir(stage.name, clean=True)
+            t0 = time.perf_counter()
+            result = stage.run(ctx, out)
+            self.run_dir.record_stage(stage.name, input_hash=h, artifacts=result.artifacts,
+                                      metrics=result.metrics, seconds=time.perf_counter() - t0)
+            ctx.results[stage.name] = result
+            rec = self.run_dir.manifest["stages"][stage.name]
+        upstream[stage.name] = {k: a["sha256"] for k, a in rec["artifacts"].items()}

@@ -1,0 +1,1 @@
+"""Structured pruning engine: torch-pruning's dependency graph, wrapped (not re-done)."""

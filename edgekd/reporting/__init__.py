@@ -1,0 +1,1 @@
+"""The run report: one JSON schema for machines, Markdown/HTML/terminal renderings for people."""

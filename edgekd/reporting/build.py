@@ -1,0 +1,114 @@
+"""Assembling the report from the run's stage results."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from typing import Any
+
+from edgekd import __version__
+from edgekd.reporting.schema import ModelRow, Report
+
+STAGE_OF = {"teacher": "teacher", "student": "distill", "baseline": "distill", "pruned": "prune", "quantized": "quantize"}
+
+
+def environment() -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+    }
+    for mod in ("torch", "timm", "onnx", "onnxruntime", "openvino", "nncf", "torch_pruning", "tensorrt"):
+        m = sys.modules.get(mod)
+        if m is None:
+            try:
+                m = __import__(mod)
+            except Exception:  # optional packages: absent is fine, broken is reported as absent
+                continue
+        env[mod] = getattr(m, "__version__", "?")
+    try:
+        with open("/proc/cpuinfo") as f:
+            env["cpu"] = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    import torch
+
+    if torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name(0)
+    return env
+
+
+def _model_rows(results: dict[str, Any]) -> list[ModelRow]:
+    rows: list[ModelRow] = []
+    metrics = {name: r.metrics for name, r in results.items()}
+    stats = metrics.get("bench", {}).get("models", {})
+    for label, stage in STAGE_OF.items():
+        m = metrics.get(stage)
+        if not m:
+            continue
+        if label == "baseline":
+            if "baseline" not in m:
+                continue
+            rows.append(ModelRow(label="baseline", model=m["model"], accuracy=m["baseline"]["accuracy"],
+                                 params=m.get("params"), macs=m.get("macs"), stage="distill (no teacher)"))
+            continue
+        s = stats.get(label, {})
+        rows.append(ModelRow(label=label, model=m.get("model", ""), accuracy=m.get("accuracy"),
+                             params=s.get("params", m.get("params")), macs=s.get("macs", m.get("macs")), stage=stage))
+    for e in metrics.get("export", {}).get("exports", []):
+        row = next((r for r in rows if r.label == e["model"]), None)
+        if row is None:
+            continue
+        key = f"{e['format']} {e['precision']}"
+        if e.get("size_mb") is not None:
+            row.size_mb[key] = e["size_mb"]
+        if e.get("parity"):
+            runtime = e["parity"].get("runtime", "").split(" ")[0]
+            row.runtime_accuracy[f"{key} ({runtime})"] = e["parity"]["accuracy"]
+    return rows
+
+
+def _comparisons(results: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    d = results.get("distill")
+    if d is not None and "baseline" in d.metrics:
+        m = d.metrics
+        out["distillation"] = {
+            "student": m["model"], "with_teacher": m["accuracy"], "without_teacher": m["baseline"]["accuracy"],
+            "gain_points": m["kd_gain"], "teacher": m.get("teacher_accuracy"), "epochs": len(m["history"]),
+        }
+    for name in ("search", "prune", "quantize"):
+        r = results.get(name)
+        if r is not None and "comparison" in r.metrics:
+            out[name] = r.metrics["comparison"]
+    return out
+
+
+def build_report(ctx: Any, command: str = "") -> Report:
+    """A Report from a finished (or partly finished) run context."""
+    results = ctx.results
+    data = ctx.data
+    bench = results.get("bench")
+    return Report(
+        edgekd_version=__version__,
+        run_name=ctx.run.root.name,
+        run_dir=str(ctx.run.root),
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        command=command,
+        targets=[{"name": t.name, "description": t.description, "measured_here": t.measured_here,
+                  "latency_budget_ms": t.latency_budget_ms} for t in ctx.targets],
+        data={"source": data.name, "classes": data.num_classes, "train": int(data.train_x.shape[0]),
+              "val": int(data.val_x.shape[0]), "image_size": data.image_size},
+        models=_model_rows(results),
+        latency=bench.metrics.get("latency", []) if bench else [],
+        speedups=bench.metrics.get("speedups", {}) if bench else {},
+        comparisons=_comparisons(results),
+        exports=results["export"].metrics.get("exports", []) if "export" in results else [],
+        stages={name: {"seconds": ctx.run.manifest["stages"].get(name, {}).get("seconds"), "resumed": r.skipped}
+                for name, r in results.items()},
+        environment=environment(),
+    )

@@ -1,0 +1,51 @@
+"""The report object ``edgekd.compress`` returns and ``report.json`` holds.
+
+``schema_version`` changes (major) whenever a field is renamed or removed, so MLOps
+pipelines that read the JSON can check it. Every latency row carries its kind
+(measured / predicted), target, backend, precision, batch size and threads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+SCHEMA_VERSION = "1.0"
+
+
+class ModelRow(BaseModel):
+    label: str  # teacher | student | pruned | quantized | baseline
+    model: str
+    accuracy: float | None = None  # PyTorch, validation split, percent
+    runtime_accuracy: dict[str, float] = Field(default_factory=dict)  # "onnx int8 (onnxruntime)": 97.1
+    params: int | None = None
+    macs: int | None = None
+    size_mb: dict[str, float] = Field(default_factory=dict)  # "onnx fp32": 1.2
+    stage: str = ""
+
+
+class Report(BaseModel):
+    schema_version: str = SCHEMA_VERSION
+    edgekd_version: str
+    run_name: str
+    run_dir: str
+    created: str
+    command: str = ""
+    targets: list[dict[str, Any]] = Field(default_factory=list)
+    data: dict[str, Any] = Field(default_factory=dict)
+    models: list[ModelRow] = Field(default_factory=list)
+    latency: list[dict[str, Any]] = Field(default_factory=list)
+    speedups: dict[str, Any] = Field(default_factory=dict)
+    comparisons: dict[str, Any] = Field(default_factory=dict)
+    exports: list[dict[str, Any]] = Field(default_factory=list)
+    stages: dict[str, Any] = Field(default_factory=dict)
+    environment: dict[str, Any] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
+
+    def model(self, label: str) -> ModelRow | None:
+        return next((m for m in self.models if m.label == label), None)
+
+    def best_latency(self, label: str, *, kind: str = "measured", target: str = "host") -> dict[str, Any] | None:
+        rows = [r for r in self.latency if r["model"] == label and r["kind"] == kind and r["target"] == target]
+        return min(rows, key=lambda r: r["median_ms"]) if rows else None

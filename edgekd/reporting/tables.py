@@ -1,0 +1,99 @@
+"""The report's content as titled tables, rendered alike to Markdown, HTML and the terminal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edgekd.reporting.schema import Report
+
+
+@dataclass
+class Section:
+    title: str
+    headers: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+
+
+def _f(v: float | None, nd: int = 2, suffix: str = "") -> str:
+    return "–" if v is None else f"{v:.{nd}f}{suffix}"
+
+
+def models_section(r: Report) -> Section:
+    s = Section("Models", ["Model", "Architecture", "Accuracy (PyTorch)", "Accuracy (exported, own runtime)",
+                           "Params (M)", "MACs (M)", "Size (MB)"])
+    for m in r.models:
+        rt = "; ".join(f"{k}: {v:.2f}%" for k, v in m.runtime_accuracy.items()) or "–"
+        size = "; ".join(f"{k}: {v:.2f}" for k, v in m.size_mb.items()) or "–"
+        s.rows.append([m.label, m.model, _f(m.accuracy, 2, "%"), rt,
+                       _f(m.params / 1e6 if m.params else None, 3), _f(m.macs / 1e6 if m.macs else None, 2), size])
+    return s
+
+
+def latency_section(r: Report) -> Section:
+    s = Section("Latency", ["Model", "Target", "Kind", "Backend", "Format", "Precision", "Batch", "Threads",
+                            "Median (ms)", "p90 (ms)", "p99 (ms)", "Throughput (img/s)"])
+    for x in sorted(r.latency, key=lambda x: (x["target"], x["model"], x["median_ms"])):
+        s.rows.append([x["model"], x["target"], x["kind"], f"{x['backend']} {x.get('backend_version', '')}".strip(),
+                       x["format"], x["precision"], str(x["batch_size"]), str(x.get("threads") or "–"),
+                       _f(x["median_ms"], 4), _f(x.get("p90_ms"), 4), _f(x.get("p99_ms"), 4),
+                       _f(x.get("throughput_ips"), 1)])
+    s.lines.append("Every latency is labelled: *measured* on the named machine, or *predicted* by the roofline model.")
+    return s
+
+
+def speedup_section(r: Report) -> Section:
+    s = Section("Speed-ups (measured on host)")
+    tb = r.speedups.get("teacher_best")
+    for label, row in r.speedups.items():
+        if label in ("teacher_best", "teacher") or not isinstance(row, dict):
+            continue
+        parts = [f"**{label}**: {row['best_median_ms']:.4f} ms ({row['best_backend']} {row['best_precision']})"]
+        if tb and "speedup_vs_teacher_best" in row:
+            parts.append(f"{row['speedup_vs_teacher_best']:.2f}× faster than the teacher on its best backend "
+                         f"({tb['backend']} {tb['precision']}, {tb['median_ms']:.4f} ms)")
+        if "speedup_vs_teacher_eager" in row:
+            parts.append(f"{row['speedup_vs_teacher_eager']:.2f}× vs the teacher in PyTorch eager")
+        s.lines.append("; ".join(parts))
+    return s
+
+
+def comparison_section(r: Report) -> Section:
+    s = Section("Method comparisons")
+    d = r.comparisons.get("distillation")
+    if d:
+        s.lines.append(
+            f"Distillation: {d['student']} reaches {d['with_teacher']:.2f}% with the teacher "
+            f"({d['teacher']:.2f}%) vs {d['without_teacher']:.2f}% without it, same {d['epochs']} epochs and seed "
+            f"({d['gain_points']:+.2f} points)." if d.get("teacher") is not None else
+            f"Distillation: {d['with_teacher']:.2f}% vs {d['without_teacher']:.2f}% without the teacher.")
+    for name in ("search", "prune", "quantize"):
+        c = r.comparisons.get(name)
+        if c and isinstance(c, dict) and c.get("summary"):
+            s.lines.append(f"{name.capitalize()}: {c['summary']}")
+    return s
+
+
+def stages_section(r: Report) -> Section:
+    s = Section("Stages", ["Stage", "Seconds", "Resumed"])
+    for name, st in r.stages.items():
+        s.rows.append([name, _f(st.get("seconds"), 1), "yes" if st.get("resumed") else "no"])
+    return s
+
+
+def environment_section(r: Report) -> Section:
+    s = Section("Environment", ["Item", "Value"])
+    for k, v in r.environment.items():
+        s.rows.append([k, str(v)])
+    return s
+
+
+def sections(r: Report) -> list[Section]:
+    out = [models_section(r)]
+    if r.latency:
+        out += [latency_section(r), speedup_section(r)]
+    comp = comparison_section(r)
+    if comp.lines:
+        out.append(comp)
+    out += [stages_section(r), environment_section(r)]
+    return out

@@ -1,0 +1,1 @@
+"""Student search spaces (registry): families of architectures described by genes."""

@@ -1,0 +1,219 @@
+"""The search spaces. A space declares its genes (name → choices) so the search can mutate
+and cross genomes, and maps a genome to a buildable model (timm name or entry point + kwargs).
+
+Spaces: ``resnet`` (block type, blocks per stage, base width), ``mobilenetv3`` and
+``efficientnet`` (width and depth multipliers through timm's builders), ``timm`` (an
+explicit list of timm models with kwargs). Parameters restrict or widen the choices.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from edgekd.core.errors import SearchError
+from edgekd.core.registries import SEARCH_SPACES
+
+Genome = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Gene:
+    name: str
+    choices: tuple[Any, ...]
+
+
+class SearchSpace:
+    """Genes plus a genome → model mapping; everything else (sampling, mutation) is shared."""
+
+    name: str = "space"
+
+    def __init__(self, genes: list[Gene]) -> None:
+        for g in genes:
+            if not g.choices:
+                raise SearchError(f"search space {self.name!r}: gene {g.name!r} has no choices",
+                                  hint="give at least one value for it in search.space")
+        self.genes = genes
+
+    def model(self, genome: Genome) -> tuple[str, dict[str, Any]]:
+        raise NotImplementedError
+
+    def size(self) -> int:
+        n = 1
+        for g in self.genes:
+            n *= len(g.choices)
+        return n
+
+    def key(self, genome: Genome) -> str:
+        return ",".join(f"{g.name}={genome[g.name]}" for g in self.genes)
+
+    def all_genomes(self) -> Iterator[Genome]:
+        for values in itertools.product(*(g.choices for g in self.genes)):
+            yield dict(zip((g.name for g in self.genes), values, strict=True))
+
+    def random_genome(self, rng: random.Random) -> Genome:
+        return {g.name: rng.choice(g.choices) for g in self.genes}
+
+    def mutate(self, genome: Genome, rng: random.Random, prob: float) -> Genome:
+        """Each gene is resampled with probability ``prob``; at least one gene changes."""
+        child = dict(genome)
+        mutable = [g for g in self.genes if len(g.choices) > 1]
+        for g in mutable:
+            if rng.random() < prob:
+                child[g.name] = rng.choice([c for c in g.choices if c != genome[g.name]])
+        if child == genome and mutable:
+            g = rng.choice(mutable)
+            child[g.name] = rng.choice([c for c in g.choices if c != genome[g.name]])
+        return child
+
+    def crossover(self, a: Genome, b: Genome, rng: random.Random) -> Genome:
+        """Uniform crossover: each gene from either parent."""
+        return {g.name: (a if rng.random() < 0.5 else b)[g.name] for g in self.genes}
+
+
+def _nonempty(v: list) -> list:
+    if not v:
+        raise ValueError("needs at least one choice")
+    return v
+
+
+class ResNetParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    blocks: list[str] = Field(default_factory=lambda: ["basic"], description="basic and/or bottleneck")
+    depths: list[int] = Field(default_factory=lambda: [1, 2], description="blocks per stage")
+    widths: list[int] = Field(default_factory=lambda: [16, 24, 32, 48, 64], description="first-stage channels")
+    stages: int = Field(4, ge=1, le=4)
+
+    _ne = field_validator("blocks", "depths", "widths")(_nonempty)
+
+    @field_validator("blocks")
+    @classmethod
+    def _blocks(cls, v: list[str]) -> list[str]:
+        bad = [b for b in v if b not in ("basic", "bottleneck")]
+        if bad:
+            raise ValueError(f"unknown block type {bad}; choose basic or bottleneck")
+        return v
+
+    @field_validator("depths", "widths")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if any(x < 1 for x in v):
+            raise ValueError(f"values must be ≥ 1, got {v}")
+        return v
+
+
+@SEARCH_SPACES.register("resnet", params=ResNetParams, help="ResNet family: block type, depth per stage, width")
+class ResNetSpace(SearchSpace):
+    name = "resnet"
+
+    def __init__(self, p: ResNetParams) -> None:
+        self.p = p
+        genes = [Gene("block", tuple(p.blocks))]
+        genes += [Gene(f"depth{i + 1}", tuple(sorted(set(p.depths)))) for i in range(4)]
+        genes.append(Gene("width", tuple(sorted(set(p.widths)))))
+        super().__init__(genes)
+
+    def model(self, genome: Genome) -> tuple[str, dict[str, Any]]:
+        w = genome["width"]
+        layers = [genome[f"depth{i + 1}"] for i in range(4)]
+        return ("resnet18" if genome["block"] == "basic" else "resnet50",
+                {"layers": layers, "channels": [w, 2 * w, 4 * w, 8 * w], "stem_width": max(16, w)})
+
+
+class MultiplierParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    widths: list[float] = Field(default_factory=lambda: [0.35, 0.5, 0.75, 1.0])
+    depths: list[float] = Field(default_factory=lambda: [0.5, 0.75, 1.0])
+
+    _ne = field_validator("widths", "depths")(_nonempty)
+
+    @field_validator("widths", "depths")
+    @classmethod
+    def _positive(cls, v: list[float]) -> list[float]:
+        if any(x <= 0 or x > 4 for x in v):
+            raise ValueError(f"multipliers must be in (0, 4], got {v}")
+        return v
+
+
+class MobileNetParams(MultiplierParams):
+    sizes: list[str] = Field(default_factory=lambda: ["small", "large"])
+
+    @field_validator("sizes")
+    @classmethod
+    def _sizes(cls, v: list[str]) -> list[str]:
+        if not v or any(s not in ("small", "large") for s in v):
+            raise ValueError(f"sizes must be a non-empty subset of [small, large], got {v}")
+        return v
+
+
+@SEARCH_SPACES.register("mobilenetv3", params=MobileNetParams, help="MobileNetV3 small/large × width × depth")
+class MobileNetV3Space(SearchSpace):
+    name = "mobilenetv3"
+
+    def __init__(self, p: MobileNetParams) -> None:
+        super().__init__([Gene("size", tuple(p.sizes)), Gene("width", tuple(sorted(set(p.widths)))),
+                          Gene("depth", tuple(sorted(set(p.depths))))])
+
+    def model(self, genome: Genome) -> tuple[str, dict[str, Any]]:
+        return "edgekd.search_spaces.builders:mobilenetv3", dict(genome)
+
+
+@SEARCH_SPACES.register("efficientnet", params=MultiplierParams, help="EfficientNet-B0 layout × width × depth")
+class EfficientNetSpace(SearchSpace):
+    name = "efficientnet"
+
+    def __init__(self, p: MultiplierParams) -> None:
+        super().__init__([Gene("width", tuple(sorted(set(p.widths)))), Gene("depth", tuple(sorted(set(p.depths))))])
+
+    def model(self, genome: Genome) -> tuple[str, dict[str, Any]]:
+        return "edgekd.search_spaces.builders:efficientnet", dict(genome)
+
+
+class Candidate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+def _default_candidates() -> list[Candidate]:
+    return [Candidate(model=m) for m in (
+        "mobilenetv3_small_050", "mobilenetv3_small_075", "mobilenetv3_small_100", "mobilenetv3_large_075",
+        "resnet10t", "resnet14t", "regnetx_002", "regnetx_004", "efficientnet_lite0", "ghostnet_050",
+        "lcnet_050", "lcnet_075", "lcnet_100", "mnasnet_small", "tinynet_e", "tinynet_d")]
+
+
+class TimmListParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    candidates: list[Candidate] = Field(default_factory=_default_candidates, min_length=1)
+
+
+@SEARCH_SPACES.register("timm", params=TimmListParams, help="an explicit list of timm models (with kwargs)")
+class TimmListSpace(SearchSpace):
+    name = "timm"
+
+    def __init__(self, p: TimmListParams) -> None:
+        import timm
+
+        unknown = [c.model for c in p.candidates if ":" not in c.model and not timm.is_model(c.model)]
+        if unknown:
+            raise SearchError(f"search space 'timm': unknown timm models {unknown}",
+                              hint="see timm.list_models(); entry points 'module:function' are allowed too")
+        self.candidates = p.candidates
+        super().__init__([Gene("index", tuple(range(len(p.candidates))))])
+
+    def key(self, genome: Genome) -> str:
+        c = self.candidates[genome["index"]]
+        return c.model + (f"{c.kwargs}" if c.kwargs else "")
+
+    def model(self, genome: Genome) -> tuple[str, dict[str, Any]]:
+        c = self.candidates[genome["index"]]
+        return c.model, dict(c.kwargs)
+
+
+def build_space(name: str, params: BaseModel) -> SearchSpace:
+    return SEARCH_SPACES.get(name, key="search.space")(params)

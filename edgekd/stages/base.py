@@ -1,0 +1,114 @@
+"""The stage interface and the run context every stage reads from.
+
+Every stage has the same shape (scikit-learn's uniform-estimator habit): a ``name``, a
+``settings(ctx)`` that says what its result depends on besides earlier stages' outputs,
+and ``run(ctx, out) -> StageResult`` that writes only into its own folder ``out``. A stage
+never reaches into another stage's internals: it reads the artifacts and metrics the
+context holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from edgekd.core.config import Config
+from edgekd.core.errors import ModelError
+from edgekd.core.profiles import Profile
+from edgekd.core.progress import Reporter
+from edgekd.core.rundir import RunDir
+from edgekd.data.bundle import DataBundle, load_data
+
+MODEL_ORDER = ("teacher", "student", "pruned", "quantized")
+
+
+@dataclass
+class StageResult:
+    metrics: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, Path] = field(default_factory=dict)
+    skipped: bool = False  # restored from the manifest by --resume
+
+
+class RunContext:
+    """What the stages share: config, run folder, targets, data, teacher, earlier results."""
+
+    def __init__(
+        self,
+        config: Config,
+        run: RunDir,
+        targets: list[Profile],
+        reporter: Reporter,
+        device: torch.device,
+    ) -> None:
+        self.config = config
+        self.run = run
+        self.targets = targets
+        self.reporter = reporter
+        self.device = device
+        self.results: dict[str, StageResult] = {}
+        self._data: DataBundle | None = None
+        self._device_data: DataBundle | None = None
+        self._teacher: nn.Module | None = None
+
+    @property
+    def data(self) -> DataBundle:
+        """The data set on the CPU, loaded once per run."""
+        if self._data is None:
+            self._data = load_data(self.config.data)
+        return self._data
+
+    @property
+    def device_data(self) -> DataBundle:
+        """The data set moved once to the training device."""
+        if self._device_data is None:
+            self._device_data = self.data.to(self.device)
+        return self._device_data
+
+    def model_dirs(self) -> dict[str, Path]:
+        """Model artifacts produced so far, by label, in pipeline order."""
+        found = {}
+        for res in self.results.values():
+            for key, path in res.artifacts.items():
+                if key.startswith("model:"):
+                    found[key.split(":", 1)[1]] = path
+        return {k: found[k] for k in MODEL_ORDER if k in found}
+
+    def latest_student(self) -> tuple[str, Path]:
+        """The most compressed model so far (what the next stage should take)."""
+        models = {k: v for k, v in self.model_dirs().items() if k != "teacher"}
+        if not models:
+            raise ModelError(
+                "no student model yet: this stage needs the output of distill (or prune)",
+                hint="add 'distill' to stages, or resume a run that has it",
+            )
+        label = list(models)[-1]
+        return label, models[label]
+
+    def teacher(self) -> nn.Module:
+        """The trained teacher (frozen, eval mode), loaded once."""
+        if self._teacher is None:
+            from edgekd.models.artifact import load_model
+
+            path = self.model_dirs().get("teacher")
+            if path is None:
+                raise ModelError("no trained teacher in this run", hint="give teacher.checkpoint or teacher.train")
+            self._teacher, _ = load_model(path)
+            for p in self._teacher.parameters():
+                p.requires_grad_(False)
+        return self._teacher
+
+
+class Stage:
+    name: ClassVar[str]
+
+    def settings(self, ctx: RunContext) -> Any:
+        """Everything this stage's output depends on, besides earlier stages' artifacts."""
+        section = getattr(ctx.config, self.name, None)
+        return section.model_dump(mode="json") if section is not None else {}
+
+    def run(self, ctx: RunContext, out: Path) -> StageResult:
+        raise NotImplementedError

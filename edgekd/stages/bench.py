@@ -1,0 +1,77 @@
+"""Bench: latency of every model of the run on every target, labelled measured or predicted.
+
+On ``host`` each model is measured in PyTorch eager and in every exported format with
+the backends that run it, side by side (interleaved rounds). Other targets get
+predictions from the roofline model, or imported device-kit measurements.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekd.core.errors import BenchError
+from edgekd.core.rundir import atomic_write_json
+from edgekd.latency.backends.base import backends_for
+from edgekd.latency.measure import BenchItem, LatencyRecord, measure_items, speedups
+from edgekd.models.artifact import load_model
+from edgekd.models.stats import model_stats
+from edgekd.stages.base import RunContext, Stage, StageResult
+
+
+def bench_items(ctx: RunContext, backends: list[str]) -> list[BenchItem]:
+    """What to time: each model's torch artifact and its exports, with each able backend."""
+    items: list[BenchItem] = []
+    exports = []
+    if "export" in ctx.results and "exports" in ctx.results["export"].artifacts:
+        exports = json.loads(Path(ctx.results["export"].artifacts["exports"]).read_text())
+    for label, folder in ctx.model_dirs().items():
+        if label != "quantized":  # a fake-quantized torch model is a simulation, not a deployment
+            for b in backends_for("torch", backends):
+                items.append(BenchItem(label, "torch", "fp32", folder, b.name))
+        for e in exports:
+            if e["model"] == label and e["status"] == "ok" and e["path"]:
+                for b in backends_for(e["format"], backends):
+                    items.append(BenchItem(label, e["format"], e["precision"], ctx.run.root / e["path"], b.name))
+    return items
+
+
+class BenchStage(Stage):
+    name = "bench"
+
+    def settings(self, ctx: RunContext) -> Any:
+        return {"bench": ctx.config.bench.model_dump(mode="json"),
+                "targets": [t.model_dump(mode="json") for t in ctx.targets]}
+
+    def run(self, ctx: RunContext, out: Path) -> StageResult:
+        cfg = ctx.config.bench
+        records: list[LatencyRecord] = []
+        x, _ = ctx.data.val_inputs(cfg.batch_size)
+        x_np = np.ascontiguousarray(x.cpu().numpy().astype(np.float32))
+        if x_np.shape[0] < cfg.batch_size:  # tiny validation sets: repeat images up to the batch
+            x_np = np.resize(x_np, (cfg.batch_size, *x_np.shape[1:]))
+        for target in ctx.targets:
+            if target.measured_here:
+                items = bench_items(ctx, cfg.backends)
+                if not items:
+                    raise BenchError("nothing to benchmark: no models in this run",
+                                     hint="add 'distill' (and 'export') to stages")
+                ctx.reporter.line(f"[cyan]bench[/]: measuring {len(items)} model/backend pairs on {target.name}")
+                records += measure_items(items, x_np, cfg, target=target.name, reporter=ctx.reporter)
+        stats = {}
+        for label, folder in ctx.model_dirs().items():
+            model, spec = load_model(folder)
+            stats[label] = model_stats(model, spec.input_size)
+        summary = speedups([r for r in records if r.kind == "measured" and r.target == "host"])
+        atomic_write_json(out / "latency.json", [r.as_dict() for r in records])
+        for label, row in summary.items():
+            if label != "teacher_best" and "speedup_vs_teacher_best" in row:
+                ctx.reporter.line(
+                    f"[green]bench[/]: {label} {row['best_median_ms']:.3f} ms ({row['best_backend']} {row['best_precision']}), "
+                    f"{row['speedup_vs_teacher_best']:.1f}× vs teacher's best, "
+                    f"{row.get('speedup_vs_teacher_eager', float('nan')):.1f}× vs teacher eager")
+        return StageResult({"latency": [r.as_dict() for r in records], "speedups": summary, "models": stats},
+                           {"latency": out / "latency.json"})

@@ -1,0 +1,79 @@
+"""Distill: train the student from the teacher with the shared trainer.
+
+With ``compare_baseline`` the same student is also trained without the teacher (same
+seed, epochs, optimizer, augmentation; labels only), so the report can say what
+distillation bought on this data instead of assuming it helped.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from edgekd.core.config import LossTerm, ModelRef
+from edgekd.core.errors import ModelError
+from edgekd.models.artifact import ModelSpec, save_model
+from edgekd.models.build import build_model
+from edgekd.models.checkpoint import load_weights
+from edgekd.models.stats import model_stats
+from edgekd.stages.base import RunContext, Stage, StageResult
+from edgekd.train.trainer import train
+
+
+def student_ref(ctx: RunContext) -> ModelRef:
+    """The configured student, or the architecture the search stage chose."""
+    search = ctx.results.get("search")
+    if search is not None and "choice" in search.artifacts:
+        choice = json.loads(Path(search.artifacts["choice"]).read_text())
+        return ModelRef(model=choice["model"], kwargs=choice.get("kwargs", {}))
+    if ctx.config.student is None:
+        raise ModelError("no student: none configured and no search result in this run",
+                         hint="set student: {model: <timm name>} or add 'search' to stages")
+    return ctx.config.student
+
+
+class DistillStage(Stage):
+    name = "distill"
+
+    def settings(self, ctx: RunContext) -> Any:
+        student = ctx.config.student.model_dump(mode="json") if ctx.config.student else None
+        return {"distill": ctx.config.distill.model_dump(mode="json"), "student": student,
+                "seed": ctx.config.seed, "data": ctx.data.fingerprint()}
+
+    def run(self, ctx: RunContext, out: Path) -> StageResult:
+        cfg = ctx.config.distill
+        ref = student_ref(ctx)
+        data = ctx.device_data
+        teacher = ctx.teacher() if cfg.uses_teacher else None
+
+        def fresh():
+            m = build_model(ref.model, data.num_classes, ref.kwargs)
+            if ref.checkpoint:
+                load_weights(m, ref.checkpoint, num_classes=data.num_classes, what="student checkpoint")
+            return m
+
+        student = fresh()
+        losses = "+".join(t.name for t in cfg.loss)
+        ctx.reporter.line(f"[cyan]distill[/]: {ref.model} from the teacher ({losses}, {cfg.epochs} epochs)")
+        result = train(student, data, cfg, teacher=teacher, device=ctx.device, seed=ctx.config.seed,
+                       reporter=ctx.reporter, label=f"distill {ref.model}")
+        teacher_acc = ctx.results["teacher"].metrics.get("accuracy") if "teacher" in ctx.results else None
+        metrics: dict[str, Any] = {"model": ref.model, "kwargs": ref.kwargs, "loss": [t.spec() for t in cfg.loss],
+                                   **result.metrics(), **model_stats(student, data.image_size),
+                                   "teacher_accuracy": teacher_acc}
+        spec = ModelSpec(ref.model, data.num_classes, dict(ref.kwargs), data.preprocessing(), role="student",
+                         info={"accuracy": metrics["accuracy"]})
+        artifacts = {"model:student": save_model(student, spec, out / "model")}
+        if cfg.compare_baseline:
+            base_cfg = cfg.model_copy(update={"loss": [LossTerm(name="ce")]})
+            baseline = fresh()
+            base = train(baseline, data, base_cfg, device=ctx.device, seed=ctx.config.seed,
+                         reporter=ctx.reporter, label=f"baseline {ref.model} (no teacher)")
+            metrics["baseline"] = {"loss": "ce", **base.metrics()}
+            metrics["kd_gain"] = round(result.best_accuracy - base.best_accuracy, 3)
+            artifacts["baseline"] = save_model(baseline, ModelSpec(**{**spec.__dict__, "role": "baseline",
+                                               "info": {"accuracy": base.best_accuracy}}), out / "baseline")
+        gain = f", baseline without teacher {metrics['baseline']['accuracy']:.2f}%" if cfg.compare_baseline else ""
+        ctx.reporter.line(f"[green]distill[/]: {ref.model} {metrics['accuracy']:.2f}%{gain}")
+        return StageResult(metrics, artifacts)

@@ -1,0 +1,46 @@
+"""Report: report.json (schema_version'd, for machines), report.md and report.html (for people)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgekd.core.rundir import atomic_write_text
+from edgekd.reporting.build import build_report
+from edgekd.reporting.html import render_html
+from edgekd.reporting.markdown import render_markdown
+from edgekd.stages.base import RunContext, Stage, StageResult
+
+
+def training_histories(ctx: RunContext) -> dict[str, list[dict[str, Any]]]:
+    out = {}
+    for stage, label in (("teacher", "teacher"), ("distill", "student"), ("prune", "pruned"), ("quantize", "quantized")):
+        r = ctx.results.get(stage)
+        if r is not None and r.metrics.get("history"):
+            out[label] = r.metrics["history"]
+            if stage == "distill" and "baseline" in r.metrics:
+                out["student without teacher"] = r.metrics["baseline"]["history"]
+    return out
+
+
+class ReportStage(Stage):
+    name = "report"
+
+    def settings(self, ctx: RunContext) -> Any:
+        return {"report": ctx.config.report.model_dump(mode="json"), "command": getattr(ctx, "command", "")}
+
+    def run(self, ctx: RunContext, out: Path) -> StageResult:
+        report = build_report(ctx, getattr(ctx, "command", ""))
+        artifacts: dict[str, Path] = {}
+        fmts = ctx.config.report.formats
+        if "json" in fmts:
+            atomic_write_text(out / "report.json", report.model_dump_json(indent=2))
+            artifacts["json"] = out / "report.json"
+        if "md" in fmts:
+            atomic_write_text(out / "report.md", render_markdown(report))
+            artifacts["md"] = out / "report.md"
+        if "html" in fmts:
+            atomic_write_text(out / "report.html", render_html(report, training_histories(ctx)))
+            artifacts["html"] = out / "report.html"
+        ctx.reporter.line(f"[green]report[/]: {', '.join(str(p) for p in artifacts.values())}")
+        return StageResult({"files": {k: str(v) for k, v in artifacts.items()}}, artifacts)

@@ -1,0 +1,1 @@
+"""The one distillation trainer (distill, prune fine-tune, QAT) and its loss registry."""

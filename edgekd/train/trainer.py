@@ -1,0 +1,194 @@
+"""The distillation trainer shared by distill, the prune fine-tune and QAT.
+
+Teacher in eval mode under ``no_grad``; student loss = weighted sum of registry terms;
+per-epoch validation; the best epoch's weights are kept (and written, when a path is
+given); a NaN/inf loss stops the run with a clear error instead of saving garbage. The
+same code runs on CPU or CUDA (bf16 autocast and channels_last on CUDA).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from edgekd.core.config import TrainConfig
+from edgekd.core.errors import ConfigError, TrainingError
+from edgekd.core.progress import SILENT, Reporter
+from edgekd.data.bundle import DataBundle, augment, batches
+from edgekd.models.checkpoint import save_state_dict
+from edgekd.models.features import FeatureTap, default_feature_layer
+from edgekd.train.evaluate import evaluate
+from edgekd.train.losses import LossInputs, build_loss_terms
+
+
+@dataclass
+class TrainResult:
+    best_accuracy: float
+    best_epoch: int
+    final_accuracy: float
+    seconds: float
+    images_per_second: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def metrics(self) -> dict[str, Any]:
+        return {
+            "accuracy": round(self.best_accuracy, 3),
+            "best_epoch": self.best_epoch,
+            "final_accuracy": round(self.final_accuracy, 3),
+            "train_seconds": round(self.seconds, 2),
+            "images_per_second": round(self.images_per_second, 1),
+            "history": self.history,
+        }
+
+
+def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    o = cfg.optimizer
+    if o.name == "sgd":
+        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
+                               nesterov=o.nesterov and o.momentum > 0)
+    return torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
+
+
+def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int):
+    s = cfg.schedule
+    total = max(1, cfg.epochs * steps_per_epoch)
+    warm = int(s.warmup_epochs * steps_per_epoch)
+
+    def f(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        if s.name == "constant":
+            return 1.0
+        if s.name == "step":
+            return s.gamma ** ((step // steps_per_epoch) // s.step_epochs)
+        progress = (step - warm) / max(1, total - warm)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return f
+
+
+def train(
+    student: nn.Module,
+    data: DataBundle,
+    cfg: TrainConfig,
+    *,
+    teacher: nn.Module | None = None,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    reporter: Reporter = SILENT,
+    label: str = "train",
+    best_path: Path | None = None,
+    feature_layers: tuple[str | None, str | None] = (None, None),
+) -> TrainResult:
+    """Train ``student`` in place (ending on its best epoch) and return the history.
+
+    ``data`` should already be on ``device`` (``bundle.to(device)``) to avoid copies.
+    """
+    device = torch.device(device)
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    terms = build_loss_terms(cfg.loss)
+    needs_teacher = any(t.needs_teacher for _, t in terms)
+    needs_features = any(t.needs_features for _, t in terms)
+    if needs_teacher and teacher is None:
+        names = [t.name for t in cfg.loss]
+        raise ConfigError(f"{label}: loss {names} needs a teacher, but none is available",
+                          hint="use loss: [{name: ce}] or provide a teacher")
+    cuda = device.type == "cuda"
+    student.to(device)
+    if cuda:
+        student.to(memory_format=torch.channels_last)
+    if teacher is not None and needs_teacher:
+        teacher.to(device).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+    taps: tuple[FeatureTap, FeatureTap] | None = None
+    if needs_features:
+        assert teacher is not None
+        size = data.image_size
+        s_layer = feature_layers[0] or default_feature_layer(student, size)
+        t_layer = feature_layers[1] or default_feature_layer(teacher, size)
+        taps = (FeatureTap(student, s_layer), FeatureTap(teacher, t_layer))
+
+    n = data.train_x.shape[0]
+    bs = min(cfg.batch_size, n)
+    steps_per_epoch = max(1, n // bs)
+    opt = _optimizer(student, cfg)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, steps_per_epoch))
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
+
+    best_acc, best_epoch, best_state = -1.0, 0, None
+    history: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    seen = 0
+    try:
+        with reporter.task(label, total=cfg.epochs * steps_per_epoch) as advance:
+            for epoch in range(1, cfg.epochs + 1):
+                student.train()
+                loss_sum, count, te = 0.0, 0, time.perf_counter()
+                for step, (xb, yb) in enumerate(
+                    batches(data.train_x, data.train_y, bs, shuffle=True, generator=gen, drop_last=True)
+                ):
+                    xb = data.normalize(augment(xb, cfg.augment, gen))
+                    if cuda:
+                        xb = xb.contiguous(memory_format=torch.channels_last)
+                    with autocast:
+                        t_logits = None
+                        if needs_teacher:
+                            with torch.no_grad():
+                                t_logits = teacher(xb)  # type: ignore[misc]
+                        s_logits = student(xb)
+                        inp = LossInputs(
+                            s_logits, yb, t_logits,
+                            taps[0].value if taps else None,
+                            taps[1].value if taps else None,
+                        )
+                        loss = sum(w * term(inp) for w, term in terms)
+                    if not torch.isfinite(loss):
+                        raise TrainingError(
+                            f"{label}: loss became {loss.item()} at epoch {epoch}, step {step + 1} "
+                            f"(lr {sched.get_last_lr()[0]:.3g})",
+                            hint=f"lower the learning rate (now {cfg.optimizer.lr}), keep grad_clip set, "
+                            "or check the data for NaN/inf; finished stages are kept, re-run with --resume",
+                        )
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if cfg.grad_clip:
+                        nn.utils.clip_grad_norm_(student.parameters(), cfg.grad_clip)
+                    opt.step()
+                    sched.step()
+                    loss_sum += float(loss.detach()) * xb.shape[0]
+                    count += xb.shape[0]
+                    advance(1)
+                seen += count
+                acc = evaluate(student, data, device)
+                history.append({
+                    "epoch": epoch,
+                    "train_loss": round(loss_sum / max(1, count), 5),
+                    "val_accuracy": round(acc, 3),
+                    "lr": round(sched.get_last_lr()[0], 6),
+                    "seconds": round(time.perf_counter() - te, 2),
+                })
+                if acc > best_acc:
+                    best_acc, best_epoch = acc, epoch
+                    best_state = copy.deepcopy({k: v.detach().cpu() for k, v in student.state_dict().items()})
+                    if best_path is not None:
+                        save_state_dict(best_state, best_path)
+                advance(0, status=f"epoch {epoch}/{cfg.epochs} val {acc:.2f}% best {best_acc:.2f}%")
+    finally:
+        if taps:
+            taps[0].close()
+            taps[1].close()
+    seconds = time.perf_counter() - t0
+    assert best_state is not None
+    student.load_state_dict(best_state)
+    student.eval()
+    return TrainResult(best_acc, best_epoch, history[-1]["val_accuracy"], seconds, seen / max(seconds, 1e-9), history)
