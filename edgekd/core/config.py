@@ -358,12 +358,16 @@ def _set_override(raw: dict[str, Any], assignment: str) -> None:
     key, _, value = assignment.partition("=")
     parts = key.strip().split(".")
     node: Any = raw
-    for p in parts[:-1]:
-        if isinstance(node, list) and p.isdigit():
+    for i, p in enumerate(parts[:-1]):
+        if isinstance(node, list) and p.isdigit() and int(p) < len(node):
             node = node[int(p)]
             continue
         if not isinstance(node, dict):
-            raise ConfigError(f"--set {key}: {p!r} is not a mapping in the config")
+            raise ConfigError(f"--set {key}: {'.'.join(parts[:i + 1])} is not in the config file",
+                              hint=f"set the whole value instead: --set '{'.'.join(parts[:i])}=[...]'")
+        if p not in node and parts[i + 1].isdigit():
+            raise ConfigError(f"--set {key}: {'.'.join(parts[:i + 1])} is not in the config file",
+                              hint=f"set the whole list instead: --set '{'.'.join(parts[:i + 1])}=[{{name: kl}}]'")
         node = node.setdefault(p, {})
     last = parts[-1]
     parsed = yaml.safe_load(value) if value != "" else None

@@ -8,6 +8,7 @@ the data's class count is an error that says so, not a silent partial load.
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,13 +38,16 @@ def read_state_dict(path: Path, *, what: str = "checkpoint") -> dict[str, torch.
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights_only" in str(exc) or "Weights only" in str(exc):
+        found = re.search(r"unsupported global:?\s*(?:GLOBAL\s*)?([\w.]+)", str(exc), re.IGNORECASE)
+        if found or "GLOBAL" in str(exc):
+            name = f" ({found.group(1)})" if found else ""
             raise ModelError(
-                f"refused to load {what} {path}: it holds Python objects, not only tensors, "
+                f"refused to load {what} {path}: it holds Python objects{name}, not only tensors, "
                 "and unpickling them could run code",
                 hint="re-save it as a plain state_dict (torch.save(model.state_dict(), f)) or as safetensors",
             ) from None
-        raise ModelError(f"{what} {path} is corrupt: {exc}") from None
+        raise ModelError(f"{what} {path} is corrupt or not a torch checkpoint (it does not unpickle)",
+                         hint="re-save it with torch.save(model.state_dict(), f) or as safetensors") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise ModelError(f"{what} {path} is corrupt or not a torch checkpoint: {exc}") from None
     return _unwrap(obj, path, what)

@@ -27,7 +27,7 @@ class ReportStage(Stage):
     name = "report"
 
     def settings(self, ctx: RunContext) -> Any:
-        return {"report": ctx.config.report.model_dump(mode="json"), "command": getattr(ctx, "command", "")}
+        return {"report": ctx.config.report.model_dump(mode="json")}  # the command is cosmetic: not an input
 
     def run(self, ctx: RunContext, out: Path) -> StageResult:
         report = build_report(ctx, getattr(ctx, "command", ""))

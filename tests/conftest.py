@@ -1,0 +1,44 @@
+"""Shared fixtures: tiny configs (16 px digits, 1-block ResNets) so the suite stays fast."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+TEACHER = {"model": "resnet18", "kwargs": {"layers": [1, 1, 1, 1], "channels": [16, 32, 64, 128]}}
+STUDENT = {"model": "resnet18", "kwargs": {"layers": [1, 1, 1, 1], "channels": [8, 16, 32, 64], "stem_width": 16}}
+
+
+def tiny_config(out: Path, **over: Any) -> dict[str, Any]:
+    cfg: dict[str, Any] = {
+        "name": "tiny",
+        "output_dir": str(out),
+        "seed": 0,
+        "data": {"source": "digits", "image_size": 16},
+        "teacher": {**copy.deepcopy(TEACHER), "train": {"epochs": 6, "batch_size": 64, "optimizer": {"lr": 0.05}}},
+        "student": copy.deepcopy(STUDENT),
+        "stages": ["distill", "export", "bench", "report"],
+        "distill": {"epochs": 2, "batch_size": 64},
+        "bench": {"repeats": 5, "rounds": 2, "warmup": 2},
+    }
+    for key, value in over.items():
+        cfg[key] = value
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory: pytest.TempPathFactory):
+    """One finished tiny run (teacher, distill, export, bench, report), shared read-only."""
+    import edgekd
+
+    out = tmp_path_factory.mktemp("runs")
+    cfg = tiny_config(out)
+    report = edgekd.compress(cfg, ["host"], quiet=True)
+    return cfg, report, out / "tiny"

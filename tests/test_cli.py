@@ -1,0 +1,71 @@
+"""The CLI's exit codes and messages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from conftest import tiny_config
+from typer.testing import CliRunner
+
+from edgekd.cli import app
+
+runner = CliRunner()
+
+
+def _write(tmp_path: Path, cfg: dict) -> Path:
+    p = tmp_path / "model.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    return p
+
+
+def test_config_error_exit_code(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path)
+    cfg["distill"]["lr"] = 0.1
+    r = runner.invoke(app, ["compress", str(_write(tmp_path, cfg)), "--quiet"])
+    assert r.exit_code == 2
+    assert "distill.lr: unknown key" in r.output
+
+
+def test_unknown_target_lists_known(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["compress", str(_write(tmp_path, tiny_config(tmp_path))), "--target", "jetson-tx9"])
+    assert r.exit_code == 10
+    assert "unknown target 'jetson-tx9'" in r.output and "host" in r.output
+
+
+def test_missing_checkpoint_exit_code(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path)
+    cfg["teacher"] = {"model": "resnet18", "checkpoint": str(tmp_path / "missing.safetensors")}
+    r = runner.invoke(app, ["compress", str(_write(tmp_path, cfg)), "--quiet"])
+    assert r.exit_code == 4
+    assert "teacher checkpoint not found" in r.output
+
+
+def test_success_json_and_existing_run(finished_run, tmp_path: Path) -> None:
+    cfg, _, _ = finished_run
+    p = _write(tmp_path, cfg)
+    r = runner.invoke(app, ["compress", str(p), "--resume", "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["schema_version"] == "1.0" and data["run_name"] == "tiny"
+    r = runner.invoke(app, ["compress", str(p), "--quiet"])
+    assert r.exit_code == 12 and "--resume" in r.output
+
+
+def test_init_writes_valid_config(tmp_path: Path) -> None:
+    from edgekd.core.config import load_config
+
+    target = tmp_path / "m.yaml"
+    r = runner.invoke(app, ["init", str(target)])
+    assert r.exit_code == 0 and target.exists()
+    load_config(target)
+    r = runner.invoke(app, ["init", str(target)])
+    assert r.exit_code == 2 and "--force" in r.output
+
+
+def test_profiles_list_and_show() -> None:
+    r = runner.invoke(app, ["profiles", "list"])
+    assert r.exit_code == 0 and "host" in r.output
+    r = runner.invoke(app, ["profiles", "show", "host"])
+    assert r.exit_code == 0 and "measured_here: true" in r.output

@@ -1,0 +1,137 @@
+"""Config errors name the key, the value and the valid choices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import tiny_config
+
+from edgekd.core.config import load_config
+from edgekd.core.errors import ConfigError
+
+
+def test_tiny_config_validates(tmp_path: Path) -> None:
+    cfg = load_config(tiny_config(tmp_path))
+    assert cfg.stages == ["distill", "export", "bench", "report"]
+    assert cfg.distill.loss[0].name == "kl"  # Hinton KD is the default distillation loss
+
+
+def test_unknown_key_is_named(tmp_path: Path) -> None:
+    raw = tiny_config(tmp_path)
+    raw["distill"]["epohcs"] = 3
+    with pytest.raises(ConfigError, match=r"distill\.epohcs: unknown key"):
+        load_config(raw)
+
+
+def test_wrong_type_names_key_and_value(tmp_path: Path) -> None:
+    raw = tiny_config(tmp_path)
+    raw["distill"]["epochs"] = "many"
+    with pytest.raises(ConfigError, match=r"(?s)distill\.epochs: .*got 'many'"):
+        load_config(raw)
+
+
+def test_unknown_loss_lists_valid_names(tmp_path: Path) -> None:
+    raw = tiny_config(tmp_path)
+    raw["distill"]["loss"] = [{"name": "kll"}]
+    with pytest.raises(ConfigError) as exc:
+        load_config(raw)
+    msg = str(exc.value)
+    assert "unknown distillation loss 'kll'" in msg and "did you mean 'kl'" in msg
+    for name in ("ce", "kl", "relation", "attention"):
+        assert name in msg
+
+
+def test_unknown_loss_parameter_is_named(tmp_path: Path) -> None:
+    raw = tiny_config(tmp_path)
+    raw["distill"]["loss"] = [{"name": "kl", "temprature": 4}]
+    with pytest.raises(ConfigError, match=r"(?s)temprature: unknown key.*temperature"):
+        load_config(raw)
+
+
+def test_unknown_data_source_lists_choices(tmp_path: Path) -> None:
+    raw = tiny_config(tmp_path)
+    raw["data"] = {"source": "cifar"}
+    with pytest.raises(ConfigError, match=r"(?s)unknown data set 'cifar'.*digits, imagefolder, synthetic"):
+        load_config(raw)
+
+
+def test_unknown_backend_and_exporter(tmp_path: Path) -> None:
+    raw = tiny_config(tmp_path)
+    raw["bench"]["backends"] = ["tflite"]
+    with pytest.raises(ConfigError, match=r"(?s)bench\.backends.*unknown benchmark backend 'tflite'.*onnxruntime"):
+        load_config(raw)
+
+
+def test_teacher_cannot_distill_from_itself(tmp_path: Path) -> None:
+    raw = tiny_config(tmp_path)
+    raw["teacher"]["train"]["loss"] = [{"name": "kl"}]
+    with pytest.raises(ConfigError, match="teacher cannot be distilled from itself"):
+        load_config(raw)
+
+
+def test_missing_student_without_search(tmp_path: Path) -> None:
+    raw = tiny_config(tmp_path)
+    del raw["student"]
+    with pytest.raises(ConfigError, match="student: missing"):
+        load_config(raw)
+
+
+def test_duplicate_stage_and_order(tmp_path: Path) -> None:
+    raw = tiny_config(tmp_path, stages=["report", "distill"])
+    assert load_config(raw).stages == ["distill", "report"]  # always the fixed order
+    raw["stages"] = ["distill", "distill"]
+    with pytest.raises(ConfigError, match="stage listed twice"):
+        load_config(raw)
+
+
+def test_bad_yaml_gives_line(tmp_path: Path) -> None:
+    p = tmp_path / "bad.yaml"
+    p.write_text("teacher:\n  model: resnet18\n  kwargs: {a: 1\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: invalid YAML at line \d+"):
+        load_config(p)
+
+
+def test_missing_file_and_non_mapping(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    p = tmp_path / "list.yaml"
+    p.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(p)
+
+
+def test_yaml_tags_are_not_executed(tmp_path: Path) -> None:
+    p = tmp_path / "evil.yaml"
+    p.write_text("teacher: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_config(p)
+
+
+def test_overrides(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="set the whole list"):
+        load_config(tiny_config(tmp_path), ["distill.loss.0.temperature=2"])
+    cfg = load_config(tiny_config(tmp_path), ["distill.epochs=7", "distill.loss=[{name: kl, temperature: 2}]",
+                                              "seed=3"])
+    assert cfg.distill.epochs == 7 and cfg.seed == 3
+    assert cfg.distill.loss[0].params.temperature == 2
+    cfg = load_config(cfg, ["distill.loss.0.temperature=3"])  # now the list exists
+    assert cfg.distill.loss[0].params.temperature == 3
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        load_config(tiny_config(tmp_path), ["distill.epochs"])
+
+
+def test_run_name_defaults_to_file_stem(tmp_path: Path) -> None:
+    import yaml
+
+    raw = tiny_config(tmp_path)
+    del raw["name"]
+    p = tmp_path / "my-model.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    assert load_config(p).name == "my-model"
+
+
+def test_starter_and_examples_validate() -> None:
+    root = Path(__file__).resolve().parents[1]
+    for p in [root / "edgekd" / "templates" / "starter.yaml", *sorted((root / "examples").glob("*.yaml"))]:
+        load_config(p)

@@ -1,0 +1,99 @@
+"""The three data sources, splits, batching and the corrupt-image error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from edgekd.core.config import AugmentConfig, DataConfig
+from edgekd.core.errors import DataError
+from edgekd.data import load_data
+from edgekd.data.bundle import augment, batches
+
+
+def test_digits_shapes_split_and_determinism() -> None:
+    a = load_data(DataConfig(source="digits", image_size=24))
+    b = load_data(DataConfig(source="digits", image_size=24))
+    assert a.train_x.shape[1:] == (3, 24, 24) and a.train_x.dtype == torch.uint8
+    assert a.num_classes == 10
+    assert a.train_x.shape[0] + a.val_x.shape[0] == 1797
+    assert abs(a.val_x.shape[0] / 1797 - 0.2) < 0.01
+    assert torch.equal(a.val_x, b.val_x) and torch.equal(a.train_y, b.train_y)
+    assert set(a.val_y.tolist()) == set(range(10))  # stratified: every class in val
+
+
+def test_synthetic_is_deterministic_and_configurable() -> None:
+    cfg = DataConfig(source="synthetic", image_size=16, num_classes=6, train_size=120, val_size=60, seed=3)
+    a, b = load_data(cfg), load_data(cfg)
+    assert torch.equal(a.train_x, b.train_x)
+    assert a.num_classes == 6 and a.train_x.shape == (120, 3, 16, 16) and a.val_x.shape[0] == 60
+    assert not torch.equal(a.train_x[:60], a.val_x)  # disjoint generator seeds
+    other = load_data(DataConfig(source="synthetic", image_size=16, num_classes=6, train_size=120, val_size=60, seed=4))
+    assert not torch.equal(a.train_x, other.train_x)
+
+
+def test_synthetic_is_not_solved_by_mean_colour() -> None:
+    """Colour carries no class information: a nearest-mean-colour classifier stays near chance."""
+    d = load_data(DataConfig(source="synthetic", image_size=16, num_classes=6, train_size=1200, val_size=600))
+    feats = lambda x: x.float().mean(dim=(2, 3))  # noqa: E731
+    means = torch.stack([feats(d.train_x[d.train_y == c]).mean(0) for c in range(6)])
+    pred = torch.cdist(feats(d.val_x), means).argmin(1)
+    acc = (pred == d.val_y).float().mean().item()
+    assert acc < 0.35  # chance is 0.167
+
+
+def _write_folder(root: Path, classes: int = 3, per_class: int = 4) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in range(classes):
+        (root / f"class{c}").mkdir(parents=True)
+        for i in range(per_class):
+            arr = (rng.random((20, 20, 3)) * 255).astype(np.uint8)
+            Image.fromarray(arr).save(root / f"class{c}" / f"{i}.png")
+
+
+def test_imagefolder_loads(tmp_path: Path) -> None:
+    _write_folder(tmp_path / "train")
+    d = load_data(DataConfig(source="imagefolder", image_size=16, path=tmp_path / "train", val_fraction=0.25))
+    assert d.class_names == ["class0", "class1", "class2"]
+    assert d.train_x.shape[1:] == (3, 16, 16)
+    assert d.train_x.shape[0] + d.val_x.shape[0] == 12
+
+
+def test_imagefolder_corrupt_image_is_named(tmp_path: Path) -> None:
+    _write_folder(tmp_path / "train")
+    bad = tmp_path / "train" / "class1" / "broken.png"
+    bad.write_bytes(b"\x89PNG not really")
+    with pytest.raises(DataError, match=r"(?s)cannot read image .*broken\.png") as exc:
+        load_data(DataConfig(source="imagefolder", path=tmp_path / "train"))
+    assert "skip_bad_images" in str(exc.value)
+    d = load_data(DataConfig(source="imagefolder", path=tmp_path / "train", skip_bad_images=True))
+    assert d.train_x.shape[0] + d.val_x.shape[0] == 12
+
+
+def test_imagefolder_missing_and_empty(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="image folder not found"):
+        load_data(DataConfig(source="imagefolder", path=tmp_path / "nope"))
+    (tmp_path / "x" / "a").mkdir(parents=True)
+    with pytest.raises(DataError, match="has no images"):
+        load_data(DataConfig(source="imagefolder", path=tmp_path / "x"))
+
+
+def test_augment_shifts_but_keeps_content() -> None:
+    x = torch.zeros(8, 3, 8, 8, dtype=torch.uint8)
+    x[:, :, 3:5, 3:5] = 255
+    g = torch.Generator().manual_seed(0)
+    y = augment(x, AugmentConfig(shift=2), g)
+    assert y.shape == x.shape
+    assert torch.all(y.float().sum(dim=(1, 2, 3)) == x.float().sum(dim=(1, 2, 3)))  # 2-px shift keeps the blob
+    assert not torch.equal(y, x)
+
+
+def test_batches_cover_everything_once() -> None:
+    x, y = torch.arange(10).view(10, 1), torch.arange(10)
+    seen = torch.cat([yb for _, yb in batches(x, y, 3, shuffle=True, generator=torch.Generator().manual_seed(0))])
+    assert sorted(seen.tolist()) == list(range(10))

@@ -1,0 +1,114 @@
+"""End to end on a tiny config: report contents, resume, failures that keep finished stages."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import tiny_config
+
+import edgekd
+from edgekd.core.errors import ExportError, RunDirError
+
+
+def test_report_files_and_contents(finished_run) -> None:
+    _, report, run = finished_run
+    for f in ("report.json", "report.md", "report.html"):
+        assert (run / "report" / f).exists()
+    data = json.loads((run / "report" / "report.json").read_text())
+    assert data["schema_version"] == "1.0"
+    assert {m["label"] for m in data["models"]} == {"teacher", "student"}
+    student = report.model("student")
+    assert student.accuracy > 20 and student.runtime_accuracy["onnx fp32 (onnxruntime)"] == pytest.approx(student.accuracy)
+    # every latency says what it is
+    for row in data["latency"]:
+        assert row["kind"] == "measured" and row["target"] == "host"
+        assert row["batch_size"] == 1 and row["threads"] and row["backend_version"]
+        assert row["p90_ms"] >= row["median_ms"] > 0
+    assert {(r["model"], r["backend"]) for r in data["latency"]} == {
+        ("teacher", "torch"), ("teacher", "onnxruntime"), ("student", "torch"), ("student", "onnxruntime")}
+    # the student in ONNX Runtime is faster than the teacher in PyTorch eager
+    assert report.speedups["student"]["speedup_vs_teacher_eager"] > 1.5
+    md = (run / "report" / "report.md").read_text()
+    assert "| student | resnet18 |" in md and "teacher on its best backend" in md
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert list(manifest["stages"]) == ["teacher", "distill", "export", "bench", "report"]
+    assert all(len(a["sha256"]) == 64 for s in manifest["stages"].values() for a in s["artifacts"].values())
+    assert yaml.safe_load((run / "config.yaml").read_text())["name"] == "tiny"
+
+
+def test_existing_run_needs_resume_or_force(finished_run) -> None:
+    cfg, _, _ = finished_run
+    with pytest.raises(RunDirError, match=r"(?s)already holds a run.*--resume"):
+        edgekd.compress(cfg, ["host"], quiet=True)
+
+
+def test_resume_skips_finished_stages(finished_run, tmp_path: Path) -> None:
+    cfg, _, run = finished_run
+    import shutil
+
+    shutil.copytree(run, tmp_path / "tiny")
+    cfg = {**cfg, "output_dir": str(tmp_path)}
+    t0 = time.perf_counter()
+    report = edgekd.compress(cfg, ["host"], resume=True, quiet=True)
+    assert time.perf_counter() - t0 < 20
+    assert all(s["resumed"] for s in report.stages.values())
+    # changing the distill settings re-runs distill and everything after it, not the teacher
+    cfg["distill"] = {**cfg["distill"], "epochs": 1}
+    report = edgekd.compress(cfg, ["host"], resume=True, quiet=True)
+    assert report.stages["teacher"]["resumed"] and not report.stages["distill"]["resumed"]
+    assert not report.stages["export"]["resumed"]
+
+
+def test_failure_keeps_finished_stages_and_resume_continues(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgekd.stages import bench
+
+    cfg = tiny_config(tmp_path)
+    original = bench.BenchStage.run
+
+    def broken(self, ctx, out):
+        raise ExportError("simulated failure in bench")
+
+    monkeypatch.setattr(bench.BenchStage, "run", broken)
+    with pytest.raises(ExportError, match="simulated"):
+        edgekd.compress(cfg, ["host"], quiet=True)
+    manifest = json.loads((tmp_path / "tiny" / "manifest.json").read_text())
+    assert list(manifest["stages"]) == ["teacher", "distill", "export"]
+    monkeypatch.setattr(bench.BenchStage, "run", original)
+    report = edgekd.compress(cfg, ["host"], resume=True, quiet=True)
+    assert report.stages["distill"]["resumed"] and not report.stages["bench"]["resumed"]
+    assert (tmp_path / "tiny" / "report" / "report.json").exists()
+
+
+def test_killed_mid_stage_then_resumed(tmp_path: Path) -> None:
+    """SIGKILL during distill: the teacher stays done, the half stage is redone on --resume."""
+    cfg = tiny_config(tmp_path)
+    cfg["distill"]["epochs"] = 30  # long enough to be killed mid-way
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "edgekd", "compress", str(path), "--quiet"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    manifest = tmp_path / "tiny" / "manifest.json"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if manifest.exists() and "teacher" in json.loads(manifest.read_text())["stages"]:
+            break
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    stages = json.loads(manifest.read_text())["stages"]
+    assert list(stages) == ["teacher"]  # distill was cut off and is not recorded
+    cfg["distill"]["epochs"] = 1
+    path.write_text(yaml.safe_dump(cfg))
+    report = edgekd.compress(path, ["host"], resume=True, quiet=True)
+    assert report.stages["teacher"]["resumed"] and not report.stages["distill"]["resumed"]
+    assert report.model("student").accuracy > 0
