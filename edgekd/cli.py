@@ -70,13 +70,16 @@ def _command() -> str:
 
 
 def _finish(report: Any, quiet: bool, as_json: bool) -> None:
-    from edgekd.reporting.terminal import summary_table
+    from edgekd.reporting.terminal import search_table, summary_table
 
     if as_json:
         print(report.model_dump_json(indent=2))
         return
     if not quiet:
-        out.print(summary_table(report))
+        if report.search:
+            out.print(search_table(report))
+        if report.models:
+            out.print(summary_table(report))
     files = Path(report.run_dir) / "report"
     if (files / "report.json").exists():
         out.print(f"report: {files / 'report.md'} · {files / 'report.json'} · {files / 'report.html'}", highlight=False)
@@ -129,6 +132,7 @@ def _stage_command(stage: str, doc: str) -> Callable[..., None]:
 
 
 for _stage, _doc in (
+    ("search", "Choose the student architecture without training (DisWOT) and print the ranking."),
     ("distill", "Train the student from the teacher (reuses the run's teacher)."),
     ("export", "Export the run's models (ONNX, ...) and validate each against PyTorch."),
 ):

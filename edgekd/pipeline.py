@@ -27,35 +27,20 @@ from edgekd.stages.bench import BenchStage
 from edgekd.stages.distill import DistillStage
 from edgekd.stages.export import ExportStage
 from edgekd.stages.report import ReportStage
+from edgekd.stages.search import SearchStage
 from edgekd.stages.teacher import TeacherStage
 
 log = logging.getLogger(__name__)
 
 STAGES: dict[str, type[Stage]] = {
     "teacher": TeacherStage,
+    "search": SearchStage,
     "distill": DistillStage,
     "export": ExportStage,
     "bench": BenchStage,
     "report": ReportStage,
 }
 NEEDS_TRAINED_TEACHER = {"distill", "prune", "quantize", "export", "bench", "report"}
-
-
-def register_stage(cls: type[Stage]) -> type[Stage]:
-    STAGES[cls.name] = cls
-    return cls
-
-
-def _load_optional_stages() -> None:
-    """Stages added by later modules register themselves on import."""
-    import importlib
-
-    for mod in ("edgekd.stages.search", "edgekd.stages.prune", "edgekd.stages.quantize"):
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:
-                raise
 
 
 def resolve_targets(names: list[str], reporter: Reporter) -> list[Profile]:
@@ -80,7 +65,6 @@ class Pipeline:
         reporter: Reporter | None = None,
         command: str = "",
     ) -> None:
-        _load_optional_stages()
         self.config = config
         self.reporter = reporter or Reporter()
         target_names = list(targets) if targets else list(config.targets)

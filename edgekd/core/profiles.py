@@ -44,6 +44,7 @@ class Profile(BaseModel):
     measured_here: bool = Field(False, description="true only for `host`: latencies are measured")
     runtimes: list[str] = Field(min_length=1, description="benchmark backends, preferred first")
     precisions: list[Precision] = Field(min_length=1)
+    default_precision: Precision = Field("fp32", description="what a model is deployed in by default")
     peak_gops: dict[Precision, PositiveFloat] = Field(
         default_factory=dict, description="dense peak GFLOP/s (GOP/s for int8) per precision"
     )
@@ -89,9 +90,10 @@ def load_profile_file(path: Path) -> Profile:
             f"profile {path}: {format_validation_error(exc)}",
             hint="compare with profiles/host.yaml; `edgekd profiles show host` prints it",
         ) from None
-    for p in prof.peak_gops:
+    for p in [*prof.peak_gops, prof.default_precision]:
         if p not in prof.precisions:
-            raise ProfileError(f"profile {path}: peak_gops has {p!r}, which is not in precisions")
+            raise ProfileError(f"profile {path}: precision {p!r} is used but not listed in precisions",
+                               hint=f"precisions: {prof.precisions}")
     prof.path = Path(path)
     return prof
 

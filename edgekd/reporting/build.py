@@ -88,6 +88,15 @@ def _comparisons(results: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _search(results: dict[str, Any]) -> dict[str, Any]:
+    r = results.get("search")
+    if r is None:
+        return {}
+    keep = ("space", "space_size", "strategy", "evaluated", "feasible", "seconds", "seconds_per_candidate",
+            "score", "budgets", "normalizer", "chosen", "top")
+    return {k: r.metrics.get(k) for k in keep}
+
+
 def build_report(ctx: Any, command: str = "") -> Report:
     """A Report from a finished (or partly finished) run context."""
     results = ctx.results
@@ -108,6 +117,8 @@ def build_report(ctx: Any, command: str = "") -> Report:
         speedups=bench.metrics.get("speedups", {}) if bench else {},
         comparisons=_comparisons(results),
         exports=results["export"].metrics.get("exports", []) if "export" in results else [],
+        search=_search(results),
+        pruning=results["prune"].metrics.get("steps_summary", {}) if "prune" in results else {},
         stages={name: {"seconds": ctx.run.manifest["stages"].get(name, {}).get("seconds"), "resumed": r.skipped}
                 for name, r in results.items()},
         environment=environment(),

@@ -39,6 +39,8 @@ class Report(BaseModel):
     speedups: dict[str, Any] = Field(default_factory=dict)
     comparisons: dict[str, Any] = Field(default_factory=dict)
     exports: list[dict[str, Any]] = Field(default_factory=list)
+    search: dict[str, Any] = Field(default_factory=dict)  # chosen architecture and the top of the ranking
+    pruning: dict[str, Any] = Field(default_factory=dict)  # per-step accuracy / MACs
     stages: dict[str, Any] = Field(default_factory=dict)
     environment: dict[str, Any] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)

@@ -74,6 +74,23 @@ def comparison_section(r: Report) -> Section:
     return s
 
 
+def search_section(r: Report) -> Section:
+    s = Section("Architecture search (DisWOT, no training)",
+                ["Rank", "Candidate", "DisWOT score", "Semantic", "Relation", "Params (M)", "MACs (M)",
+                 "Latency", "Feasible"])
+    for i, c in enumerate(r.search.get("top", []), 1):
+        lat = "; ".join(f"{t}: {v['ms']:.3f} ms {v['kind']}" for t, v in c.get("latency", {}).items()) or "–"
+        s.rows.append([str(i), c["key"], _f(c.get("combined"), 3), f"{c['semantic']:.4g}", f"{c['relation']:.4g}",
+                       _f(c["params"] / 1e6, 3), _f(c["macs"] / 1e6 if c.get("macs") else None, 2), lat,
+                       "yes" if c["feasible"] else "no: " + "; ".join(c["violations"])])
+    ch = r.search.get("chosen", {})
+    if ch:
+        s.lines.append(f"Chosen: {ch['key']} → {ch['model']} {ch['kwargs']}; {r.search['evaluated']} of "
+                       f"{r.search['space_size']} candidates scored ({r.search['strategy']}) in "
+                       f"{r.search['seconds']:.1f} s; budgets {r.search['budgets']}.")
+    return s
+
+
 def stages_section(r: Report) -> Section:
     s = Section("Stages", ["Stage", "Seconds", "Resumed"])
     for name, st in r.stages.items():
@@ -89,7 +106,8 @@ def environment_section(r: Report) -> Section:
 
 
 def sections(r: Report) -> list[Section]:
-    out = [models_section(r)]
+    out = [search_section(r)] if r.search else []
+    out.append(models_section(r))
     if r.latency:
         out += [latency_section(r), speedup_section(r)]
     comp = comparison_section(r)

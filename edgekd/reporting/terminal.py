@@ -28,3 +28,16 @@ def summary_table(r: Report) -> Table:
             t.add_row(m.label, "torch", "fp32", "–", f"{m.accuracy:.2f}%" if m.accuracy is not None else "–",
                       "–", "–", "–")
     return t
+
+
+def search_table(r: Report) -> Table:
+    """The ranked candidates of a search: score components, size, latency, feasibility."""
+    from edgekd.reporting.tables import search_section
+
+    sec = search_section(r)
+    t = Table(title=f"DisWOT search · {r.search.get('space')} · top {len(sec.rows)}", title_justify="left")
+    for h in sec.headers:
+        t.add_column(h, overflow="fold")
+    for row in sec.rows:
+        t.add_row(*row)
+    return t

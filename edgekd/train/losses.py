@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from edgekd.core.registries import LOSSES
-from edgekd.train.similarity import matrix_distance, relation_matrix
+from edgekd.train.similarity import class_correlation, matrix_distance, relation_matrix
 
 
 @dataclass
@@ -136,6 +136,45 @@ class AttentionTransfer(LossTermModule):
         a_s = self._map(inp.student_features, size)
         a_t = self._map(inp.teacher_features.detach(), size)
         return self.beta / 2 * (a_s - a_t).pow(2).mean()
+
+
+class DisWOTLossParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    semantic_weight: float = Field(1.0, ge=0)
+    relation_weight: float = Field(1.0, ge=0)
+    semantic_scale: float = Field(100.0, gt=0, description="brings the K×K distance to the CE scale")
+    relation_scale: float = Field(3000.0, gt=0, description="SP's gamma for the B×B distance")
+
+
+@LOSSES.register("diswot", params=DisWOTLossParams, help="DisWOT's semantic + relation similarities as a distiller")
+class DisWOTDistiller(LossTermModule):
+    """DisWOT's two similarities, used as a training loss (the paper's "DisWOT as distiller").
+
+    Relation: the same row-normalised B×B Gram matrices the search compares (SP-KD).
+    Semantic: the search compares inter-class correlations of class evidence; in training
+    the differentiable class evidence is the logits, i.e. the globally pooled class
+    activation maps (for a GAP + linear head, logit_k = mean over positions of CAM_k + b_k),
+    so we match A = norm_rows(zᵀz) ∈ R^{K×K} over the batch (ICKD's inter-channel form,
+    over classes). The paper's exact weights are not public; the scales here put both
+    terms on the cross-entropy scale at initialisation. Add ``kl`` beside it for the
+    soft targets.
+    """
+
+    needs_teacher = True
+    needs_features = True
+
+    def __init__(self, p: DisWOTLossParams) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, inp: LossInputs) -> torch.Tensor:
+        assert inp.teacher_logits is not None and inp.student_features is not None
+        assert inp.teacher_features is not None
+        p = self.p
+        rel = matrix_distance(relation_matrix(inp.student_features), relation_matrix(inp.teacher_features.detach()))
+        sem = matrix_distance(class_correlation(inp.student_logits.float().t()),
+                              class_correlation(inp.teacher_logits.float().detach().t()))
+        return p.semantic_weight * p.semantic_scale * sem + p.relation_weight * p.relation_scale * rel
 
 
 def build_loss_terms(terms: list) -> list[tuple[float, LossTermModule]]:

@@ -1,0 +1,93 @@
+"""Roofline latency prediction for targets that are not here.
+
+Each layer takes max(compute time, memory time): FLOPs over the profile's peak for the
+layer's precision times a fitted efficiency for its kind (dense conv, depthwise conv,
+gemm, element-wise), and bytes over the memory bandwidth times a fitted memory
+efficiency; plus a per-layer launch overhead and a per-inference overhead. The
+efficiency factors come from `edgekd profiles calibrate` (measured runs on the device,
+or imported device-kit results); until then, conservative defaults apply and the
+prediction says so. Every prediction is labelled ``predicted``, never ``measured``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edgekd.core.errors import ProfileError
+from edgekd.core.profiles import Profile
+from edgekd.latency.onnx_graph import LayerCost
+
+DEFAULT_EFFICIENCY = {"conv": 0.35, "dwconv": 0.05, "gemm": 0.3, "elementwise": 1.0, "pool": 1.0}
+
+
+@dataclass
+class Prediction:
+    ms: float
+    precision: str
+    compute_ms: float
+    memory_ms: float
+    overhead_ms: float
+    layers: int
+    flops: float
+    bytes: float
+    calibrated: bool
+    per_kind_ms: dict[str, float] = field(default_factory=dict)
+
+    def achieved_gflops(self) -> float:
+        return self.flops / (self.ms * 1e6) if self.ms > 0 else 0.0
+
+
+def _peak(profile: Profile, precision: str) -> float:
+    if precision in profile.peak_gops:
+        return profile.peak_gops[precision]  # type: ignore[index]
+    fallback = [p for p in ("fp16", "fp32") if p in profile.peak_gops]
+    if not fallback:
+        raise ProfileError(
+            f"profile {profile.name!r} has no peak_gops, so its latency cannot be predicted",
+            hint=f"run `edgekd profiles calibrate {profile.name}` on the device, or add peak_gops to its YAML",
+        )
+    return profile.peak_gops[fallback[0]]  # type: ignore[index]
+
+
+def efficiency(profile: Profile, kind: str, precision: str) -> float:
+    eff = profile.calibration.compute_efficiency
+    return eff.get(f"{kind}:{precision}", eff.get(kind, DEFAULT_EFFICIENCY.get(kind, 0.3)))
+
+
+def predict(layers: list[LayerCost], profile: Profile, precision: str = "fp32") -> Prediction:
+    """Latency of one inference of the analysed graph on ``profile`` at ``precision``.
+
+    ``precision`` is the deployment precision: fp16 halves the bytes of fp32 layers and
+    runs them at the fp16 peak; layers the graph quantized to int8 stay int8.
+    """
+    if profile.memory_bandwidth_gbs is None:
+        raise ProfileError(f"profile {profile.name!r} has no memory_bandwidth_gbs",
+                           hint=f"run `edgekd profiles calibrate {profile.name}` or add it to the YAML")
+    cal = profile.calibration
+    bw = profile.memory_bandwidth_gbs * cal.memory_efficiency * 1e9  # bytes/s
+    compute = memory = 0.0
+    per_kind: dict[str, float] = {}
+    total_flops = total_bytes = 0.0
+    n_layers = 0
+    for layer in layers:
+        prec = layer.precision if layer.precision == "int8" else precision
+        if prec == "int8" and "int8" not in profile.precisions:
+            prec = "fp16" if "fp16" in profile.precisions else "fp32"
+        scale_bytes = 0.5 if (prec == "fp16" and layer.precision == "fp32") else 1.0
+        nbytes = layer.bytes * scale_bytes
+        t_c = layer.flops / (_peak(profile, prec) * 1e9 * efficiency(profile, layer.kind, prec))
+        t_m = nbytes / bw
+        t = max(t_c, t_m)
+        if t_c >= t_m:
+            compute += t
+        else:
+            memory += t
+        per_kind[layer.kind] = per_kind.get(layer.kind, 0.0) + t * 1e3
+        total_flops += layer.flops
+        total_bytes += nbytes
+        n_layers += 1
+    overhead = (n_layers * cal.per_layer_overhead_us + cal.per_inference_overhead_us) * 1e-6
+    ms = (compute + memory + overhead) * 1e3
+    return Prediction(round(ms, 5), precision, compute * 1e3, memory * 1e3, overhead * 1e3, n_layers,
+                      total_flops, total_bytes, cal.fitted_on is not None,
+                      {k: round(v, 5) for k, v in per_kind.items()})

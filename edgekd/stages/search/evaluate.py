@@ -1,0 +1,96 @@
+"""Scoring one candidate: size, DisWOT similarity to the teacher, and budgets per target."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from edgekd.core.config import ConstraintsConfig
+from edgekd.core.profiles import Profile
+from edgekd.latency.oracle import LatencyOracle
+from edgekd.models.build import build_model
+from edgekd.models.stats import count_macs, count_params
+from edgekd.stages.search.scoring import Signature, compare, signature
+
+
+@dataclass
+class Candidate:
+    key: str
+    model: str
+    kwargs: dict[str, Any]
+    genome: dict[str, Any]
+    params: int
+    macs: int | None
+    semantic_distance: float
+    relation_distance: float
+    latency: dict[str, dict[str, Any]] = field(default_factory=dict)  # target -> estimate
+    violations: list[str] = field(default_factory=list)
+    combined: float | None = None
+    seconds: float = 0.0
+
+    @property
+    def feasible(self) -> bool:
+        return not self.violations
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["feasible"] = self.feasible
+        d["semantic"] = -self.semantic_distance
+        d["relation"] = -self.relation_distance
+        return d
+
+
+class Budgets:
+    """The constraints a candidate must meet: params, MACs, and latency on every target."""
+
+    def __init__(self, cfg: ConstraintsConfig, targets: list[Profile], *, input_size: int, threads: int | None,
+                 batch: int = 1) -> None:
+        self.cfg = cfg
+        self.input_size = input_size
+        self.latency_limits = {t.name: cfg.latency_ms or t.latency_budget_ms for t in targets}
+        self.oracles = {t.name: LatencyOracle(t, threads=threads, batch=batch) for t in targets}
+
+    def describe(self) -> dict[str, Any]:
+        return {"latency_ms": self.latency_limits, "max_params_m": self.cfg.max_params_m,
+                "max_macs_m": self.cfg.max_macs_m}
+
+    def size_violations(self, params: int, macs: int | None) -> list[str]:
+        v = []
+        if self.cfg.max_params_m is not None and params / 1e6 > self.cfg.max_params_m:
+            v.append(f"params {params / 1e6:.3f}M > {self.cfg.max_params_m}M")
+        if self.cfg.max_macs_m is not None and macs is not None and macs / 1e6 > self.cfg.max_macs_m:
+            v.append(f"MACs {macs / 1e6:.2f}M > {self.cfg.max_macs_m}M")
+        return v
+
+    def latency(self, model: torch.nn.Module) -> tuple[dict[str, dict[str, Any]], list[str]]:
+        out, v = {}, []
+        for name, oracle in self.oracles.items():
+            est = oracle(model, self.input_size)
+            out[name] = asdict(est)
+            if est.ms > self.latency_limits[name]:
+                v.append(f"latency on {name} {est.ms:.3f} ms ({est.kind}) > {self.latency_limits[name]} ms")
+        return out, v
+
+
+def evaluate_candidate(
+    key: str, model_name: str, kwargs: dict[str, Any], genome: dict[str, Any], *, num_classes: int,
+    teacher: Signature, x: torch.Tensor, y: torch.Tensor, budgets: Budgets | None, seed: int,
+) -> Candidate:
+    """Build the candidate at random init (seeded), score it, check its budgets."""
+    t0 = time.perf_counter()
+    torch.manual_seed(seed + 1)  # the same architecture always gets the same initial weights
+    model = build_model(model_name, num_classes, kwargs)
+    params = count_params(model)
+    macs = count_macs(model, x.shape[-1])
+    scores = compare(teacher, signature(model, x, y))
+    cand = Candidate(key, model_name, dict(kwargs), dict(genome), params, macs,
+                     scores.semantic_distance, scores.relation_distance)
+    if budgets is not None:
+        cand.violations = budgets.size_violations(params, macs)
+        if not cand.violations:  # latency is the expensive check: only for candidates that fit
+            cand.latency, cand.violations = budgets.latency(model)
+    cand.seconds = round(time.perf_counter() - t0, 3)
+    return cand

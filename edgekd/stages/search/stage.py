@@ -1,0 +1,99 @@
+"""Search: choose the student architecture for this teacher without training (DisWOT).
+
+The teacher *architecture* (random init, not the trained weights) and every candidate are
+scored on one fixed mini-batch; candidates over the params/MACs/latency budgets of any
+target are never chosen. Writes ``choice.json`` (what distill builds) and
+``candidates.json`` (every scored candidate with each score component).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from edgekd.core.errors import SearchError
+from edgekd.core.rundir import atomic_write_json
+from edgekd.models.build import build_model
+from edgekd.search_spaces.spaces import build_space
+from edgekd.stages.base import RunContext, Stage, StageResult
+from edgekd.stages.search.evaluate import Budgets, Candidate, evaluate_candidate
+from edgekd.stages.search.evolution import Searcher
+from edgekd.stages.search.scoring import fixed_batch, signature
+
+
+def no_feasible_error(cands: list[Candidate], budgets: Budgets) -> SearchError:
+    """Which constraint failed, and the smallest value any candidate reached."""
+    parts = []
+    if budgets.cfg.max_params_m is not None:
+        parts.append(f"params ≤ {budgets.cfg.max_params_m}M (smallest reached {min(c.params for c in cands) / 1e6:.3f}M)")
+    macs = [c.macs for c in cands if c.macs is not None]
+    if budgets.cfg.max_macs_m is not None and macs:
+        parts.append(f"MACs ≤ {budgets.cfg.max_macs_m}M (smallest reached {min(macs) / 1e6:.2f}M)")
+    for target, limit in budgets.latency_limits.items():
+        lat = [c.latency[target]["ms"] for c in cands if target in c.latency]
+        if lat:
+            kind = next(c.latency[target]["kind"] for c in cands if target in c.latency)
+            parts.append(f"latency on {target} ≤ {limit} ms (fastest {kind} {min(lat):.3f} ms)")
+    failing = sorted({v.split(" ")[0] + (" " + v.split(" ")[2] if v.startswith("latency") else "")
+                      for c in cands for v in c.violations})
+    return SearchError(
+        f"no candidate of {len(cands)} meets the budgets: {'; '.join(parts)}; failing: {', '.join(failing)}",
+        hint="raise search.constraints (latency_ms, max_params_m, max_macs_m) or add smaller choices to search.space",
+    )
+
+
+class SearchStage(Stage):
+    name = "search"
+
+    def settings(self, ctx: RunContext) -> Any:
+        return {"search": ctx.config.search.model_dump(mode="json"), "seed": ctx.config.seed,
+                "teacher": {"model": ctx.config.teacher.model, "kwargs": ctx.config.teacher.kwargs},
+                "data": ctx.data.fingerprint(), "targets": [t.model_dump(mode="json") for t in ctx.targets]}
+
+    def run(self, ctx: RunContext, out: Path) -> StageResult:
+        cfg = ctx.config.search
+        seed = ctx.config.seed
+        data = ctx.data
+        space = build_space(cfg.space.name, cfg.space.params)
+        xb, yb = fixed_batch(data.train_x, data.train_y, cfg.batch_size, seed)
+        x, y = data.normalize(xb), yb
+        t0 = time.perf_counter()
+        torch.manual_seed(seed)  # the teacher architecture at random init, as DisWOT prescribes
+        teacher_sig = signature(build_model(ctx.config.teacher.model, data.num_classes, ctx.config.teacher.kwargs), x, y)
+        budgets = Budgets(cfg.constraints, ctx.targets, input_size=data.image_size, threads=ctx.config.bench.threads)
+
+        def evaluate(genome):
+            name, kwargs = space.model(genome)
+            return evaluate_candidate(space.key(genome), name, kwargs, genome, num_classes=data.num_classes,
+                                      teacher=teacher_sig, x=x, y=y, budgets=budgets, seed=seed)
+
+        searcher = Searcher(space, evaluate, cfg, seed, ctx.reporter)
+        strategy = searcher.strategy()
+        ctx.reporter.line(f"[cyan]search[/]: {space.name} space ({space.size()} architectures, {strategy}), "
+                          f"budgets {budgets.describe()}")
+        ranked = searcher.run()
+        seconds = time.perf_counter() - t0
+        atomic_write_json(out / "candidates.json", [c.as_dict() for c in ranked])
+        feasible = [c for c in ranked if c.feasible]
+        if not feasible:
+            raise no_feasible_error(ranked, budgets)
+        best = feasible[0]
+        choice = {"model": best.model, "kwargs": best.kwargs, "genome": best.genome, "key": best.key,
+                  "score": best.combined, "semantic": -best.semantic_distance, "relation": -best.relation_distance,
+                  "params": best.params, "macs": best.macs, "latency": best.latency}
+        atomic_write_json(out / "choice.json", choice)
+        norm = searcher.normalizer
+        metrics = {
+            "space": space.name, "space_size": space.size(), "strategy": strategy, "evaluated": len(ranked),
+            "feasible": len(feasible), "seconds": round(seconds, 2),
+            "seconds_per_candidate": round(seconds / max(1, len(ranked)), 3),
+            "score": cfg.score, "budgets": budgets.describe(),
+            "normalizer": {"semantic_scale": norm.semantic_scale, "relation_scale": norm.relation_scale} if norm else None,
+            "chosen": choice, "top": [c.as_dict() for c in ranked[: cfg.top_k]],
+        }
+        ctx.reporter.line(f"[green]search[/]: chose {best.key} ({best.model}, {best.params / 1e6:.3f}M params, "
+                          f"score {best.combined:.3f}) from {len(ranked)} candidates in {seconds:.1f} s")
+        return StageResult(metrics, {"choice": out / "choice.json", "candidates": out / "candidates.json"})

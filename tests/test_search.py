@@ -1,0 +1,162 @@
+"""DisWOT scores and the search: determinism, invariances, self-similarity, budgets, bad spaces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TEACHER, tiny_config
+
+import edgekd
+from edgekd.core.config import LossTerm, SearchConfig, load_config
+from edgekd.core.errors import ConfigError, SearchError
+from edgekd.models.build import build_model
+from edgekd.search_spaces.spaces import ResNetParams, ResNetSpace, build_space
+from edgekd.stages.search.evaluate import Candidate
+from edgekd.stages.search.evolution import Searcher
+from edgekd.stages.search.scoring import compare, signature
+from edgekd.train.losses import LossInputs, build_loss_terms
+
+
+@pytest.fixture(scope="module")
+def batch():
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(32, 3, 16, 16, generator=g), torch.randint(0, 10, (32,), generator=g)
+
+
+def _net(seed: int, channels=(8, 16, 32, 64)):
+    torch.manual_seed(seed)
+    return build_model("resnet18", 10, {"layers": [1, 1, 1, 1], "channels": list(channels)})
+
+
+def test_scores_are_deterministic_for_a_seed(batch) -> None:
+    x, y = batch
+    t = signature(_net(0, (16, 32, 64, 128)), x, y)
+    a = compare(t, signature(_net(1), x, y))
+    b = compare(t, signature(_net(1), x, y))
+    assert a == b
+    c = compare(t, signature(_net(2), x, y))
+    assert c != a  # another init, another score
+
+
+def test_scores_are_invariant_to_batch_order(batch) -> None:
+    x, y = batch
+    p = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(5))
+    t, s = _net(0, (16, 32, 64, 128)), _net(1)
+    a = compare(signature(t, x, y), signature(s, x, y))
+    b = compare(signature(t, x[p], y[p]), signature(s, x[p], y[p]))
+    assert a.semantic_distance == pytest.approx(b.semantic_distance, rel=1e-4, abs=1e-7)
+    assert a.relation_distance == pytest.approx(b.relation_distance, rel=1e-4, abs=1e-7)
+
+
+def test_model_against_itself_gets_the_best_score(batch) -> None:
+    x, y = batch
+    t = _net(0, (16, 32, 64, 128))
+    self_score = compare(signature(t, x, y), signature(t, x, y))
+    assert self_score.semantic_distance == pytest.approx(0, abs=1e-9)
+    assert self_score.relation_distance == pytest.approx(0, abs=1e-9)
+    other = compare(signature(t, x, y), signature(_net(1), x, y))
+    assert other.semantic_distance > 0 and other.relation_distance > 0
+
+
+def test_diswot_loss_is_zero_for_identical_outputs() -> None:
+    (_, loss), = build_loss_terms([LossTerm(name="diswot")])
+    z, f, y = torch.randn(16, 10), torch.randn(16, 8, 2, 2), torch.randint(0, 10, (16,))
+    assert loss(LossInputs(z, y, z.clone(), f, f.clone())).item() == pytest.approx(0, abs=1e-6)
+    assert loss(LossInputs(z, y, torch.randn(16, 10), f, torch.randn(16, 4, 2, 2))).item() > 0
+
+
+def test_bad_space_definitions_are_clear(tmp_path: Path) -> None:
+    raw = tiny_config(tmp_path, stages=["search"])
+    raw["search"] = {"space": {"name": "resnet", "depths": []}}
+    with pytest.raises(ConfigError, match=r"(?s)search\.space.*depths.*needs at least one choice"):
+        load_config(raw)
+    raw["search"] = {"space": {"name": "resnet", "blocks": ["dense"]}}
+    with pytest.raises(ConfigError, match="unknown block type"):
+        load_config(raw)
+    raw["search"] = {"space": {"name": "vit"}}
+    with pytest.raises(ConfigError, match=r"unknown search space 'vit'.*resnet"):
+        load_config(raw)
+    cfg = load_config({**raw, "search": {"space": {"name": "timm", "candidates": [{"model": "resnet1000"}]}}})
+    with pytest.raises(SearchError, match="unknown timm models"):
+        build_space("timm", cfg.search.space.params)
+
+
+def _fake_searcher(cfg: SearchConfig, seed: int, limit: float | None = None):
+    """A searcher over a 4^4 space whose 'distance' is known, to test the algorithm itself."""
+    space = ResNetSpace(ResNetParams(depths=[1, 2, 3, 4], widths=[16], blocks=["basic"]))
+    target = {"depth1": 3, "depth2": 1, "depth3": 4, "depth4": 2}
+    calls = []
+
+    def evaluate(g):
+        calls.append(space.key(g))
+        d = sum(abs(g[k] - v) for k, v in target.items()) + 0.5
+        size = sum(g[f"depth{i}"] for i in range(1, 5))
+        viol = [f"params {size} > {limit}"] if limit is not None and size > limit else []
+        return Candidate(space.key(g), "resnet18", {}, g, size, size, d, d / 10, violations=viol)
+
+    return Searcher(space, evaluate, cfg, seed), calls
+
+
+def test_evolution_is_deterministic_and_finds_the_optimum() -> None:
+    cfg = SearchConfig(population=12, generations=10, strategy="evolution")
+    s1, calls1 = _fake_searcher(cfg, seed=3)
+    r1 = s1.run()
+    s2, calls2 = _fake_searcher(cfg, seed=3)
+    s2.run()
+    assert calls1 == calls2  # same seed, same candidates in the same order
+    assert len(calls1) == len(set(calls1))  # the cache: nobody is scored twice
+    assert r1[0].key == "block=basic,depth1=3,depth2=1,depth3=4,depth4=2,width=16"
+    assert len(calls1) < 256  # it did not simply enumerate
+
+
+def test_infeasible_candidates_are_never_chosen() -> None:
+    cfg = SearchConfig(population=12, generations=6, strategy="evolution")
+    s, _ = _fake_searcher(cfg, seed=0, limit=8)
+    ranked = s.run()
+    assert not ranked[0].violations
+    assert sum(ranked[0].genome[f"depth{i}"] for i in range(1, 5)) <= 8
+    assert all(c.violations for c in ranked if sum(c.genome[f"depth{i}"] for i in range(1, 5)) > 8)
+
+
+def test_exhaustive_for_small_spaces() -> None:
+    s, calls = _fake_searcher(SearchConfig(population=100, generations=2), seed=0)
+    assert s.strategy() == "exhaustive"
+    s.run()
+    assert len(calls) == 256
+
+
+def _search_cfg(tmp_path: Path, **constraints):
+    raw = tiny_config(tmp_path, stages=["search"])
+    raw.pop("student")
+    raw["search"] = {"space": {"name": "resnet", "depths": [1], "widths": [8, 16, 32]}, "batch_size": 32,
+                     "constraints": constraints}
+    return raw
+
+
+def test_search_stage_chooses_a_feasible_student(tmp_path: Path) -> None:
+    report = edgekd.search(_search_cfg(tmp_path, max_params_m=0.2), ["host"], quiet=True)
+    chosen = report.search["chosen"]
+    assert chosen["params"] <= 0.2e6
+    assert report.search["evaluated"] == 3 and report.search["strategy"] == "exhaustive"
+    assert any(not c["feasible"] for c in report.search["top"])  # the wide one is over budget
+    for c in report.search["top"]:
+        assert {"semantic", "relation", "combined", "params", "macs"} <= set(c)
+    assert (tmp_path / "tiny" / "search" / "choice.json").exists()
+
+
+def test_no_feasible_candidate_names_the_constraint(tmp_path: Path) -> None:
+    with pytest.raises(SearchError, match=r"(?s)params ≤ 0.001M \(smallest reached 0\.\d+M\)"):
+        edgekd.search(_search_cfg(tmp_path, max_params_m=0.001), ["host"], quiet=True)
+    with pytest.raises(SearchError, match=r"latency on host ≤ 1e-05 ms \(fastest measured"):
+        edgekd.search(_search_cfg(tmp_path, latency_ms=0.00001), ["host"], quiet=True)
+
+
+def test_search_feeds_distill(tmp_path: Path) -> None:
+    raw = _search_cfg(tmp_path, max_params_m=0.2)
+    raw["stages"] = ["search", "distill"]
+    raw["teacher"] = {**TEACHER, "train": {"epochs": 1}}
+    raw["distill"] = {"epochs": 1}
+    report = edgekd.compress(raw, ["host"], quiet=True)
+    assert report.model("student").params == report.search["chosen"]["params"]
