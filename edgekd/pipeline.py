@@ -26,6 +26,7 @@ from edgekd.stages.base import RunContext, Stage, StageResult
 from edgekd.stages.bench import BenchStage
 from edgekd.stages.distill import DistillStage
 from edgekd.stages.export import ExportStage
+from edgekd.stages.prune import PruneStage
 from edgekd.stages.report import ReportStage
 from edgekd.stages.search import SearchStage
 from edgekd.stages.teacher import TeacherStage
@@ -36,6 +37,7 @@ STAGES: dict[str, type[Stage]] = {
     "teacher": TeacherStage,
     "search": SearchStage,
     "distill": DistillStage,
+    "prune": PruneStage,
     "export": ExportStage,
     "bench": BenchStage,
     "report": ReportStage,

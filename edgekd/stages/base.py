@@ -88,6 +88,33 @@ class RunContext:
         label = list(models)[-1]
         return label, models[label]
 
+    def input_student(self, out: Path) -> tuple[str, Path]:
+        """The model a compression stage starts from: the run's latest student, else the
+        configured ``student.checkpoint`` (weights, or an edgekd model folder), imported
+        into ``out/input`` so the run stays self-contained."""
+        models = {k: v for k, v in self.model_dirs().items() if k != "teacher"}
+        if models:
+            label = list(models)[-1]
+            return label, models[label]
+        ref = self.config.student
+        if ref is None or ref.checkpoint is None:
+            raise ModelError(
+                "no student to start from: this run has no distilled model and student.checkpoint is not set",
+                hint="add 'distill' to stages, resume a run that has it, or set student: {model: ..., checkpoint: ...}",
+            )
+        from edgekd.models.artifact import ModelSpec, load_model, save_model
+        from edgekd.models.build import build_model
+        from edgekd.models.checkpoint import load_weights
+
+        ckpt = Path(ref.checkpoint)
+        if (ckpt / "model.json").exists():
+            model, spec = load_model(ckpt)
+        else:
+            model = build_model(ref.model, self.data.num_classes, ref.kwargs)
+            load_weights(model, ckpt, num_classes=self.data.num_classes, what="student checkpoint")
+            spec = ModelSpec(ref.model, self.data.num_classes, dict(ref.kwargs), self.data.preprocessing())
+        return "student", save_model(model, spec, out / "input")
+
     def teacher(self) -> nn.Module:
         """The trained teacher (frozen, eval mode), loaded once."""
         if self._teacher is None:

@@ -21,7 +21,8 @@ from torch import nn
 from edgekd.core.config import TrainConfig
 from edgekd.core.errors import ConfigError, TrainingError
 from edgekd.core.progress import SILENT, Reporter
-from edgekd.data.bundle import DataBundle, augment, batches
+from edgekd.data.bundle import DataBundle, augment
+from edgekd.data.bundle import batches as batches_of
 from edgekd.models.checkpoint import save_state_dict
 from edgekd.models.features import FeatureTap, default_feature_layer
 from edgekd.train.evaluate import evaluate
@@ -75,6 +76,64 @@ def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int):
     return f
 
 
+class LossComputer:
+    """The configured loss for one batch: teacher forward (no grad), student forward, terms.
+
+    Shared by the training loop and by gradient-based pruning importance, so "the
+    distillation loss" means the same thing in both.
+    """
+
+    def __init__(self, student: nn.Module, cfg: TrainConfig, teacher: nn.Module | None, input_size: int,
+                 label: str, feature_layers: tuple[str | None, str | None] = (None, None)) -> None:
+        self.terms = build_loss_terms(cfg.loss)
+        self.needs_teacher = any(t.needs_teacher for _, t in self.terms)
+        needs_features = any(t.needs_features for _, t in self.terms)
+        if self.needs_teacher and teacher is None:
+            names = [t.name for t in cfg.loss]
+            raise ConfigError(f"{label}: loss {names} needs a teacher, but none is available",
+                              hint="use loss: [{name: ce}] or provide a teacher")
+        self.student, self.teacher = student, teacher
+        self.taps: tuple[FeatureTap, FeatureTap] | None = None
+        if needs_features:
+            assert teacher is not None
+            s_layer = feature_layers[0] or default_feature_layer(student, input_size)
+            t_layer = feature_layers[1] or default_feature_layer(teacher, input_size)
+            self.taps = (FeatureTap(student, s_layer), FeatureTap(teacher, t_layer))
+
+    def __call__(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        t_logits = None
+        if self.needs_teacher:
+            with torch.no_grad():
+                t_logits = self.teacher(xb)  # type: ignore[misc]
+        s_logits = self.student(xb)
+        taps = self.taps
+        inp = LossInputs(s_logits, yb, t_logits, taps[0].value if taps else None, taps[1].value if taps else None)
+        return sum(w * term(inp) for w, term in self.terms)  # type: ignore[return-value]
+
+    def close(self) -> None:
+        if self.taps:
+            self.taps[0].close()
+            self.taps[1].close()
+
+
+def loss_gradients(student: nn.Module, data: DataBundle, cfg: TrainConfig, *, teacher: nn.Module | None,
+                   batches: int, seed: int = 0) -> None:
+    """Accumulate the configured loss's gradients over a few training batches into ``.grad``."""
+    gen = torch.Generator().manual_seed(seed)
+    computer = LossComputer(student, cfg, teacher, data.image_size, "importance")
+    try:
+        student.train()
+        if teacher is not None:
+            teacher.eval()
+        for i, (xb, yb) in enumerate(batches_of(data.train_x, data.train_y, cfg.batch_size, shuffle=True,
+                                                generator=gen, drop_last=True)):
+            if i >= batches:
+                break
+            computer(data.normalize(xb), yb).backward()
+    finally:
+        computer.close()
+
+
 def train(
     student: nn.Module,
     data: DataBundle,
@@ -95,28 +154,15 @@ def train(
     device = torch.device(device)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    terms = build_loss_terms(cfg.loss)
-    needs_teacher = any(t.needs_teacher for _, t in terms)
-    needs_features = any(t.needs_features for _, t in terms)
-    if needs_teacher and teacher is None:
-        names = [t.name for t in cfg.loss]
-        raise ConfigError(f"{label}: loss {names} needs a teacher, but none is available",
-                          hint="use loss: [{name: ce}] or provide a teacher")
     cuda = device.type == "cuda"
     student.to(device)
     if cuda:
         student.to(memory_format=torch.channels_last)
-    if teacher is not None and needs_teacher:
+    computer = LossComputer(student, cfg, teacher, data.image_size, label, feature_layers)
+    if teacher is not None and computer.needs_teacher:
         teacher.to(device).eval()
         for p in teacher.parameters():
             p.requires_grad_(False)
-    taps: tuple[FeatureTap, FeatureTap] | None = None
-    if needs_features:
-        assert teacher is not None
-        size = data.image_size
-        s_layer = feature_layers[0] or default_feature_layer(student, size)
-        t_layer = feature_layers[1] or default_feature_layer(teacher, size)
-        taps = (FeatureTap(student, s_layer), FeatureTap(teacher, t_layer))
 
     n = data.train_x.shape[0]
     bs = min(cfg.batch_size, n)
@@ -135,23 +181,13 @@ def train(
                 student.train()
                 loss_sum, count, te = 0.0, 0, time.perf_counter()
                 for step, (xb, yb) in enumerate(
-                    batches(data.train_x, data.train_y, bs, shuffle=True, generator=gen, drop_last=True)
+                    batches_of(data.train_x, data.train_y, bs, shuffle=True, generator=gen, drop_last=True)
                 ):
                     xb = data.normalize(augment(xb, cfg.augment, gen))
                     if cuda:
                         xb = xb.contiguous(memory_format=torch.channels_last)
                     with autocast:
-                        t_logits = None
-                        if needs_teacher:
-                            with torch.no_grad():
-                                t_logits = teacher(xb)  # type: ignore[misc]
-                        s_logits = student(xb)
-                        inp = LossInputs(
-                            s_logits, yb, t_logits,
-                            taps[0].value if taps else None,
-                            taps[1].value if taps else None,
-                        )
-                        loss = sum(w * term(inp) for w, term in terms)
+                        loss = computer(xb, yb)
                     if not torch.isfinite(loss):
                         raise TrainingError(
                             f"{label}: loss became {loss.item()} at epoch {epoch}, step {step + 1} "
@@ -184,9 +220,7 @@ def train(
                         save_state_dict(best_state, best_path)
                 advance(0, status=f"epoch {epoch}/{cfg.epochs} val {acc:.2f}% best {best_acc:.2f}%")
     finally:
-        if taps:
-            taps[0].close()
-            taps[1].close()
+        computer.close()
     seconds = time.perf_counter() - t0
     assert best_state is not None
     student.load_state_dict(best_state)

@@ -1,0 +1,131 @@
+"""Prune: remove whole channels to a MACs, parameter or latency target, then recover
+accuracy by distillation from the teacher with the shared trainer, in N steps.
+
+After every step the accuracy (right after pruning, and after fine-tuning) and the MACs,
+parameters and latency are recorded. The pruned model is saved as its base architecture
+plus torch-pruning's plain-data pruning history, so it reloads without unpickling code.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from edgekd.core.errors import PruningError
+from edgekd.core.registries import IMPORTANCES
+from edgekd.latency.oracle import LatencyOracle
+from edgekd.models.artifact import ModelSpec, load_model, save_model
+from edgekd.models.stats import count_macs, count_params
+from edgekd.pruning.structured import ChannelPruner, size_measure
+from edgekd.stages.base import RunContext, Stage, StageResult
+from edgekd.train.evaluate import evaluate
+from edgekd.train.trainer import loss_gradients, train
+
+
+class PruneStage(Stage):
+    name = "prune"
+
+    def settings(self, ctx: RunContext) -> Any:
+        return {"prune": ctx.config.prune.model_dump(mode="json"), "seed": ctx.config.seed,
+                "student": ctx.config.student.model_dump(mode="json") if ctx.config.student else None,
+                "targets": [t.model_dump(mode="json") for t in ctx.targets] if ctx.config.prune.latency_ms else None}
+
+    def run(self, ctx: RunContext, out: Path) -> StageResult:
+        cfg = ctx.config.prune
+        src_label, folder = ctx.input_student(out)
+        model, spec = load_model(folder)
+        if spec.quantization is not None:
+            raise PruningError("the input model is already quantized: prune before quantize",
+                               hint="list the stages as [..., prune, quantize, ...]")
+        data, device = ctx.device_data, ctx.device
+        model.to(device)
+        teacher = ctx.teacher() if cfg.finetune.uses_teacher else None
+        if teacher is not None:
+            teacher.to(device)
+        example = spec.example_input(1).to(device)
+        size = spec.input_size
+        criterion = IMPORTANCES.get(cfg.importance.name)(cfg.importance.params)
+        grad_fn = None
+        if criterion.needs_gradients:
+            def grad_fn(m):  # noqa: ANN001 - the pruner passes the model being pruned
+                loss_gradients(m, data, cfg.finetune, teacher=teacher, batches=criterion.batches, seed=ctx.config.seed)
+
+        kind, measure, final, oracle = self._target(ctx, model, size)
+        start_value = measure(model)
+        base = {"accuracy": round(evaluate(model, data, device), 3), "macs": count_macs(model, size),
+                "params": count_params(model)}
+        if oracle is not None:
+            base["latency_ms"] = start_value
+        pruner = ChannelPruner(model, example, importance=criterion.build(), global_pruning=cfg.global_pruning,
+                               ignored=cfg.ignored_layers, skip_unsupported=cfg.skip_unsupported,
+                               round_to=cfg.round_to, gradient_fn=grad_fn)
+        ctx.reporter.line(f"[cyan]prune[/]: {spec.model} ({src_label}) to {kind} {self._describe(kind, final)} "
+                          f"in {cfg.steps} steps, importance {cfg.importance.name}, "
+                          f"fine-tune {'+'.join(t.name for t in cfg.finetune.loss)}")
+        steps: list[dict[str, Any]] = []
+        for k in range(1, cfg.steps + 1):
+            goal = start_value * (final / start_value) ** (k / cfg.steps)  # geometric path to the target
+            model.eval()
+            if not pruner.step_until(lambda g=goal: measure(model) <= g):
+                raise PruningError(
+                    f"could not reach {kind} {self._describe(kind, goal)}: stopped at {measure(model):.4g} "
+                    f"after removing the most torch-pruning allows",
+                    hint="ask for less (prune.flops_ratio / params_ratio / latency_ms) or ignore fewer layers")
+            pruned_acc = evaluate(model, data, device)
+            result = train(model, data, cfg.finetune, teacher=teacher, device=device, seed=ctx.config.seed + k,
+                           reporter=ctx.reporter, label=f"prune step {k}/{cfg.steps} fine-tune")
+            row = {"step": k, "macs": count_macs(model, size), "params": count_params(model),
+                   "accuracy_after_pruning": round(pruned_acc, 3), "accuracy": round(result.best_accuracy, 3),
+                   "history": result.history}
+            if oracle is not None:
+                row["latency"] = oracle(model, size).__dict__
+            steps.append(row)
+            ctx.reporter.line(f"[green]prune[/]: step {k}/{cfg.steps}: MACs {row['macs'] / 1e6:.2f}M "
+                              f"({base['macs'] / row['macs']:.2f}× fewer), {pruned_acc:.2f}% → {result.best_accuracy:.2f}%")
+        model.eval()
+        new_spec = ModelSpec(spec.model, spec.num_classes, spec.kwargs, spec.input,
+                             pruning_history=[*(spec.pruning_history or []), *pruner.history()],
+                             role="pruned", info={"accuracy": steps[-1]["accuracy"]})
+        saved = save_model(model, new_spec, out / "model")
+        self._check_reload(model, saved, example)
+        last = steps[-1]
+        metrics = {
+            "model": spec.model, "input": src_label, "target": {kind: final}, "importance": cfg.importance.spec(),
+            "finetune_loss": [t.spec() for t in cfg.finetune.loss], "base": base,
+            "accuracy": last["accuracy"], "macs": last["macs"], "params": last["params"],
+            "macs_reduction": round(base["macs"] / last["macs"], 3),
+            "params_reduction": round(base["params"] / last["params"], 3),
+            "steps": steps, "history": [h for s in steps for h in s["history"]],
+            "steps_summary": {"base": base, "steps": [{k: v for k, v in s.items() if k != "history"} for s in steps]},
+        }
+        return StageResult(metrics, {"model:pruned": saved})
+
+    @staticmethod
+    def _describe(kind: str, value: float) -> str:
+        return f"{value:.3f} ms" if kind == "latency" else f"{value / 1e6:.3f}M"
+
+    def _target(self, ctx: RunContext, model, size: int):
+        """(kind, measure, final value, latency oracle or None)."""
+        cfg = ctx.config.prune
+        if cfg.latency_ms is not None:
+            target = ctx.targets[0]
+            oracle = LatencyOracle(target, threads=ctx.config.bench.threads)
+            return "latency", lambda m: oracle(m, size).ms, cfg.latency_ms, oracle
+        kind = "macs" if cfg.flops_ratio is not None else "params"
+        ratio = cfg.flops_ratio if kind == "macs" else cfg.params_ratio
+        measure = size_measure(kind, size)
+        assert ratio is not None
+        return kind, measure, measure(model) / ratio, None
+
+    @staticmethod
+    def _check_reload(model, folder: Path, example) -> None:
+        """The saved artifact must rebuild to the same outputs (shapes replayed, tensors only)."""
+        import torch
+
+        again, _ = load_model(folder)
+        with torch.no_grad():
+            a, b = model.eval()(example).cpu(), again.to(example.device)(example).cpu()
+        if not torch.allclose(a, b, atol=1e-4, rtol=1e-4) or not math.isfinite(float(a.abs().max())):
+            raise PruningError(f"the pruned model saved in {folder} does not reload to the same outputs "
+                               f"(max diff {float((a - b).abs().max()):.3g})")

@@ -1,0 +1,134 @@
+"""Structured pruning: real channel removal on timm families, exact reload, ONNX parity, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import edgekd
+from edgekd.core.errors import PruningError
+from edgekd.exporters.onnx import export_onnx
+from edgekd.latency.backends.onnxruntime_backend import OnnxRuntimeBackend
+from edgekd.models.artifact import ModelSpec, load_model, save_model
+from edgekd.models.build import build_model
+from edgekd.models.stats import count_macs
+from edgekd.pruning.importance import Magnitude, MagnitudeParams
+from edgekd.pruning.structured import ChannelPruner
+
+FAMILIES = [
+    ("resnet18", {"layers": [1, 1, 1, 1], "channels": [16, 32, 64, 128]}, 16),
+    ("mobilenetv3_small_050", {}, 32),
+    ("efficientnet_b0", {}, 32),
+]
+
+
+@pytest.mark.parametrize(("name", "kwargs", "size"), FAMILIES, ids=[f[0] for f in FAMILIES])
+def test_prune_family_to_half_the_macs(name: str, kwargs: dict, size: int, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = build_model(name, 10, kwargs).eval()
+    x = torch.randn(2, 3, size, size)
+    base = count_macs(model, size)
+    pruner = ChannelPruner(model, x[:1], importance=Magnitude(MagnitudeParams()).build(), global_pruning=False,
+                           ignored=[], skip_unsupported=False, round_to=None)
+    assert pruner.step_until(lambda: count_macs(model, size) <= base / 2)
+    macs = count_macs(model, size)
+    assert 1.95 <= base / macs <= 2.6  # reached the requested ratio, not far past it
+    y = model(x)
+    assert y.shape == (2, 10) and torch.isfinite(y).all()
+    assert model.get_classifier().out_features == 10  # the classifier is left alone
+    # saved as base architecture + pruning history: reloads with the same shapes and outputs
+    spec = ModelSpec(name, 10, kwargs, {"size": [size, size]}, pruning_history=pruner.history(), role="pruned")
+    json.dumps(spec.pruning_history)  # plain data
+    save_model(model, spec, tmp_path / "m")
+    again, _ = load_model(tmp_path / "m")
+    assert torch.allclose(model(x), again(x), atol=1e-5)
+    # and exports to ONNX with parity
+    path = export_onnx(again, x, tmp_path / "m.onnx", 17)
+    out = OnnxRuntimeBackend().load(path, precision="fp32", threads=1).run(x.numpy())
+    assert np.abs(out - model(x).detach().numpy()).max() < 1e-4
+
+
+class Scale(nn.Module):
+    """A per-channel scale held as a bare parameter: torch-pruning slices it correctly."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(1, c, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma
+
+
+class Mix(nn.Module):
+    """A channel-mixing matmul held as a bare parameter: torch-pruning slices it wrongly."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(c, 2 * c) / c)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("bchw,cd->bdhw", x, self.w)
+
+
+def _net(custom: nn.Module, c_out: int) -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), custom,
+                         nn.Conv2d(c_out, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+
+
+def _pruner(model, **kw):
+    defaults = dict(importance=Magnitude(MagnitudeParams()).build(), global_pruning=False, ignored=[],
+                    skip_unsupported=False, round_to=None)
+    return ChannelPruner(model, torch.randn(1, 3, 8, 8), **{**defaults, **kw})
+
+
+def _prune_some(model) -> None:
+    base = count_macs(model, 8)
+    return lambda: count_macs(model, 8) <= base * 0.8
+
+
+def test_unsupported_layer_is_named_and_can_be_skipped() -> None:
+    model = _net(Mix(16), 32)
+    p = _pruner(model)
+    with pytest.raises(PruningError, match=r"(?s)pruning failed at layer 3 \(Mix\).*ignored_layers: \['3'\]"):
+        p.step_until(_prune_some(model))
+    for kw in ({"skip_unsupported": True}, {"ignored": ["3"]}):  # either way of skipping it works
+        model = _net(Mix(16), 32)
+        assert _pruner(model, **kw).step_until(_prune_some(model))
+        assert model(torch.randn(2, 3, 8, 8)).shape == (2, 10)
+        assert model[3].w.shape == (16, 32) and model[0].out_channels == 16  # it and its coupled channels kept
+        assert model[6].out_channels < 32  # the rest was pruned
+
+
+def test_custom_scale_layer_is_pruned_along() -> None:
+    model = _net(Scale(16), 16)
+    assert _pruner(model).step_until(_prune_some(model))
+    assert model[3].gamma.shape[1] == model[0].out_channels < 16
+    assert model(torch.randn(2, 3, 8, 8)).shape == (2, 10)
+
+
+def test_unknown_ignored_layer_is_an_error() -> None:
+    with pytest.raises(PruningError, match="no layer named 'layer9'"):
+        _pruner(build_model("resnet18", 10), ignored=["layer9"])
+
+
+def test_prune_stage_records_every_step(finished_run, tmp_path: Path) -> None:
+    cfg, _, run = finished_run
+    shutil.copytree(run, tmp_path / "tiny")
+    cfg = {**cfg, "output_dir": str(tmp_path), "stages": [*cfg["stages"], "prune"],
+           "prune": {"flops_ratio": 1.6, "steps": 2, "finetune": {"epochs": 1}}}
+    report = edgekd.prune(cfg, ["host"], quiet=True)  # runs the stage alone on the finished run's student
+    assert report.stages["distill"]["resumed"]
+    steps = report.pruning["steps"]
+    assert [s["step"] for s in steps] == [1, 2]
+    base = report.pruning["base"]["macs"]
+    assert base / steps[0]["macs"] < base / steps[1]["macs"]
+    assert 1.55 <= base / steps[1]["macs"] <= 2.0
+    assert all(0 <= s["accuracy"] <= 100 and "accuracy_after_pruning" in s for s in steps)
+    assert report.model("pruned").macs == steps[-1]["macs"]
