@@ -134,6 +134,7 @@ def _stage_command(stage: str, doc: str) -> Callable[..., None]:
 for _stage, _doc in (
     ("search", "Choose the student architecture without training (DisWOT) and print the ranking."),
     ("distill", "Train the student from the teacher (reuses the run's teacher)."),
+    ("quantize", "INT8: calibrate, then QAT with the FP32 teacher's soft targets (or PTQ only)."),
     ("prune", "Prune the run's student (or student.checkpoint) to a MACs/params/latency target, with KD fine-tuning."),
     ("export", "Export the run's models (ONNX, ...) and validate each against PyTorch."),
 ):

@@ -27,6 +27,7 @@ from edgekd.stages.bench import BenchStage
 from edgekd.stages.distill import DistillStage
 from edgekd.stages.export import ExportStage
 from edgekd.stages.prune import PruneStage
+from edgekd.stages.quantize import QuantizeStage
 from edgekd.stages.report import ReportStage
 from edgekd.stages.search import SearchStage
 from edgekd.stages.teacher import TeacherStage
@@ -38,6 +39,7 @@ STAGES: dict[str, type[Stage]] = {
     "search": SearchStage,
     "distill": DistillStage,
     "prune": PruneStage,
+    "quantize": QuantizeStage,
     "export": ExportStage,
     "bench": BenchStage,
     "report": ReportStage,

@@ -256,16 +256,24 @@ def _default_qat() -> TrainConfig:
 
 
 class QuantizeConfig(StrictModel):
-    method: Literal["qat", "ptq"] = "qat"
-    preset: Literal["mixed", "performance"] = "mixed"
+    method: Literal["qat", "ptq"] = Field("qat", description="qat: calibrate then fine-tune with the teacher; ptq: calibrate only")
+    preset: Literal["auto", "tensorrt", "symmetric", "mixed"] = Field(
+        "auto", description="tensorrt: symmetric signed INT8 everywhere (TensorRT's rules); symmetric: "
+        "symmetric, unsigned after ReLU; mixed: asymmetric activations (often best on CPUs); "
+        "auto: tensorrt when a target deploys with TensorRT, else mixed")
     calibration_size: PositiveInt = 512
     per_channel: bool = True
-    ignored_scope: list[str] = Field(default_factory=list, description="layer names kept in float")
+    ignored_scope: list[str] = Field(default_factory=list, description="layer names kept in float (globs allowed)")
     train: TrainConfig = Field(default_factory=_default_qat)
 
 
 class ExportConfig(StrictModel):
-    formats: list[str] = Field(default_factory=lambda: ["onnx"])
+    formats: list[str] = Field(default_factory=lambda: ["onnx", "openvino"])
+    precisions: list[Literal["fp32", "fp16"]] = Field(
+        default_factory=lambda: ["fp32"],
+        description="float precisions for formats that have them (OpenVINO FP16 IR, TensorRT FP16); "
+        "INT8 comes from the quantize stage",
+    )
     opset: int = Field(17, ge=11, le=21)
     atol: PositiveFloat = Field(1e-3, description="max |onnx - torch| logit difference, FP32")
     min_top1_agreement: float = Field(0.99, ge=0, le=1, description="FP32 artifacts vs PyTorch")
@@ -287,7 +295,7 @@ class ExportConfig(StrictModel):
 
 
 class BenchConfig(StrictModel):
-    backends: list[str] = Field(default_factory=lambda: ["torch", "onnxruntime"])
+    backends: list[str] = Field(default_factory=lambda: ["torch", "onnxruntime", "openvino"])
     batch_size: PositiveInt = 1
     threads: PositiveInt | None = Field(None, description="CPU threads; default: all cores")
     warmup: int = Field(10, ge=0)

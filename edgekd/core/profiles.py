@@ -53,6 +53,7 @@ class Profile(BaseModel):
     cores: int | None = None
     latency_budget_ms: PositiveFloat = 10.0
     max_onnx_opset: int | None = Field(None, description="highest opset the target's runtime accepts")
+    tensorrt_version: str | None = Field(None, description="TensorRT on the device (decides trtexec flags)")
     calibration: Calibration = Field(default_factory=Calibration)
     sources: list[str] = Field(default_factory=list)
     notes: str = ""

@@ -12,12 +12,13 @@ SEARCH_SPACES: Registry = Registry("search space", ("edgekd.search_spaces.spaces
 IMPORTANCES: Registry = Registry("pruning importance", ("edgekd.pruning.importance",))
 EXPORTERS: Registry = Registry(
     "exporter",
-    ("edgekd.exporters.onnx",),
+    ("edgekd.exporters.onnx", "edgekd.exporters.openvino_ir"),
 )
 BACKENDS: Registry = Registry(
     "benchmark backend",
     (
         "edgekd.latency.backends.torch_backend",
         "edgekd.latency.backends.onnxruntime_backend",
+        "edgekd.latency.backends.openvino_backend",
     ),
 )

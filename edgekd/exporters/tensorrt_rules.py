@@ -1,0 +1,99 @@
+"""Does a Q/DQ ONNX file follow TensorRT's explicit-quantization rules?
+
+TensorRT cannot be installed on our machines, so what we can check here is the graph:
+(docs: "Explicit Quantization", TensorRT developer guide)
+* INT8 is symmetric: every zero point is 0 and of type INT8 (UINT8 is rejected);
+* scales are positive constants;
+* activations are quantized per tensor; weights per tensor or per output channel
+  (axis 0 for Conv/Gemm weights, axis 1 for ConvTranspose);
+* per-channel axes need opset ≥ 13; no vendor-domain ops (e.g. FakeQuantize).
+A model that breaks one of these fails to build or silently loses accuracy on the device
+(TensorRT #3577, #4494, Model-Optimizer #38), so the tensorrt exporter refuses it here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+WEIGHT_AXIS = {"Conv": 0, "Gemm": 0, "MatMul": 1, "ConvTranspose": 1}
+
+
+def _constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    out = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    for n in model.graph.node:
+        if n.op_type == "Constant":
+            for a in n.attribute:
+                if a.name == "value":
+                    out[n.output[0]] = numpy_helper.to_array(a.t)
+    for n in model.graph.node:  # Identity of a constant is still a constant (the legacy exporter adds them)
+        if n.op_type == "Identity" and n.input[0] in out:
+            out[n.output[0]] = out[n.input[0]]
+    return out
+
+
+def check_qdq(path: str | Path) -> list[str]:
+    """Violations of TensorRT's explicit-quantization rules (empty list: the file follows them)."""
+    model = onnx.load(str(path))
+    consts = _constants(model)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    problems: list[str] = []
+    for n in model.graph.node:
+        if n.domain not in ("", "ai.onnx"):
+            problems.append(f"{n.name or n.op_type}: op {n.domain}:{n.op_type} is not standard ONNX")
+        if n.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        name = n.name or n.output[0]
+        scale = consts.get(n.input[1])
+        if scale is None:
+            problems.append(f"{name}: scale is not a constant")
+        elif not np.all(scale > 0):
+            problems.append(f"{name}: scale must be positive")
+        if len(n.input) > 2 and n.input[2]:
+            zp = consts.get(n.input[2])
+            if zp is None:
+                problems.append(f"{name}: zero point is not a constant")
+            else:
+                if zp.dtype != np.int8:
+                    problems.append(f"{name}: zero point is {zp.dtype}, TensorRT needs int8 (signed, symmetric)")
+                if np.any(zp != 0):
+                    problems.append(f"{name}: zero point is not 0 (asymmetric); TensorRT supports symmetric only")
+        per_channel = scale is not None and scale.size > 1
+        if per_channel:
+            if opset < 13:
+                problems.append(f"{name}: per-channel quantization needs opset >= 13 (file has {opset})")
+            axis = next((a.i for a in n.attribute if a.name == "axis"), 1)
+            is_weight = n.input[0] in consts or n.op_type == "DequantizeLinear" and _feeds_weight(n, consumers)
+            if not is_weight:
+                problems.append(f"{name}: activations must be quantized per tensor, not per channel")
+            else:
+                for c in _weight_users(n, consumers):
+                    want = WEIGHT_AXIS.get(c.op_type)
+                    if want is not None and axis != want:
+                        problems.append(f"{name}: {c.op_type} weights must be quantized along axis {want}, not {axis}")
+    return sorted(set(problems))
+
+
+def _dq_outputs(n: onnx.NodeProto, consumers: dict[str, list[onnx.NodeProto]]) -> list[onnx.NodeProto]:
+    """The DequantizeLinear consumers of a QuantizeLinear (or the node itself if it is a DQ)."""
+    if n.op_type == "DequantizeLinear":
+        return [n]
+    return [c for c in consumers.get(n.output[0], []) if c.op_type == "DequantizeLinear"]
+
+
+def _weight_users(n: onnx.NodeProto, consumers: dict[str, list[onnx.NodeProto]]) -> list[onnx.NodeProto]:
+    users = []
+    for dq in _dq_outputs(n, consumers):
+        users += [c for c in consumers.get(dq.output[0], []) if len(c.input) > 1 and c.input[1] == dq.output[0]]
+    return users
+
+
+def _feeds_weight(n: onnx.NodeProto, consumers: dict[str, list[onnx.NodeProto]]) -> bool:
+    return bool(_weight_users(n, consumers))

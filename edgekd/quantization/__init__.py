@@ -1,0 +1,1 @@
+"""INT8 quantization with NNCF (calibration, QAT wrapping, plain-data config)."""

@@ -1,0 +1,99 @@
+"""Quantize: INT8 with the full-precision teacher supervising (quantized distillation).
+
+Polino, Pascanu & Alistarh (ICLR 2018): QAT whose loss includes the teacher's soft
+targets. NNCF inserts fake-quantizers and calibrates them (that alone is PTQ, recorded
+as such), then the shared trainer fine-tunes the quantized student against the FP32
+teacher. ``method: ptq`` stops after calibration. The stage takes the run's latest model
+(pruned or distilled) or ``student.checkpoint``. Exports (ONNX Q/DQ, OpenVINO INT8) and
+their accuracy in their own runtimes come from the export stage.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from edgekd.core.errors import QuantizationError
+from edgekd.models.artifact import ModelSpec, load_model, save_model
+from edgekd.quantization.nncf_int8 import calibration_batches, quantize, quantized_layers, quantizer_config
+from edgekd.stages.base import RunContext, Stage, StageResult
+from edgekd.train.evaluate import evaluate
+from edgekd.train.trainer import train
+
+
+def resolved_preset(ctx: RunContext) -> str:
+    """``auto`` becomes ``tensorrt`` when a target deploys with TensorRT (zero-point-0 signed INT8)."""
+    preset = ctx.config.quantize.preset
+    if preset != "auto":
+        return preset
+    return "tensorrt" if any(t.runtimes and t.runtimes[0] == "tensorrt" for t in ctx.targets) else "mixed"
+
+
+class QuantizeStage(Stage):
+    name = "quantize"
+
+    def settings(self, ctx: RunContext) -> Any:
+        return {"quantize": ctx.config.quantize.model_dump(mode="json"), "seed": ctx.config.seed,
+                "preset": resolved_preset(ctx),
+                "student": ctx.config.student.model_dump(mode="json") if ctx.config.student else None}
+
+    def run(self, ctx: RunContext, out: Path) -> StageResult:
+        cfg = ctx.config.quantize
+        src_label, folder = ctx.input_student(out)
+        model, spec = load_model(folder)
+        if spec.quantization is not None:
+            raise QuantizationError(f"the input model ({src_label}) is already quantized")
+        data, device = ctx.device_data, ctx.device
+        model.to(device)
+        fp32_acc = evaluate(model, data, device)
+        preset = resolved_preset(ctx)
+        g = torch.Generator().manual_seed(ctx.config.seed)
+        idx = torch.randperm(data.train_x.shape[0], generator=g)[: cfg.calibration_size].to(data.train_x.device)
+        calib = calibration_batches(data.normalize(data.train_x[idx]), cfg.calibration_size)
+        ctx.reporter.line(f"[cyan]quantize[/]: {spec.model} ({src_label}) INT8 {cfg.method.upper()}, "
+                          f"{preset} preset, {len(idx)} calibration images")
+        qmodel = quantize(model, calib, symmetric=preset != "mixed", per_channel=cfg.per_channel,
+                          ignored=cfg.ignored_scope, signed_activations=preset == "tensorrt", quiet=ctx.reporter.quiet)
+        ptq_acc = evaluate(qmodel, data, device)
+        metrics: dict[str, Any] = {"model": spec.model, "input": src_label, "method": cfg.method,
+                                   "preset": preset, "per_channel": cfg.per_channel,
+                                   "ignored_scope": cfg.ignored_scope, "fp32_accuracy": round(fp32_acc, 3),
+                                   "ptq_accuracy": round(ptq_acc, 3)}
+        if cfg.method == "qat":
+            teacher = ctx.teacher() if cfg.train.uses_teacher else None
+            result = train(qmodel, data, cfg.train, teacher=teacher, device=device, seed=ctx.config.seed,
+                           reporter=ctx.reporter, label=f"QAT {spec.model}")
+            metrics.update(result.metrics())
+            metrics["loss"] = [t.spec() for t in cfg.train.loss]
+        else:
+            metrics["accuracy"] = metrics["ptq_accuracy"]
+        qmodel.eval()
+        qcfg = quantizer_config(qmodel)
+        new_spec = ModelSpec(spec.model, spec.num_classes, spec.kwargs, spec.input,
+                             pruning_history=spec.pruning_history, role="quantized",
+                             quantization={"method": cfg.method, "preset": metrics["preset"],
+                                           "per_channel": cfg.per_channel, "ignored_scope": cfg.ignored_scope,
+                                           "nncf_config": qcfg},
+                             info={"accuracy": metrics["accuracy"]})
+        saved = save_model(qmodel.cpu(), new_spec, out / "model")
+        self._check_reload(qmodel, saved, spec.example_input(4))
+        metrics["quantizers"] = len(quantized_layers(qcfg))
+        delta = metrics["accuracy"] - fp32_acc
+        metrics["comparison"] = {
+            "fp32": metrics["fp32_accuracy"], "ptq": metrics["ptq_accuracy"], "int8": metrics["accuracy"],
+            "summary": f"INT8 {cfg.method.upper()} {metrics['accuracy']:.2f}% vs FP32 {fp32_acc:.2f}% "
+                       f"({delta:+.2f} points); calibration alone (PTQ) {ptq_acc:.2f}%",
+        }
+        ctx.reporter.line(f"[green]quantize[/]: {metrics['comparison']['summary']}")
+        return StageResult(metrics, {"model:quantized": saved})
+
+    @staticmethod
+    def _check_reload(model, folder: Path, example: torch.Tensor) -> None:
+        again, _ = load_model(folder)
+        with torch.no_grad():
+            a, b = model.cpu().eval()(example), again(example)
+        if not torch.allclose(a, b, atol=1e-5):
+            raise QuantizationError(f"the quantized model in {folder} does not reload to the same outputs "
+                                    f"(max diff {float((a - b).abs().max()):.3g})")

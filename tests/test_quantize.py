@@ -1,0 +1,110 @@
+"""INT8: quantizers in the exported graph, Q/DQ ONNX in ONNX Runtime, OpenVINO IR, parity, ignored scope."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+import edgekd
+from edgekd.core.config import DataConfig, ExportConfig
+from edgekd.core.errors import ExportError, QuantizationError
+from edgekd.data import load_data
+from edgekd.exporters.base import ExportJob, validate
+from edgekd.exporters.onnx import OnnxExporter
+from edgekd.exporters.openvino_ir import OpenVINOExporter
+from edgekd.latency.backends.base import Runner
+from edgekd.models.artifact import ModelSpec, load_model, save_model
+from edgekd.models.build import build_model
+from edgekd.quantization.nncf_int8 import calibration_batches, quantize, quantized_layers, quantizer_config
+from edgekd.train.evaluate import predict_logits
+
+KW = {"layers": [1, 1, 1, 1], "channels": [8, 16, 32, 64]}
+
+
+@pytest.fixture(scope="module")
+def quantized(tmp_path_factory):
+    """A small trained student, NNCF-quantized with one layer kept in float, saved and reloaded."""
+    from edgekd.core.config import LossTerm, TrainConfig
+    from edgekd.train.trainer import train
+
+    data = load_data(DataConfig(source="digits", image_size=16))
+    model = build_model("resnet18", 10, KW)
+    train(model, data, TrainConfig(epochs=4, batch_size=64, loss=[LossTerm(name="ce")]))
+    calib = calibration_batches(data.normalize(data.train_x[:256]), 256)
+    q = quantize(model.eval(), calib, symmetric=False, per_channel=True, ignored=["layer1.0.conv2"], quiet=True)
+    spec = ModelSpec("resnet18", 10, KW, data.preprocessing(), role="quantized",
+                     quantization={"method": "ptq", "nncf_config": quantizer_config(q)})
+    folder = save_model(q, spec, tmp_path_factory.mktemp("q") / "model")
+    return data, q, spec, folder
+
+
+def test_quantized_model_reloads_exactly(quantized) -> None:
+    data, q, _, folder = quantized
+    again, _ = load_model(folder)
+    x = data.normalize(data.val_x[:8])
+    assert torch.equal(q.eval()(x), again(x))
+
+
+def test_ignored_scope_is_respected(quantized) -> None:
+    _, q, _, _ = quantized
+    hooks = quantized_layers(quantizer_config(q))
+    assert any("layer1/0/conv1/" in h for h in hooks)
+    assert not any("layer1/0/conv2/" in h for h in hooks)  # kept in float
+    with pytest.raises(QuantizationError, match="no layer named 'layer9'"):
+        quantize(build_model("resnet18", 10, KW).eval(), [torch.randn(4, 3, 16, 16)], symmetric=True,
+                 per_channel=True, ignored=["layer9"], quiet=True)
+
+
+def test_qdq_onnx_and_openvino_int8(quantized, tmp_path: Path) -> None:
+    data, q, spec, folder = quantized
+    model, spec = load_model(folder)
+    ref = predict_logits(model, data, torch.device("cpu"))
+    job = ExportJob("quantized", model, spec, data, tmp_path, ExportConfig(), [], ref)
+    (rec,) = OnnxExporter().export(job)
+    assert rec.precision == "int8"
+    graph = onnx.load(str(rec.path))
+    ops = Counter(n.op_type for n in graph.graph.node)
+    assert ops["QuantizeLinear"] > 0 and ops["DequantizeLinear"] > 0
+    assert all(n.domain in ("", "ai.onnx") for n in graph.graph.node)  # no vendor FakeQuantize op
+    assert {o.domain for o in graph.opset_import} <= {"", "ai.onnx"}
+    assert rec.parity["accuracy_gap"] <= 0.5  # measured in ONNX Runtime against the PyTorch QAT model
+    producers = {o: n.op_type for n in graph.graph.node for o in n.output}
+    convs = {n.name: n for n in graph.graph.node if n.op_type == "Conv"}
+    assert producers[convs["/layer1/layer1.0/conv1/Conv"].input[1]] == "DequantizeLinear"
+    assert producers.get(convs["/layer1/layer1.0/conv2/Conv"].input[1]) != "DequantizeLinear"  # ignored: float
+    job.previous.append(rec)
+    (ov,) = OpenVINOExporter().export(job)
+    assert ov.precision == "int8" and ov.path.with_suffix(".bin").exists()
+    assert ov.parity["accuracy_gap"] <= 0.5
+
+
+def test_parity_check_catches_a_broken_int8_export(quantized, tmp_path: Path) -> None:
+    data, q, spec, _ = quantized
+    ref = predict_logits(q, data, torch.device("cpu"))
+    job = ExportJob("quantized", q, spec, data, tmp_path, ExportConfig(), [], ref)
+    rng = np.random.default_rng(0)
+    noisy = Runner(lambda x: ref.numpy()[: x.shape[0]] + rng.normal(0, 3, (x.shape[0], 10)), "fake", "0", "cpu",
+                   "int8", 1)
+    with pytest.raises(ExportError, match=r"(?s)accuracy \d+\.\d+% \(fake\) vs \d+\.\d+% \(PyTorch\).*within 0.5"):
+        validate(noisy, job, what="broken.onnx", precision="int8")
+
+
+def test_quantize_stage_qat_with_teacher(finished_run, tmp_path: Path) -> None:
+    cfg, _, run = finished_run
+    shutil.copytree(run, tmp_path / "tiny")
+    cfg = {**cfg, "output_dir": str(tmp_path), "stages": ["distill", "quantize", "export", "bench", "report"],
+           "quantize": {"train": {"epochs": 1}, "calibration_size": 128}}
+    report = edgekd.compress(cfg, ["host"], resume=True, quiet=True)
+    assert report.stages["distill"]["resumed"] and not report.stages["quantize"]["resumed"]
+    comp = report.comparisons["quantize"]
+    assert {"fp32", "ptq", "int8"} <= set(comp)
+    row = report.model("quantized")
+    assert set(row.runtime_accuracy) == {"onnx int8 (onnxruntime)", "openvino int8 (openvino)"}
+    assert {(x["backend"], x["precision"]) for x in report.latency if x["model"] == "quantized"} == {
+        ("onnxruntime", "int8"), ("openvino", "int8")}
