@@ -94,3 +94,51 @@ def export(config: ConfigLike, targets: list[str] | None = None, **kw: Any) -> R
 
 def bench(config: ConfigLike, targets: list[str] | None = None, **kw: Any) -> Report:
     return run_stage("bench", config, targets, **kw)
+
+
+def report(run_dir: str | Path, *, imports: list[str | Path] = (), quiet: bool = False, command: str = "",
+           reporter: Reporter | None = None) -> Report:
+    """Re-render a run's report; ``imports`` merges device-kit result files first."""
+    import json
+
+    import yaml
+
+    from edgekd.core.errors import RunDirError
+    from edgekd.reporting.rerender import import_results
+
+    run = Path(run_dir)
+    cfg_file = run / "config.yaml"
+    if not cfg_file.exists():
+        raise RunDirError(f"{run} is not an edgekd run (no config.yaml)", hint="pass the run folder, e.g. runs/digits")
+    if imports:
+        import_results(run, [Path(p) for p in imports])
+    raw = yaml.safe_load(cfg_file.read_text())
+    raw["output_dir"], raw["name"] = str(run.parent), run.name
+    manifest = json.loads((run / "manifest.json").read_text()) if (run / "manifest.json").exists() else {}
+    targets = manifest.get("targets")  # the run's own targets, as it was run
+    pipe = Pipeline(load_config(raw), targets, reporter=reporter or Reporter(quiet), command=command)
+    return pipe.run(only=["report"])
+
+
+def bench_file(path: str | Path, targets: list[str] | None = None, *, backends: list[str] | None = None,
+               batch_size: int = 1, threads: int | None = None, repeats: int = 50, rounds: int = 3,
+               precision: str | None = None, quiet: bool = False) -> list[dict]:
+    """Latency of one exported file on each target (measured on host, predicted elsewhere)."""
+    from edgekd.core.config import BenchConfig
+    from edgekd.latency.bench_file import bench_file as _bench
+    from edgekd.pipeline import resolve_targets
+
+    reporter = Reporter(quiet)
+    profiles = resolve_targets(targets or ["host"], reporter)
+    cfg = BenchConfig(**{k: v for k, v in {"backends": backends, "batch_size": batch_size, "threads": threads,
+                                            "repeats": repeats, "rounds": rounds}.items() if v is not None})
+    return [r.as_dict() for r in _bench(Path(path), profiles, cfg, precision=precision, reporter=reporter)]
+
+
+def calibrate_profile(target: str, *, results: list[str | Path] = (), exports: str | Path | None = None,
+                      out: str | Path | None = None, threads: int | None = None, quiet: bool = False) -> dict:
+    """Fit a profile's roofline factors: on host from measured zoo models, else from device-kit results."""
+    from edgekd.latency.profile_fit import calibrate
+
+    return calibrate(target, results=[Path(r) for r in results], exports=Path(exports) if exports else None,
+                     out=Path(out) if out else None, threads=threads, reporter=Reporter(quiet))

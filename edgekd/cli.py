@@ -134,11 +134,65 @@ def _stage_command(stage: str, doc: str) -> Callable[..., None]:
 for _stage, _doc in (
     ("search", "Choose the student architecture without training (DisWOT) and print the ranking."),
     ("distill", "Train the student from the teacher (reuses the run's teacher)."),
-    ("quantize", "INT8: calibrate, then QAT with the FP32 teacher's soft targets (or PTQ only)."),
     ("prune", "Prune the run's student (or student.checkpoint) to a MACs/params/latency target, with KD fine-tuning."),
+    ("quantize", "INT8: calibrate, then QAT with the FP32 teacher's soft targets (or PTQ only)."),
     ("export", "Export the run's models (ONNX, ...) and validate each against PyTorch."),
 ):
     app.command(name=_stage)(_stage_command(_stage, _doc))
+
+
+@app.command()
+def bench(
+    path: Annotated[Path, typer.Argument(help="a model.yaml (runs the bench stage) or a model file: .onnx, .xml, .engine, edgekd model folder")],
+    target: TargetOpt = None,
+    backend: Annotated[list[str] | None, typer.Option("--backend", "-b", help="backends to time (default: all that run the file)")] = None,
+    batch: Annotated[int, typer.Option("--batch", help="batch size")] = 1,
+    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads (default: all cores)")] = None,
+    repeats: Annotated[int, typer.Option("--repeats", help="timed calls per round")] = 50,
+    precision: Annotated[str | None, typer.Option("--precision", help="override the detected precision label")] = None,
+    set_: SetOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Latency of a run's models (MODEL.yaml) or of any exported file, measured on host, predicted elsewhere."""
+    from edgekd import api
+
+    _setup_logging(False)
+    if path.suffix in (".yaml", ".yml"):
+        rep = _guard(lambda: api.run_stage("bench", path, target, quiet=quiet or as_json, overrides=set_ or [],
+                                           command=_command()))
+        _finish(rep, quiet, as_json)
+        return
+    rows = _guard(lambda: api.bench_file(path, target, backends=backend, batch_size=batch, threads=threads,
+                                         repeats=repeats, precision=precision, quiet=quiet or as_json))
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    t = Table(title=f"edgekd bench · {path.name}", title_justify="left")
+    for col in ("Target", "Kind", "Backend", "Format", "Precision", "Batch", "Threads", "Median (ms)", "p90 (ms)", "img/s"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["target"], r["kind"], f"{r['backend']} {r['backend_version']}", r["format"], r["precision"],
+                  str(r["batch_size"]), str(r["threads"] or "–"), f"{r['median_ms']:.4f}",
+                  f"{r['p90_ms']:.4f}" if r.get("p90_ms") else "–", f"{r['throughput_ips'] or 0:.1f}")
+    out.print(t)
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run folder, e.g. runs/digits")],
+    import_: Annotated[list[Path] | None, typer.Option("--import", help="device-kit results JSON to merge (repeatable)")] = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-render a run's report, merging device-kit measurements from the target."""
+    from edgekd import api
+
+    _setup_logging(False)
+    rep = _guard(lambda: api.report(run_dir, imports=import_ or [], quiet=quiet or as_json, command=_command()))
+    _finish(rep, quiet, as_json)
 
 
 @app.command()
@@ -186,6 +240,26 @@ def profiles_show(name: Annotated[str, typer.Argument(help="profile name, alias 
     if note:
         err.print(note)
     out.print(yaml.safe_dump(prof.model_dump(mode="json", exclude_none=True), sort_keys=False), highlight=False)
+
+
+@profiles_app.command("calibrate")
+def profiles_calibrate(
+    name: Annotated[str, typer.Argument(help="profile to fit: host (measured here) or a device profile")],
+    from_: Annotated[list[Path] | None, typer.Option("--from", help="device-kit results JSON measured on that device")] = None,
+    exports: Annotated[Path | None, typer.Option("--exports", help="the run's export folder (ONNX graphs of those results)")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="where to write the fitted profile")] = None,
+    threads: Annotated[int | None, typer.Option("--threads")] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Fit a profile's roofline efficiency factors to measured latencies and save it."""
+    from edgekd import api
+
+    _setup_logging(False)
+    res = _guard(lambda: api.calibrate_profile(name, results=from_ or [], exports=exports, out=out_path,
+                                               threads=threads, quiet=quiet))
+    a = res["after"]
+    out.print(f"{res['profile']}: median |error| {a['median_abs_error']:.1%}, {a['within_10pct']:.0%} within ±10% "
+              f"on {a['models']} fitting models → {res['path']}", highlight=False)
 
 
 def main() -> None:

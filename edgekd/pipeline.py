@@ -71,8 +71,8 @@ class Pipeline:
     ) -> None:
         self.config = config
         self.reporter = reporter or Reporter()
-        target_names = list(targets) if targets else list(config.targets)
-        self.targets = resolve_targets(target_names, self.reporter)
+        self.target_names = list(targets) if targets else list(config.targets)
+        self.targets = resolve_targets(self.target_names, self.reporter)
         self.resume, self.force, self.command = resume, force, command
         self.run_dir = RunDir(Path(config.output_dir) / (config.name or "run"))
 
@@ -100,6 +100,8 @@ class Pipeline:
         atomic_write_text(self.run_dir.root / "config.yaml",
                           yaml.safe_dump(self.config.model_dump(mode="json"), sort_keys=False))
         ctx = self._context()
+        if not single or "targets" not in self.run_dir.manifest:
+            self.run_dir.manifest["targets"] = self.target_names  # as given: names, aliases or profile paths
         upstream: dict[str, dict[str, str]] = {}
         if not single:
             for name in self.plan():

@@ -268,7 +268,10 @@ class QuantizeConfig(StrictModel):
 
 
 class ExportConfig(StrictModel):
-    formats: list[str] = Field(default_factory=lambda: ["onnx", "openvino"])
+    formats: list[str] = Field(
+        default_factory=list,
+        description="formats to export besides ONNX; each target's runtimes add theirs (host: onnx + openvino)",
+    )
     precisions: list[Literal["fp32", "fp16"]] = Field(
         default_factory=lambda: ["fp32"],
         description="float precisions for formats that have them (OpenVINO FP16 IR, TensorRT FP16); "
@@ -281,6 +284,7 @@ class ExportConfig(StrictModel):
         0.5, description="FP16/INT8 artifacts: max accuracy points lost against the PyTorch model"
     )
     validate_samples: PositiveInt = 1000
+    engine_batch: PositiveInt = Field(1, description="optimisation batch of TensorRT engines (max is 8 or this)")
     models: Literal["all", "final"] = "all"
 
     @field_validator("formats")

@@ -31,6 +31,8 @@ class Calibration(BaseModel):
     )
     memory_efficiency: PositiveFloat = 0.6
     per_layer_overhead_us: float = Field(5.0, ge=0)
+    precision_overhead_us: dict[str, float] = Field(
+        default_factory=dict, description="extra per-layer cost at a precision (e.g. INT8 re-quantization)")
     per_inference_overhead_us: float = Field(50.0, ge=0)
     fitted_on: str | None = Field(None, description="what the factors were fitted from")
 
@@ -60,13 +62,20 @@ class Profile(BaseModel):
     path: Path | None = Field(None, exclude=True)
 
 
+def user_profile_dir() -> Path:
+    """Where `edgekd profiles calibrate` writes fitted profiles (they shadow the shipped ones)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "edgekd" / "profiles"
+
+
 def profile_dirs() -> list[Path]:
-    """Where profiles are looked up, first match wins: $EDGEKD_PROFILES, ./profiles, shipped."""
+    """Lookup order, first match wins: $EDGEKD_PROFILES, ./profiles, the user's calibrated
+    profiles (~/.config/edgekd/profiles), the shipped ones."""
     dirs: list[Path] = []
     env = os.environ.get("EDGEKD_PROFILES")
     if env:
         dirs += [Path(p) for p in env.split(os.pathsep) if p]
-    dirs.append(Path.cwd() / "profiles")
+    dirs += [Path.cwd() / "profiles", user_profile_dir()]
     pkg = Path(__file__).resolve().parents[1]
     dirs += [pkg.parent / "profiles", pkg / "_profiles"]  # source checkout, installed wheel
     seen: list[Path] = []

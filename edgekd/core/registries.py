@@ -12,7 +12,7 @@ SEARCH_SPACES: Registry = Registry("search space", ("edgekd.search_spaces.spaces
 IMPORTANCES: Registry = Registry("pruning importance", ("edgekd.pruning.importance",))
 EXPORTERS: Registry = Registry(
     "exporter",
-    ("edgekd.exporters.onnx", "edgekd.exporters.openvino_ir"),
+    ("edgekd.exporters.onnx", "edgekd.exporters.openvino_ir", "edgekd.exporters.tensorrt"),
 )
 BACKENDS: Registry = Registry(
     "benchmark backend",
@@ -20,5 +20,6 @@ BACKENDS: Registry = Registry(
         "edgekd.latency.backends.torch_backend",
         "edgekd.latency.backends.onnxruntime_backend",
         "edgekd.latency.backends.openvino_backend",
+        "edgekd.latency.backends.tensorrt_backend",
     ),
 )

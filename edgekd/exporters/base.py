@@ -58,7 +58,9 @@ class Exported:
     status: str = "ok"  # ok | deferred (to be built on the target) | failed
     size_mb: float | None = None
     parity: dict[str, Any] = field(default_factory=dict)
-    command: str | None = None
+    command: str | None = None  # the device-kit command that builds it on the target (deferred exports)
+    trtexec: str | None = None  # the equivalent trtexec command
+    target: str | None = None  # the device an engine is built for
     note: str = ""
 
     def as_dict(self, root: Path | None = None) -> dict[str, Any]:

@@ -86,7 +86,9 @@ def predict(layers: list[LayerCost], profile: Profile, precision: str = "fp32") 
         total_flops += layer.flops
         total_bytes += nbytes
         n_layers += 1
-    overhead = (n_layers * cal.per_layer_overhead_us + cal.per_inference_overhead_us) * 1e-6
+    extra = sum(cal.precision_overhead_us.get(layer.precision if layer.precision == "int8" else precision, 0.0)
+                for layer in layers)
+    overhead = (n_layers * cal.per_layer_overhead_us + extra + cal.per_inference_overhead_us) * 1e-6
     ms = (compute + memory + overhead) * 1e3
     return Prediction(round(ms, 5), precision, compute * 1e3, memory * 1e3, overhead * 1e3, n_layers,
                       total_flops, total_bytes, cal.fitted_on is not None,

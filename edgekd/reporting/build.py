@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sys
 import time
 from typing import Any
 
+from pathlib import Path
+
 from edgekd import __version__
+from edgekd.latency.choice import choose
 from edgekd.reporting.schema import ModelRow, Report
 
 STAGE_OF = {"teacher": "teacher", "student": "distill", "baseline": "distill", "pruned": "prune", "quantized": "quantize"}
@@ -97,11 +101,23 @@ def _search(results: dict[str, Any]) -> dict[str, Any]:
     return {k: r.metrics.get(k) for k in keep}
 
 
+def imported_records(run_root: Path) -> list[dict[str, Any]]:
+    """Device-kit measurements imported into the run (``edgekd report RUN --import``)."""
+    out = []
+    for f in sorted((run_root / "imports").glob("*.json")):
+        doc = json.loads(f.read_text())
+        for r in doc.get("results", []):
+            out.append({**r, "kind": "measured", "source": f"device kit ({f.name})"})
+    return out
+
+
 def build_report(ctx: Any, command: str = "") -> Report:
     """A Report from a finished (or partly finished) run context."""
     results = ctx.results
     data = ctx.data
     bench = results.get("bench")
+    latency = (bench.metrics.get("latency", []) if bench else []) + imported_records(ctx.run.root)
+    imported_targets = sorted({r["target"] for r in latency} - {t.name for t in ctx.targets})
     return Report(
         edgekd_version=__version__,
         run_name=ctx.run.root.name,
@@ -109,12 +125,15 @@ def build_report(ctx: Any, command: str = "") -> Report:
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         command=command,
         targets=[{"name": t.name, "description": t.description, "measured_here": t.measured_here,
-                  "latency_budget_ms": t.latency_budget_ms} for t in ctx.targets],
+                  "latency_budget_ms": t.latency_budget_ms} for t in ctx.targets]
+        + [{"name": n, "description": "measured with the device kit", "measured_here": False, "imported": True}
+           for n in imported_targets],
         data={"source": data.name, "classes": data.num_classes, "train": int(data.train_x.shape[0]),
               "val": int(data.val_x.shape[0]), "image_size": data.image_size},
         models=_model_rows(results),
-        latency=bench.metrics.get("latency", []) if bench else [],
+        latency=latency,
         speedups=bench.metrics.get("speedups", {}) if bench else {},
+        choices=choose(latency),
         comparisons=_comparisons(results),
         exports=results["export"].metrics.get("exports", []) if "export" in results else [],
         search=_search(results),

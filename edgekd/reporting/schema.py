@@ -37,6 +37,7 @@ class Report(BaseModel):
     models: list[ModelRow] = Field(default_factory=list)
     latency: list[dict[str, Any]] = Field(default_factory=list)
     speedups: dict[str, Any] = Field(default_factory=dict)
+    choices: dict[str, Any] = Field(default_factory=dict)  # target -> model -> fastest valid backend/precision
     comparisons: dict[str, Any] = Field(default_factory=dict)
     exports: list[dict[str, Any]] = Field(default_factory=list)
     search: dict[str, Any] = Field(default_factory=dict)  # chosen architecture and the top of the ranking

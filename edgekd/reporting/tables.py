@@ -58,6 +58,31 @@ def speedup_section(r: Report) -> Section:
     return s
 
 
+def deployment_section(r: Report) -> Section:
+    """Per target: the fastest valid way to run each model, and what else was considered."""
+    s = Section("Deployment choice per target", ["Target", "Model", "Backend", "Precision", "Latency (ms)", "Kind",
+                                                 "Alternatives"])
+    for target, models in r.choices.items():
+        for model, c in models.items():
+            alts = "; ".join(f"{a['backend']} {a['precision']} {a['median_ms']:.3f}" for a in c["alternatives"]) or "–"
+            s.rows.append([target, model, c["backend"], c["precision"], f"{c['median_ms']:.4f}", c["kind"], alts])
+    return s
+
+
+def device_build_section(r: Report) -> Section:
+    """Engines to build on the target (device-specific), with the exact commands."""
+    s = Section("Build on the device", ["Target", "Model", "Precision", "Device kit (in the export folder)", "trtexec"])
+    deferred = [e for e in r.exports if e.get("status") == "deferred"]
+    for e in deferred:
+        s.rows.append([e.get("target") or "–", e["model"], e["precision"], e["command"], e.get("trtexec") or "–"])
+    if deferred:
+        s.lines.append(f"Copy `{r.run_dir}/export/` to the device (it holds the models, `validation.npz` and "
+                       f"`edgekd_kit.py`), run the commands there, then `python3 edgekd_kit.py bench-dir . --target "
+                       f"<target> --out results.json` and merge it here with `edgekd report {r.run_dir} --import "
+                       f"results.json`. {deferred[0]['note']}.")
+    return s
+
+
 def comparison_section(r: Report) -> Section:
     s = Section("Method comparisons")
     d = r.comparisons.get("distillation")
@@ -109,7 +134,9 @@ def sections(r: Report) -> list[Section]:
     out = [search_section(r)] if r.search else []
     out.append(models_section(r))
     if r.latency:
-        out += [latency_section(r), speedup_section(r)]
+        out += [latency_section(r), speedup_section(r), deployment_section(r)]
+    if any(e.get("status") == "deferred" for e in r.exports):
+        out.append(device_build_section(r))
     comp = comparison_section(r)
     if comp.lines:
         out.append(comp)

@@ -1,8 +1,10 @@
 """Bench: latency of every model of the run on every target, labelled measured or predicted.
 
 On ``host`` each model is measured in PyTorch eager and in every exported format with
-the backends that run it, side by side (interleaved rounds). Other targets get
-predictions from the roofline model, or imported device-kit measurements.
+the backends that run it, side by side (interleaved rounds). Other targets get roofline
+predictions from the exported ONNX graphs. (Measurements from the device kit are merged
+by the report, ``edgekd report RUN --import results.json``.) For each target and model
+the fastest valid (backend, precision) is chosen, with the alternatives kept.
 """
 
 from __future__ import annotations
@@ -17,17 +19,22 @@ from edgekd.core.errors import BenchError
 from edgekd.core.rundir import atomic_write_json
 from edgekd.latency.backends.base import backends_for
 from edgekd.latency.measure import BenchItem, LatencyRecord, measure_items, speedups
+from edgekd.latency.predict import predict_records
 from edgekd.models.artifact import load_model
 from edgekd.models.stats import model_stats
 from edgekd.stages.base import RunContext, Stage, StageResult
 
 
-def bench_items(ctx: RunContext, backends: list[str]) -> list[BenchItem]:
-    """What to time: each model's torch artifact and its exports, with each able backend."""
-    items: list[BenchItem] = []
-    exports = []
+def _exports(ctx: RunContext) -> list[dict[str, Any]]:
     if "export" in ctx.results and "exports" in ctx.results["export"].artifacts:
-        exports = json.loads(Path(ctx.results["export"].artifacts["exports"]).read_text())
+        return json.loads(Path(ctx.results["export"].artifacts["exports"]).read_text())
+    return []
+
+
+def bench_items(ctx: RunContext, backends: list[str]) -> list[BenchItem]:
+    """What to time on host: each model's torch artifact and its valid exports, with each able backend."""
+    items: list[BenchItem] = []
+    exports = _exports(ctx)
     for label, folder in ctx.model_dirs().items():
         if label != "quantized":  # a fake-quantized torch model is a simulation, not a deployment
             for b in backends_for("torch", backends):
@@ -53,6 +60,7 @@ class BenchStage(Stage):
         x_np = np.ascontiguousarray(x.cpu().numpy().astype(np.float32))
         if x_np.shape[0] < cfg.batch_size:  # tiny validation sets: repeat images up to the batch
             x_np = np.resize(x_np, (cfg.batch_size, *x_np.shape[1:]))
+        exports = _exports(ctx)
         for target in ctx.targets:
             if target.measured_here:
                 items = bench_items(ctx, cfg.backends)
@@ -61,17 +69,25 @@ class BenchStage(Stage):
                                      hint="add 'distill' (and 'export') to stages")
                 ctx.reporter.line(f"[cyan]bench[/]: measuring {len(items)} model/backend pairs on {target.name}")
                 records += measure_items(items, x_np, cfg, target=target.name, reporter=ctx.reporter)
+                continue
+            for e in exports:
+                if e["format"] == "onnx" and e["status"] == "ok":
+                    records += predict_records(e["model"], ctx.run.root / e["path"], target,
+                                               quantized=e["precision"] == "int8", batch=cfg.batch_size)
+            ctx.reporter.line(f"[cyan]bench[/]: predicted latency on {target.name} (roofline; "
+                              "import device-kit results to measure it)")
+        rows = [r.as_dict() for r in records]
         stats = {}
         for label, folder in ctx.model_dirs().items():
             model, spec = load_model(folder)
             stats[label] = model_stats(model, spec.input_size)
         summary = speedups([r for r in records if r.kind == "measured" and r.target == "host"])
-        atomic_write_json(out / "latency.json", [r.as_dict() for r in records])
+        atomic_write_json(out / "latency.json", rows)
         for label, row in summary.items():
             if label != "teacher_best" and "speedup_vs_teacher_best" in row:
                 ctx.reporter.line(
                     f"[green]bench[/]: {label} {row['best_median_ms']:.3f} ms ({row['best_backend']} {row['best_precision']}), "
                     f"{row['speedup_vs_teacher_best']:.1f}× vs teacher's best, "
                     f"{row.get('speedup_vs_teacher_eager', float('nan')):.1f}× vs teacher eager")
-        return StageResult({"latency": [r.as_dict() for r in records], "speedups": summary, "models": stats},
+        return StageResult({"latency": rows, "speedups": summary, "models": stats},
                            {"latency": out / "latency.json"})

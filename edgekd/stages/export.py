@@ -8,17 +8,43 @@ for inspection). ``exports.json`` lists what was written, with parity numbers.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from edgekd.core import registries
-from edgekd.core.rundir import atomic_write_json
+from edgekd.core.errors import ExportError
+from edgekd.core.profiles import Profile
+from edgekd.core.rundir import atomic_path, atomic_write_json
+from edgekd.devicekit import KIT_NAME, kit_path
 from edgekd.exporters.base import Exported, ExportJob
 from edgekd.models.artifact import load_model
 from edgekd.stages.base import RunContext, Stage, StageResult
 from edgekd.train.evaluate import predict_logits
+
+
+VALIDATION_BUNDLE = 256  # images shipped with the exports so the device kit can check accuracy on the device
+RUNTIME_FORMATS = {"tensorrt": "tensorrt", "openvino": "openvino", "onnxruntime": "onnx"}
+
+
+def export_formats(configured: list[str], targets: list[Profile]) -> tuple[list[str], set[str]]:
+    """All formats to write (ONNX first: the others build on it) and the required ones.
+
+    Required: ONNX, the formats the user listed, and the format each device target deploys
+    with (its first runtime). A required artifact that fails validation fails the stage; an
+    optional one (e.g. OpenVINO on ``host`` for a model quantized for TensorRT) is reported
+    as failed, with both accuracies, and the run goes on.
+    """
+    wanted = ["onnx", *configured]
+    required = {"onnx", *configured}
+    for t in targets:
+        wanted += [RUNTIME_FORMATS[r] for r in t.runtimes if r in RUNTIME_FORMATS]
+        if not t.measured_here and t.runtimes and t.runtimes[0] in RUNTIME_FORMATS:
+            required.add(RUNTIME_FORMATS[t.runtimes[0]])
+    return list(dict.fromkeys(wanted)), required
 
 
 class ExportStage(Stage):
@@ -30,13 +56,15 @@ class ExportStage(Stage):
 
     def run(self, ctx: RunContext, out: Path) -> StageResult:
         cfg = ctx.config.export
-        formats = list(dict.fromkeys(["onnx", *cfg.formats]))  # the others build on the ONNX file
+        formats, required = export_formats(cfg.formats, ctx.targets)
         models = ctx.model_dirs()
         if cfg.models == "final" and len(models) > 2:
             last = list(models)[-1]
             models = {"teacher": models["teacher"], last: models[last]} if "teacher" in models else {last: models[last]}
         records: list[Exported] = []
         artifacts: dict[str, Path] = {}
+        vx, vy = ctx.data.val_inputs(VALIDATION_BUNDLE)
+        bundle = {"inputs": vx.cpu().numpy().astype(np.float32), "labels": vy.cpu().numpy()}
         with ctx.reporter.task("export", total=len(models) * len(formats)) as advance:
             for label, folder in models.items():
                 model, spec = load_model(folder)
@@ -45,19 +73,39 @@ class ExportStage(Stage):
                 job = ExportJob(label, model, spec, ctx.data, out, cfg, ctx.targets, ref)
                 for fmt in formats:
                     exporter = registries.EXPORTERS.get(fmt, key="export.formats")()
-                    done = exporter.export(job)
+                    try:
+                        done = exporter.export(job)
+                    except ExportError as exc:
+                        if fmt in required:
+                            raise
+                        done = [Exported(label, fmt, "int8" if job.quantized else "fp32", None, "failed",
+                                         note=f"{exc.message} ({exc.hint})" if exc.hint else exc.message)]
                     job.previous.extend(done)
                     records.extend(done)
                     advance(1, status=f"{label} {fmt}")
                 self._write_sidecar(out, label, spec, ctx)
                 artifacts[f"meta:{label}"] = out / f"{label}.json"
+                bundle[f"logits_{label}"] = ref[:VALIDATION_BUNDLE].numpy()
         for r in records:
             if r.path is not None and r.path.exists():
                 artifacts[f"{r.format}:{r.model}:{r.precision}"] = r.path
         atomic_write_json(out / "exports.json", [r.as_dict(ctx.run.root) for r in records])
         artifacts["exports"] = out / "exports.json"
+        with atomic_path(out / "validation.npz") as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, **bundle)  # for the device kit: accuracy measured on the device
+        artifacts["validation"] = out / "validation.npz"
+        shutil.copy2(kit_path(), out / KIT_NAME)  # the folder is all a device needs
+        artifacts["kit"] = out / KIT_NAME
         for r in records:
             p = r.parity
+            if r.status == "failed":
+                ctx.reporter.line(f"[red]export[/]: {r.model} {r.format} {r.precision}: validation failed "
+                                  f"(optional for these targets, skipped): {r.note.split(' (')[0]}")
+                continue
+            if r.status == "deferred":
+                ctx.reporter.line(f"[yellow]export[/]: {r.model} {r.format} {r.precision}: {r.note.split(';')[0]}; "
+                                  f"on the device, in {out.name}/: {r.command}")
+                continue
             acc = f"{p['accuracy']:.2f}% (torch {p['torch_accuracy']:.2f}%)" if p else r.status
             ctx.reporter.line(f"[green]export[/]: {r.model} {r.format} {r.precision}: {acc}")
         return StageResult({"exports": [r.as_dict(ctx.run.root) for r in records]}, artifacts)

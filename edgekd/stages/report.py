@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgekd.core.rundir import atomic_write_text
+from edgekd.core.rundir import atomic_write_text, sha256_tree
 from edgekd.reporting.build import build_report
 from edgekd.reporting.html import render_html
 from edgekd.reporting.markdown import render_markdown
@@ -27,7 +27,9 @@ class ReportStage(Stage):
     name = "report"
 
     def settings(self, ctx: RunContext) -> Any:
-        return {"report": ctx.config.report.model_dump(mode="json")}  # the command is cosmetic: not an input
+        imports = ctx.run.root / "imports"
+        return {"report": ctx.config.report.model_dump(mode="json"),  # the command is cosmetic: not an input
+                "imports": sha256_tree(imports) if imports.exists() else None}
 
     def run(self, ctx: RunContext, out: Path) -> StageResult:
         report = build_report(ctx, getattr(ctx, "command", ""))

@@ -1,0 +1,31 @@
+"""Choosing how to deploy: per target and model, the fastest valid backend and precision."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def choose(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``{target: {model: {chosen, alternatives}}}``; measured beats predicted on the same target.
+
+    Only records of artifacts that passed validation reach here (the bench stage drops the
+    rest), so the fastest row is also a valid one.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for r in records:
+        out.setdefault(r["target"], {}).setdefault(r["model"], []).append(r)
+    result: dict[str, dict[str, Any]] = {}
+    for target, models in out.items():
+        result[target] = {}
+        for model, rows in models.items():
+            measured = [r for r in rows if r["kind"] == "measured"]
+            pool = measured or rows
+            ranked = sorted(pool, key=lambda r: r["median_ms"])
+            best = ranked[0]
+            result[target][model] = {
+                "backend": best["backend"], "precision": best["precision"], "format": best["format"],
+                "median_ms": best["median_ms"], "kind": best["kind"],
+                "alternatives": [{k: r[k] for k in ("backend", "precision", "format", "median_ms", "kind")}
+                                 for r in ranked[1:]],
+            }
+    return result

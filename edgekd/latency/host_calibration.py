@@ -1,0 +1,129 @@
+"""Calibrating the roofline on this machine: measured peaks, a zoo of models, a fit.
+
+`edgekd profiles calibrate host` measures the CPU's FP32 matmul throughput and memory
+bandwidth, exports a set of models of several families and sizes to ONNX (FP32, and INT8
+Q/DQ via NNCF PTQ on random calibration data: latency does not depend on the values),
+times them in ONNX Runtime, and fits the efficiency factors (calibrate.py).
+Device targets are calibrated the same way from device-kit results instead
+(`--from results.json`), since their hardware is not here.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgekd.core.progress import SILENT, Reporter
+from edgekd.latency.calibrate import Sample
+from edgekd.latency.onnx_graph import analyze
+
+
+@dataclass(frozen=True)
+class ZooModel:
+    name: str
+    kwargs: dict[str, Any] = field(default_factory=dict, hash=False)
+    size: int = 32
+    int8: bool = False
+
+    @property
+    def label(self) -> str:
+        kw = ",".join(f"{k}={v}" for k, v in self.kwargs.items() if k != "num_classes")
+        return f"{self.name}{'(' + kw + ')' if kw else ''}@{self.size}{' int8' if self.int8 else ''}"
+
+
+R = "resnet18"
+# Two disjoint sets: fit on "calibration", judge on "evaluation" (benchmarks/latency_prediction.py).
+ZOO: dict[str, list[ZooModel]] = {
+    "calibration": [
+        ZooModel(R, {"layers": [1, 1, 1, 1], "channels": [16, 32, 64, 128]}, 32),
+        ZooModel(R, {}, 32), ZooModel(R, {}, 64), ZooModel("resnet50", {}, 32),
+        ZooModel("mobilenetv3_small_050", {}, 32), ZooModel("mobilenetv3_small_100", {}, 64),
+        ZooModel("mobilenetv3_large_100", {}, 32), ZooModel("efficientnet_b0", {}, 32),
+        ZooModel("regnetx_002", {}, 64), ZooModel("ghostnet_100", {}, 32), ZooModel("mnasnet_100", {}, 64),
+        ZooModel("lcnet_100", {}, 64),
+        ZooModel(R, {}, 32, int8=True), ZooModel("mobilenetv3_small_100", {}, 32, int8=True),
+        ZooModel(R, {"layers": [1, 1, 1, 1], "channels": [32, 64, 128, 256]}, 64, int8=True),
+        ZooModel("efficientnet_b0", {}, 64, int8=True),
+    ],
+    "evaluation": [
+        ZooModel(R, {"layers": [2, 2, 2, 2], "channels": [24, 48, 96, 192]}, 32),
+        ZooModel("resnet34", {}, 32), ZooModel("resnet10t", {}, 64), ZooModel("resnet18", {}, 96),
+        ZooModel("mobilenetv3_small_075", {}, 32), ZooModel("mobilenetv3_large_075", {}, 64),
+        ZooModel("efficientnet_lite0", {}, 64), ZooModel("regnetx_004", {}, 32), ZooModel("ghostnet_050", {}, 64),
+        ZooModel("lcnet_050", {}, 32), ZooModel("mnasnet_small", {}, 32), ZooModel("tinynet_d", {}, 64),
+        ZooModel("resnet34", {}, 32, int8=True), ZooModel("mobilenetv3_large_075", {}, 64, int8=True),
+        ZooModel("resnet10t", {}, 32, int8=True), ZooModel("regnetx_004", {}, 64, int8=True),
+        ZooModel("lcnet_100", {}, 32, int8=True),
+    ],
+}
+
+
+def measure_peaks(threads: int, seconds: float = 1.0) -> dict[str, float]:
+    """FP32 matmul GFLOP/s and copy bandwidth GB/s on this machine (best of a few runs)."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    best = 0.0
+    t_end = time.perf_counter() + seconds
+    while time.perf_counter() < t_end:
+        t0 = time.perf_counter()
+        for _ in range(4):
+            torch.mm(a, b)
+        best = max(best, 4 * 2 * 1024**3 / (time.perf_counter() - t0) / 1e9)
+    src = np.ones(64 << 20, dtype=np.float32)  # 256 MB, far beyond the caches
+    dst = np.empty_like(src)
+    bw = 0.0
+    for _ in range(5):
+        t0 = time.perf_counter()
+        np.copyto(dst, src)
+        bw = max(bw, 2 * src.nbytes / (time.perf_counter() - t0) / 1e9)
+    return {"fp32_gflops": round(best, 1), "bandwidth_gbs": round(bw, 1)}
+
+
+def export_zoo_model(m: ZooModel, folder: Path, num_classes: int = 10) -> Path:
+    from edgekd.exporters.onnx import export_onnx, strip_quantizers
+    from edgekd.models.build import build_model
+
+    torch.manual_seed(0)
+    model = build_model(m.name, num_classes, m.kwargs).eval()
+    x = torch.randn(2, 3, m.size, m.size)
+    path = folder / f"{abs(hash(m.label))}.onnx"
+    if m.int8:
+        from edgekd.quantization.nncf_int8 import quantize
+
+        q = quantize(model, [torch.randn(16, 3, m.size, m.size)], symmetric=False, per_channel=True, ignored=[],
+                     quiet=True)
+        return export_onnx(strip_quantizers(q, x), x, path, 17)
+    return export_onnx(model, x, path, 17)
+
+
+def measure_onnx(path: Path, size: int, threads: int, repeats: int = 60, batch: int = 1) -> float:
+    from edgekd.latency.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from edgekd.latency.timing import summarize, time_calls
+
+    runner = OnnxRuntimeBackend().load(path, precision="fp32", threads=threads)
+    x = np.random.default_rng(0).standard_normal((batch, 3, size, size)).astype(np.float32)
+    for _ in range(10):
+        runner.run(x)
+    samples: list[float] = []
+    for _ in range(3):  # three spaced rounds: a burst of noise cannot own the median
+        samples += time_calls(lambda: runner.run(x), repeats // 3)
+    return summarize(samples).median_ms
+
+
+def zoo_samples(split: str, threads: int, reporter: Reporter = SILENT) -> list[Sample]:
+    """Export and time every model of one zoo split; returns roofline fitting samples."""
+    models = ZOO[split]
+    out = []
+    with tempfile.TemporaryDirectory() as tmp, reporter.task(f"calibration zoo ({split})", total=len(models)) as adv:
+        for m in models:
+            path = export_zoo_model(m, Path(tmp))
+            ms = measure_onnx(path, m.size, threads)
+            out.append(Sample(m.label, analyze(path), "int8" if m.int8 else "fp32", ms))
+            adv(1, status=f"{m.label}: {ms:.3f} ms")
+    return out

@@ -1,0 +1,42 @@
+"""Re-rendering a finished run's report, with device-kit measurements merged in.
+
+``edgekd report RUN --import results.json``: the kit's JSON (same latency-record schema,
+labelled measured on the named target) is copied into ``RUN/imports/``; the bench and
+report stages then run again on top of the finished run, so the imported numbers appear
+beside the host measurements and the predictions, and choices use them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from edgekd.core.errors import ConfigError, RunDirError
+
+KIT_SCHEMA = "edgekd-kit-results/1"
+REQUIRED = ("model", "backend", "format", "precision", "batch_size", "target", "median_ms")
+
+
+def import_results(run_dir: Path, files: list[Path]) -> list[str]:
+    """Validate and copy kit result files into ``run_dir/imports``; returns the targets they cover."""
+    if not (run_dir / "manifest.json").exists():
+        raise RunDirError(f"{run_dir} is not an edgekd run (no manifest.json)", hint="pass the run folder, e.g. runs/digits")
+    targets = []
+    dest = run_dir / "imports"
+    dest.mkdir(exist_ok=True)
+    for f in files:
+        try:
+            doc = json.loads(Path(f).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read device-kit results {f}: {exc}") from None
+        if not isinstance(doc, dict) or doc.get("schema") != KIT_SCHEMA:
+            raise ConfigError(f"{f} is not device-kit output (schema {KIT_SCHEMA!r} expected)",
+                              hint="produce it with `python3 edgekd_kit.py bench-dir . --target <name> --out results.json`")
+        for i, r in enumerate(doc.get("results", [])):
+            missing = [k for k in REQUIRED if k not in r]
+            if missing:
+                raise ConfigError(f"{f}: result {i} lacks {missing}")
+        targets.append(doc.get("target"))
+        shutil.copy2(f, dest / f"{doc.get('target', 'device')}-{Path(f).name}")
+    return targets

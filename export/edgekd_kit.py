@@ -1,0 +1,470 @@
+#!/usr/bin/env python3
+"""edgekd device kit: build and benchmark exported models ON THE TARGET, with only a runtime.
+
+Copy a run's ``export/`` folder and this file to the device, then:
+
+    python3 edgekd_kit.py info
+    python3 edgekd_kit.py build-engine student.onnx --precision fp16 --batch 1
+    python3 edgekd_kit.py bench-dir . --target jetson-orin-nano --out results.json
+    # back on the workstation:
+    edgekd report runs/<name> --import results.json
+
+Needs Python 3.8+, numpy, and whichever runtime the device has: onnxruntime, openvino,
+or TensorRT (Python bindings with cuda-python or pycuda, or the ``trtexec`` tool).
+It never imports torch or edgekd. Results are JSON in edgekd's latency-record schema,
+labelled ``measured`` on the named target, with accuracy on the validation bundle
+(``validation.npz``, written by ``edgekd export``) when it is present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+SCHEMA = "edgekd-kit-results/1"
+TRTEXEC_PATHS = ("trtexec", "/usr/src/tensorrt/bin/trtexec", "/usr/local/tensorrt/bin/trtexec")
+
+
+# ---------------------------------------------------------------- environment
+def _version(module: str) -> str | None:
+    try:
+        mod = __import__(module)
+    except ImportError:
+        return None
+    return str(getattr(mod, "__version__", "?")).split("-")[0]
+
+
+def find_trtexec() -> str | None:
+    for p in TRTEXEC_PATHS:
+        found = shutil.which(p) or (p if os.path.exists(p) else None)
+        if found:
+            return found
+    return None
+
+
+def host_info() -> dict:
+    info = {"machine": platform.machine(), "system": platform.platform(), "python": platform.python_version(),
+            "cpu_count": os.cpu_count(), "onnxruntime": _version("onnxruntime"), "openvino": _version("openvino"),
+            "tensorrt": _version("tensorrt"), "trtexec": find_trtexec()}
+    model = Path("/proc/device-tree/model")
+    if model.exists():
+        info["board"] = model.read_text(errors="ignore").strip("\x00\n ")
+    try:
+        with open("/proc/cpuinfo") as f:
+            info["cpu"] = next((ln.split(":", 1)[1].strip() for ln in f if ln.lower().startswith(("model name", "hardware"))), "")
+    except OSError:
+        pass
+    return info
+
+
+# ---------------------------------------------------------------- runners
+class OrtRunner:
+    backend = "onnxruntime"
+
+    def __init__(self, path: Path, threads: int | None) -> None:
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            so.intra_op_num_threads = threads
+            so.inter_op_num_threads = 1
+        providers = [p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider") if p in ort.get_available_providers()
+                     and os.environ.get("EDGEKD_ORT_GPU")] + ["CPUExecutionProvider"]
+        self.sess = ort.InferenceSession(str(path), so, providers=providers)
+        self.name = self.sess.get_inputs()[0].name
+        self.version = ort.__version__
+        self.threads = threads
+        self.device = "cpu" if providers[0] == "CPUExecutionProvider" else providers[0]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.sess.run(None, {self.name: x})[0]
+
+
+class OpenVINORunner:
+    backend = "openvino"
+
+    def __init__(self, path: Path, threads: int | None, precision: str, device: str = "CPU") -> None:
+        import openvino as ov
+
+        self.core = ov.Core()
+        self.model = self.core.read_model(str(path))
+        self.config = {"PERFORMANCE_HINT": "LATENCY",
+                       "INFERENCE_PRECISION_HINT": {"fp16": "f16"}.get(precision, "f32")}
+        if threads:
+            self.config["INFERENCE_NUM_THREADS"] = int(threads)
+        self.ov_device = device
+        self.requests: dict = {}
+        self.version = ov.__version__.split("-")[0]
+        self.threads = threads
+        self.device = device.lower()
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        req = self.requests.get(x.shape)
+        if req is None:
+            m = self.model.clone()
+            m.reshape({m.inputs[0].any_name: list(x.shape)})
+            req = self.requests[x.shape] = self.core.compile_model(m, self.ov_device, self.config).create_infer_request()
+        req.infer({0: x})
+        return req.get_output_tensor(0).data.copy()
+
+
+class _CudaMem:
+    """Device buffers through cuda-python or pycuda (whichever the device has)."""
+
+    def __init__(self) -> None:
+        try:
+            from cuda.bindings import runtime as cudart  # cuda-python >= 12.8
+        except ImportError:
+            try:
+                from cuda import cudart  # older cuda-python
+            except ImportError:
+                cudart = None
+        self.cudart = cudart
+        if cudart is None:
+            import pycuda.autoinit  # noqa: F401
+            import pycuda.driver as drv
+
+            self.drv = drv
+
+    def alloc(self, nbytes: int) -> int:
+        if self.cudart is not None:
+            err, ptr = self.cudart.cudaMalloc(nbytes)
+            return int(ptr)
+        return int(self.drv.mem_alloc(nbytes))
+
+    def h2d(self, ptr: int, arr: np.ndarray) -> None:
+        if self.cudart is not None:
+            self.cudart.cudaMemcpy(ptr, arr.ctypes.data, arr.nbytes, self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice)
+        else:
+            self.drv.memcpy_htod(ptr, arr)
+
+    def d2h(self, arr: np.ndarray, ptr: int) -> None:
+        if self.cudart is not None:
+            self.cudart.cudaMemcpy(arr.ctypes.data, ptr, arr.nbytes, self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost)
+        else:
+            self.drv.memcpy_dtoh(arr, ptr)
+
+    def sync(self) -> None:
+        if self.cudart is not None:
+            self.cudart.cudaDeviceSynchronize()
+        else:
+            self.drv.Context.synchronize()
+
+
+class TensorRTRunner:
+    """Runs a serialized engine; timings include the host<->device copies (what an app pays)."""
+
+    backend = "tensorrt"
+
+    def __init__(self, path: Path) -> None:
+        import tensorrt as trt
+
+        self.trt = trt
+        logger = trt.Logger(trt.Logger.WARNING)
+        self.engine = trt.Runtime(logger).deserialize_cuda_engine(Path(path).read_bytes())
+        if self.engine is None:
+            raise RuntimeError(f"TensorRT could not load {path} (built for another device or TensorRT version?)")
+        self.ctx = self.engine.create_execution_context()
+        self.mem = _CudaMem()
+        self.version = trt.__version__
+        self.threads = None
+        self.device = "cuda"
+        self.v10 = hasattr(self.engine, "num_io_tensors")
+        if self.v10:
+            names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+            self.inp = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
+            self.out = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
+        self.buffers: dict = {}
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        key = x.shape
+        if key not in self.buffers:
+            if self.v10:
+                self.ctx.set_input_shape(self.inp, x.shape)
+                out_shape = tuple(self.ctx.get_tensor_shape(self.out))
+            else:
+                self.ctx.set_binding_shape(0, x.shape)
+                out_shape = tuple(self.ctx.get_binding_shape(1))
+            out = np.empty(out_shape, dtype=np.float32)
+            self.buffers[key] = (self.mem.alloc(x.nbytes), self.mem.alloc(out.nbytes), out)
+        d_in, d_out, out = self.buffers[key]
+        self.mem.h2d(d_in, x)
+        if self.v10:
+            self.ctx.set_input_shape(self.inp, x.shape)
+            self.ctx.set_tensor_address(self.inp, d_in)
+            self.ctx.set_tensor_address(self.out, d_out)
+            self.ctx.execute_async_v3(0)
+        else:
+            self.ctx.set_binding_shape(0, x.shape)
+            self.ctx.execute_v2([d_in, d_out])
+        self.mem.sync()
+        self.mem.d2h(out, d_out)
+        return out.copy()
+
+
+# ---------------------------------------------------------------- engine building
+def trtexec_command(onnx: str, engine: str, precision: str, shape: tuple, max_batch: int, trt_major: int,
+                    trtexec: str = "trtexec") -> list[str]:
+    """The trtexec call edgekd prints: explicit Q/DQ for INT8, dynamic batch profile."""
+    dims = "x".join(str(d) for d in shape[1:])
+    cmd = [trtexec, f"--onnx={onnx}", f"--saveEngine={engine}",
+           f"--minShapes=input:1x{dims}", f"--optShapes=input:{shape[0]}x{dims}", f"--maxShapes=input:{max_batch}x{dims}"]
+    if precision == "fp16":
+        cmd.append("--fp16")
+    elif precision == "int8":  # the Q/DQ nodes decide what is INT8
+        cmd += ["--stronglyTyped"] if trt_major >= 10 else ["--int8", "--fp16"]
+    return cmd
+
+
+def onnx_input_shape(path: Path, batch: int) -> tuple:
+    try:
+        import onnx
+
+        dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+        return (batch, *[d.dim_value for d in dims[1:]])
+    except ImportError:
+        meta = Path(path).with_suffix(".json")
+        if meta.exists():
+            return (batch, *json.loads(meta.read_text())["input_shape"][1:])
+        raise SystemExit("need the onnx package or the export's <model>.json sidecar to read the input shape") from None
+
+
+def build_engine(onnx: Path, precision: str, batch: int, max_batch: int, out: Path, workspace_mb: int) -> dict:
+    """Build with the TensorRT Python API if present, else with trtexec."""
+    shape = onnx_input_shape(onnx, batch)
+    t0 = time.perf_counter()
+    try:
+        import tensorrt as trt
+    except ImportError:
+        trt = None
+    if trt is not None:
+        logger = trt.Logger(trt.Logger.WARNING)
+        builder = trt.Builder(logger)
+        major = int(trt.__version__.split(".")[0])
+        flags = 0
+        if major < 10:
+            flags |= 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+        elif precision == "int8":
+            flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+        network = builder.create_network(flags)
+        parser = trt.OnnxParser(network, logger)
+        if not parser.parse(Path(onnx).read_bytes()):
+            errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+            raise SystemExit(f"TensorRT could not parse {onnx}: {errors}")
+        config = builder.create_builder_config()
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
+        if precision == "fp16" or (precision == "int8" and major < 10):
+            config.set_flag(trt.BuilderFlag.FP16)
+        if precision == "int8" and major < 10:
+            config.set_flag(trt.BuilderFlag.INT8)
+        profile = builder.create_optimization_profile()
+        name = network.get_input(0).name
+        profile.set_shape(name, (1, *shape[1:]), shape, (max_batch, *shape[1:]))
+        config.add_optimization_profile(profile)
+        plan = builder.build_serialized_network(network, config)
+        if plan is None:
+            raise SystemExit(f"TensorRT failed to build an engine from {onnx} ({precision})")
+        out.write_bytes(bytes(plan))
+        how = f"tensorrt {trt.__version__} python API"
+    else:
+        exe = find_trtexec()
+        if exe is None:
+            raise SystemExit("neither the tensorrt Python package nor trtexec was found on this device")
+        ver = subprocess.run([exe, "--help"], capture_output=True, text=True).stdout
+        m = re.search(r"TensorRT.*?v?(\d+)", ver)
+        cmd = trtexec_command(str(onnx), str(out), precision, shape, max_batch, int(m.group(1)) if m else 10, exe)
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0 or not out.exists():
+            raise SystemExit(f"trtexec failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        how = " ".join(cmd)
+    return {"engine": str(out), "precision": precision, "seconds": round(time.perf_counter() - t0, 1), "how": how}
+
+
+# ---------------------------------------------------------------- benchmarking
+def describe(path: Path, index: dict) -> dict:
+    """model / format / precision of an artifact: from exports.json, else from its name."""
+    rel = path.name
+    for e in index.values():
+        if e.get("path") and Path(e["path"]).name == rel:
+            return {"model": e["model"], "format": e["format"], "precision": e["precision"]}
+    m = re.match(r"(?P<model>[a-z_]+?)(?:_(?P<prec>fp32|fp16|int8))?(?:_[\w-]+)?\.(?P<ext>onnx|xml|engine|plan)$", rel)
+    fmt = {"onnx": "onnx", "xml": "openvino", "engine": "tensorrt", "plan": "tensorrt"}[path.suffix.lstrip(".")]
+    return {"model": m.group("model") if m else path.stem, "format": fmt,
+            "precision": (m.group("prec") if m and m.group("prec") else "fp32")}
+
+
+def make_runner(path: Path, backend: str, precision: str, threads: int | None):
+    suffix = path.suffix
+    if backend == "auto":
+        backend = {".onnx": "onnxruntime", ".xml": "openvino", ".engine": "tensorrt", ".plan": "tensorrt"}[suffix]
+    if backend == "onnxruntime":
+        return OrtRunner(path, threads)
+    if backend == "openvino":
+        return OpenVINORunner(path, threads, precision)
+    return TensorRTRunner(path)
+
+
+def percentile(vals: list, q: float) -> float:
+    s = sorted(vals)
+    k = (len(s) - 1) * q / 100
+    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def validate(runner, bundle: dict, model: str) -> dict:
+    """Accuracy on the validation bundle, and agreement with the PyTorch logits edgekd stored."""
+    x, y = bundle["inputs"], bundle["labels"]
+    out = np.concatenate([runner(x[i:i + 64]) for i in range(0, len(x), 64)])
+    res = {"samples": int(len(x)), "accuracy": round(float((out.argmax(1) == y).mean() * 100), 3)}
+    ref = bundle.get(f"logits_{model}")
+    if ref is not None:
+        res["top1_agreement"] = float((out.argmax(1) == ref.argmax(1)).mean())
+        res["max_abs_diff"] = float(np.abs(out - ref).max())
+        res["torch_accuracy"] = round(float((ref.argmax(1) == y).mean() * 100), 3)
+    return res
+
+
+def bench(paths: list, args: argparse.Namespace, index: dict, bundle: dict | None) -> list:
+    loaded = []
+    for p in paths:
+        d = describe(p, index)
+        backends = [args.backend] if args.backend != "auto" or p.suffix != ".onnx" else ["onnxruntime"]
+        for b in backends:
+            try:
+                runner = make_runner(p, b, d["precision"], args.threads)
+            except Exception as exc:  # a missing runtime or an engine from another device: report, go on
+                print(f"skip {p.name} ({b}): {exc}", file=sys.stderr)
+                continue
+            shape = onnx_input_shape(p, args.batch) if p.suffix == ".onnx" else None
+            if shape is None:
+                meta = p.parent / f"{d['model']}.json"
+                size = json.loads(meta.read_text())["input_shape"][1:] if meta.exists() else [3, 32, 32]
+                shape = (args.batch, *size)
+            x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+            for _ in range(args.warmup):
+                runner(x)
+            loaded.append((p, d, runner, x))
+    samples = [[] for _ in loaded]
+    for _ in range(args.rounds):
+        for i, (_, _, runner, x) in enumerate(loaded):
+            for _ in range(args.repeats):
+                t0 = time.perf_counter()
+                runner(x)
+                samples[i].append((time.perf_counter() - t0) * 1e3)
+    records = []
+    for (p, d, runner, x), s in zip(loaded, samples):
+        med = statistics.median(s)
+        rec = {"model": d["model"], "backend": runner.backend, "format": d["format"], "precision": d["precision"],
+               "batch_size": int(x.shape[0]), "threads": runner.threads, "device": runner.device,
+               "target": args.target, "kind": "measured", "median_ms": round(med, 5),
+               "p90_ms": round(percentile(s, 90), 5), "p99_ms": round(percentile(s, 99), 5),
+               "mean_ms": round(statistics.fmean(s), 5), "throughput_ips": round(x.shape[0] / med * 1e3, 2),
+               "samples": len(s), "backend_version": runner.version, "artifact": p.name,
+               "notes": "device kit; includes host<->device copies" if runner.backend == "tensorrt" else "device kit"}
+        if bundle is not None:
+            rec["validation"] = validate(runner, bundle, d["model"])
+        records.append(rec)
+    return records
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    paths = [Path(p) for p in args.paths]
+    folder = paths[0].parent if paths else Path(".")
+    index = _exports_index(folder)
+    bundle = _bundle(Path(args.validation) if args.validation else folder / "validation.npz")
+    _write(args, bench(paths, args, index, bundle))
+
+
+def cmd_bench_dir(args: argparse.Namespace) -> None:
+    folder = Path(args.folder)
+    index = _exports_index(folder)
+    paths = sorted(p for p in folder.iterdir() if p.suffix in (".onnx", ".xml", ".engine", ".plan"))
+    if args.only:
+        paths = [p for p in paths if p.suffix in {f".{s}" for s in args.only.split(",")}]
+    bundle = _bundle(folder / "validation.npz")
+    _write(args, bench(paths, args, index, bundle))
+
+
+def _exports_index(folder: Path) -> dict:
+    f = folder / "exports.json"
+    return {i: e for i, e in enumerate(json.loads(f.read_text()))} if f.exists() else {}
+
+
+def _bundle(path: Path) -> dict | None:
+    if not path.exists():
+        return None
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _write(args: argparse.Namespace, records: list) -> None:
+    doc = {"schema": SCHEMA, "target": args.target, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+           "host": host_info(), "command": " ".join(sys.argv), "results": records}
+    text = json.dumps(doc, indent=2)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+        print(f"wrote {len(records)} results to {args.out}")
+    else:
+        print(text)
+    for r in records:
+        acc = f"  acc {r['validation']['accuracy']:.2f}%" if "validation" in r else ""
+        print(f"{r['model']:>10} {r['format']:>9} {r['precision']:>5} {r['backend']:>12}: "
+              f"{r['median_ms']:.3f} ms median (p90 {r['p90_ms']:.3f}){acc}", file=sys.stderr)
+
+
+def main(argv: list | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="edgekd_kit", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("info", help="runtimes and hardware on this device")
+    b = sub.add_parser("build-engine", help="build a TensorRT engine from an ONNX file, on this device")
+    b.add_argument("onnx")
+    b.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp16")
+    b.add_argument("--batch", type=int, default=1)
+    b.add_argument("--max-batch", type=int, default=None)
+    b.add_argument("--out", default=None)
+    b.add_argument("--workspace-mb", type=int, default=1024)
+    for name, helptext in (("bench", "benchmark model files"), ("bench-dir", "benchmark every model in an export folder")):
+        p = sub.add_parser(name, help=helptext)
+        if name == "bench":
+            p.add_argument("paths", nargs="+")
+            p.add_argument("--validation", default=None, help="validation.npz (default: next to the models)")
+        else:
+            p.add_argument("folder", nargs="?", default=".")
+            p.add_argument("--only", default=None, help="suffixes to include, e.g. engine,xml")
+        p.add_argument("--target", required=True, help="the profile name this device is, e.g. jetson-orin-nano")
+        p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "openvino", "tensorrt"])
+        p.add_argument("--batch", type=int, default=1)
+        p.add_argument("--threads", type=int, default=None)
+        p.add_argument("--warmup", type=int, default=10)
+        p.add_argument("--repeats", type=int, default=50)
+        p.add_argument("--rounds", type=int, default=3)
+        p.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    if args.cmd == "info":
+        print(json.dumps(host_info(), indent=2))
+    elif args.cmd == "build-engine":
+        onnx = Path(args.onnx)
+        out = Path(args.out) if args.out else onnx.with_name(f"{onnx.stem}_{args.precision}.engine")
+        print(json.dumps(build_engine(onnx, args.precision, args.batch, args.max_batch or max(args.batch, 8), out,
+                                      args.workspace_mb), indent=2))
+    elif args.cmd == "bench":
+        cmd_bench(args)
+    else:
+        cmd_bench_dir(args)
+
+
+if __name__ == "__main__":
+    main()
