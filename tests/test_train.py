@@ -84,3 +84,21 @@ def test_relation_matrix_is_row_normalised_and_permutation_equivariant() -> None
     p = torch.randperm(6)
     assert torch.allclose(relation_matrix(f[p]), g[p][:, p], atol=1e-5)
     assert matrix_distance(g, g).item() == 0
+
+
+def test_cached_teacher_logits_match_per_batch_teacher(digits16, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without augmentation the teacher's logits are computed once; training is unchanged by it."""
+    import edgekd.train.trainer as trainer_mod
+
+    teacher = build_model("resnet18", 10, {"layers": [1, 1, 1, 1], "channels": [16, 32, 64, 128]}).eval()
+    cfg = TrainConfig(epochs=2, batch_size=64, augment={"shift": 0}, loss=[LossTerm(name="kl")])
+    calls = []
+    real = trainer_mod.teacher_logits
+    monkeypatch.setattr(trainer_mod, "teacher_logits", lambda *a, **k: calls.append(1) or real(*a, **k))
+    torch.manual_seed(0)
+    a = train(build_model("resnet18", 10, KW), digits16, cfg, teacher=teacher)
+    assert calls == [1]
+    monkeypatch.setattr(trainer_mod, "teacher_logits", lambda *a, **k: None)  # forces the per-batch teacher
+    torch.manual_seed(0)  # the same initial student
+    b = train(build_model("resnet18", 10, KW), digits16, cfg, teacher=teacher)
+    assert [h["train_loss"] for h in a.history] == pytest.approx([h["train_loss"] for h in b.history], rel=1e-4)

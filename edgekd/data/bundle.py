@@ -94,6 +94,16 @@ class DataBundle:
         }
 
 
+def batch_indices(n: int, batch_size: int, *, generator: torch.Generator,
+                  device: torch.device | str = "cpu") -> Iterator[torch.Tensor]:
+    """Shuffled index batches of a training epoch, dropping the ragged last batch (BatchNorm
+    cannot train on a batch of one)."""
+    order = torch.randperm(n, generator=generator).to(device)
+    stop = n - n % batch_size if n >= batch_size else n
+    for i in range(0, stop, batch_size):
+        yield order[i : i + batch_size]
+
+
 def batches(
     x: torch.Tensor,
     y: torch.Tensor,

@@ -21,7 +21,7 @@ from torch import nn
 from edgekd.core.config import TrainConfig
 from edgekd.core.errors import ConfigError, TrainingError
 from edgekd.core.progress import SILENT, Reporter
-from edgekd.data.bundle import DataBundle, augment
+from edgekd.data.bundle import DataBundle, augment, batch_indices
 from edgekd.data.bundle import batches as batches_of
 from edgekd.models.checkpoint import save_state_dict
 from edgekd.models.features import FeatureTap, default_feature_layer
@@ -100,9 +100,12 @@ class LossComputer:
             t_layer = feature_layers[1] or default_feature_layer(teacher, input_size)
             self.taps = (FeatureTap(student, s_layer), FeatureTap(teacher, t_layer))
 
-    def __call__(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        t_logits = None
-        if self.needs_teacher:
+    @property
+    def needs_features(self) -> bool:
+        return self.taps is not None
+
+    def __call__(self, xb: torch.Tensor, yb: torch.Tensor, t_logits: torch.Tensor | None = None) -> torch.Tensor:
+        if self.needs_teacher and t_logits is None:
             with torch.no_grad():
                 t_logits = self.teacher(xb)  # type: ignore[misc]
         s_logits = self.student(xb)
@@ -114,6 +117,18 @@ class LossComputer:
         if self.taps:
             self.taps[0].close()
             self.taps[1].close()
+
+
+@torch.no_grad()
+def teacher_logits(teacher: nn.Module, data: DataBundle, batch_size: int = 512) -> torch.Tensor:
+    """The teacher's logits for every (unaugmented) training image, computed once.
+
+    Without augmentation the teacher sees the same images every epoch, so its forward
+    pass need not be repeated: for a small student this removes most of a KD step's cost.
+    """
+    teacher.eval()
+    x = data.train_x
+    return torch.cat([teacher(data.normalize(x[i : i + batch_size])).float() for i in range(0, x.shape[0], batch_size)])
 
 
 def loss_gradients(student: nn.Module, data: DataBundle, cfg: TrainConfig, *, teacher: nn.Module | None,
@@ -166,6 +181,10 @@ def train(
 
     n = data.train_x.shape[0]
     bs = min(cfg.batch_size, n)
+    no_augment = cfg.augment.shift == 0 and not cfg.augment.hflip
+    cached = None
+    if computer.needs_teacher and not computer.needs_features and no_augment:
+        cached = teacher_logits(teacher, data)  # type: ignore[arg-type]
     steps_per_epoch = max(1, n // bs)
     opt = _optimizer(student, cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, steps_per_epoch))
@@ -180,14 +199,13 @@ def train(
             for epoch in range(1, cfg.epochs + 1):
                 student.train()
                 loss_sum, count, te = 0.0, 0, time.perf_counter()
-                for step, (xb, yb) in enumerate(
-                    batches_of(data.train_x, data.train_y, bs, shuffle=True, generator=gen, drop_last=True)
-                ):
+                for step, idx in enumerate(batch_indices(n, bs, generator=gen, device=data.train_x.device)):
+                    xb, yb = data.train_x[idx], data.train_y[idx]
                     xb = data.normalize(augment(xb, cfg.augment, gen))
                     if cuda:
                         xb = xb.contiguous(memory_format=torch.channels_last)
                     with autocast:
-                        loss = computer(xb, yb)
+                        loss = computer(xb, yb, cached[idx] if cached is not None else None)
                     if not torch.isfinite(loss):
                         raise TrainingError(
                             f"{label}: loss became {loss.item()} at epoch {epoch}, step {step + 1} "
