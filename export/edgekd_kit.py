@@ -365,7 +365,7 @@ def bench(paths: list, args: argparse.Namespace, index: dict, bundle: dict | Non
                 runner(x)
                 samples[i].append((time.perf_counter() - t0) * 1e3)
     records = []
-    for (p, d, runner, x), s in zip(loaded, samples):
+    for (p, d, runner, x), s in zip(loaded, samples):  # noqa: B905 (the kit supports Python 3.8)
         med = statistics.median(s)
         rec = {"model": d["model"], "backend": runner.backend, "format": d["format"], "precision": d["precision"],
                "batch_size": int(x.shape[0]), "threads": runner.threads, "device": runner.device,

@@ -32,7 +32,7 @@ class SyntheticParams(BaseModel):
     num_classes: int = Field(10, ge=2, le=len(SHAPES) * len(TEXTURES))
     train_size: int = Field(6000, ge=10)
     val_size: int = Field(2000, ge=10)
-    difficulty: float = Field(0.5, ge=0.0, le=1.0)
+    difficulty: float = Field(0.3, ge=0.0, le=1.0)
     seed: int = 0
 
 
@@ -78,14 +78,14 @@ def _random_colour(n: int, g: torch.Generator) -> torch.Tensor:
 
 def _draw_objects(
     n: int, size: int, shape: torch.Tensor, texture: torch.Tensor, scale: tuple[float, float],
-    g: torch.Generator, jitter: float,
+    g: torch.Generator, jitter: float, rotation: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Alpha mask [n,H,W] and RGB [n,3,H,W] of one object per sample."""
+    """Alpha mask [n,H,W] and RGB [n,3,H,W] of one object per sample (rotated by up to ±rotation)."""
     lin = torch.linspace(-1, 1, size)
     yy, xx = torch.meshgrid(lin, lin, indexing="ij")
     cx, cy = [(torch.rand(n, generator=g) - 0.5) * 2 * jitter for _ in range(2)]
     s = scale[0] + (scale[1] - scale[0]) * torch.rand(n, generator=g)
-    th = torch.rand(n, generator=g) * 2 * math.pi
+    th = (torch.rand(n, generator=g) * 2 - 1) * rotation
     dx = (xx.unsqueeze(0) - cx.view(-1, 1, 1)) / s.view(-1, 1, 1)
     dy = (yy.unsqueeze(0) - cy.view(-1, 1, 1)) / s.view(-1, 1, 1)
     c, si = torch.cos(th).view(-1, 1, 1), torch.sin(th).view(-1, 1, 1)
@@ -117,18 +117,19 @@ def generate(n: int, size: int, num_classes: int, difficulty: float, seed: int) 
         m = min(2048, n - start)
         y = torch.randint(0, num_classes, (m,), generator=g)
         shape, texture = y % len(SHAPES), y // len(SHAPES)
-        img = _background(m, size, g, clutter=0.4 + difficulty)
+        rotation = math.pi * difficulty
+        img = _background(m, size, g, clutter=0.3 + 0.7 * difficulty)
         # distractor: a smaller object of a random class, drawn first so the target may occlude it
-        has_d = (torch.rand(m, generator=g) < 0.3 + 0.7 * difficulty).float().view(m, 1, 1)
+        has_d = (torch.rand(m, generator=g) < 0.6 * difficulty).float().view(m, 1, 1)
         dy = torch.randint(0, num_classes, (m,), generator=g)
-        dmask, drgb = _draw_objects(m, size, dy % len(SHAPES), dy // len(SHAPES), (0.22, 0.34), g, 0.7)
+        dmask, drgb = _draw_objects(m, size, dy % len(SHAPES), dy // len(SHAPES), (0.22, 0.34), g, 0.7, math.pi)
         a = (dmask * has_d).unsqueeze(1)
         img = img * (1 - a) + drgb * a
-        mask, rgb = _draw_objects(m, size, shape, texture, (0.42, 0.7), g, 0.25 + 0.2 * difficulty)
-        opacity = (1.0 - 0.45 * difficulty * torch.rand(m, generator=g)).view(m, 1, 1, 1)
+        mask, rgb = _draw_objects(m, size, shape, texture, (0.45, 0.75), g, 0.2 + 0.2 * difficulty, rotation)
+        opacity = (1.0 - 0.4 * difficulty * torch.rand(m, generator=g)).view(m, 1, 1, 1)
         a = mask.unsqueeze(1) * opacity
         img = img * (1 - a) + rgb * a
-        img = img + (0.04 + 0.22 * difficulty) * torch.randn(img.shape, generator=g)
+        img = img + (0.03 + 0.15 * difficulty) * torch.randn(img.shape, generator=g)
         xs.append((img.clamp(0, 1) * 255).round().to(torch.uint8))
         ys.append(y)
     return torch.cat(xs), torch.cat(ys)

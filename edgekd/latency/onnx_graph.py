@@ -112,7 +112,7 @@ def analyze(source: str | Path | bytes | onnx.ModelProto, batch: int = 1) -> lis
             kind = "dwconv" if group > 1 and group == cin else "conv"
             layers.append(LayerCost(node.name or out, op, kind, 2 * macs, io_bytes, precision))
         elif op in ("Gemm", "MatMul"):
-            a, b = shapes.get(ins[0], []), shapes.get(ins[1], [])
+            a = shapes.get(ins[0], [])
             attrs = {x.name: helper.get_attribute_value(x) for x in node.attribute}
             k = (a[-2] if attrs.get("transA") else a[-1]) if a else 0
             macs = numel(out) * k

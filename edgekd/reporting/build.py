@@ -7,9 +7,8 @@ import os
 import platform
 import sys
 import time
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 from edgekd import __version__
 from edgekd.latency.choice import choose

@@ -25,7 +25,6 @@ from edgekd.models.artifact import load_model
 from edgekd.stages.base import RunContext, Stage, StageResult
 from edgekd.train.evaluate import predict_logits
 
-
 VALIDATION_BUNDLE = 256  # images shipped with the exports so the device kit can check accuracy on the device
 RUNTIME_FORMATS = {"tensorrt": "tensorrt", "openvino": "openvino", "onnxruntime": "onnx"}
 
