@@ -31,7 +31,7 @@ RESULTS = HERE / "results"
 
 # The generated set made hard (teacher ~85-95%, small students well below it).
 SYNTHETIC = {"source": "synthetic", "image_size": 32, "num_classes": 10, "train_size": 20000, "val_size": 4000,
-             "difficulty": 0.3, "seed": 0}
+             "difficulty": 0.5, "seed": 0}
 DIGITS = {"source": "digits", "image_size": 32}
 TEACHER = {"model": "resnet18", "kwargs": {"channels": [32, 64, 128, 256]}}
 TEACHER_TRAIN = {"synthetic": dict(epochs=30, batch_size=128, optimizer={"lr": 0.1}, schedule={"warmup_epochs": 1},

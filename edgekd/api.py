@@ -77,22 +77,27 @@ def search(config: ConfigLike, targets: list[str] | None = None, **kw: Any) -> R
 
 
 def distill(config: ConfigLike, targets: list[str] | None = None, **kw: Any) -> Report:
+    """Train the student from the run's teacher."""
     return run_stage("distill", config, targets, **kw)
 
 
 def prune(config: ConfigLike, targets: list[str] | None = None, **kw: Any) -> Report:
+    """Prune the run's latest student (or ``student.checkpoint``), fine-tuning by distillation."""
     return run_stage("prune", config, targets, **kw)
 
 
 def quantize(config: ConfigLike, targets: list[str] | None = None, **kw: Any) -> Report:
+    """INT8 QAT with the teacher (or PTQ) on the run's latest student."""
     return run_stage("quantize", config, targets, **kw)
 
 
 def export(config: ConfigLike, targets: list[str] | None = None, **kw: Any) -> Report:
+    """Export and validate every model of the run for the targets."""
     return run_stage("export", config, targets, **kw)
 
 
 def bench(config: ConfigLike, targets: list[str] | None = None, **kw: Any) -> Report:
+    """Time the run's exports on host and predict them on the other targets."""
     return run_stage("bench", config, targets, **kw)
 
 

@@ -337,12 +337,23 @@ def validate(runner, bundle: dict, model: str) -> dict:
     return res
 
 
+def rss_mb() -> float | None:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def bench(paths: list, args: argparse.Namespace, index: dict, bundle: dict | None) -> list:
+    if args.threads is None:
+        args.threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     loaded = []
     for p in paths:
         d = describe(p, index)
         backends = [args.backend] if args.backend != "auto" or p.suffix != ".onnx" else ["onnxruntime"]
         for b in backends:
+            before = rss_mb()
             try:
                 runner = make_runner(p, b, d["precision"], args.threads)
             except Exception as exc:  # a missing runtime or an engine from another device: report, go on
@@ -356,6 +367,8 @@ def bench(paths: list, args: argparse.Namespace, index: dict, bundle: dict | Non
             x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
             for _ in range(args.warmup):
                 runner(x)
+            after = rss_mb()
+            d = {**d, "rss_increase_mb": round(after - before, 2) if before is not None and after is not None else None}
             loaded.append((p, d, runner, x))
     samples = [[] for _ in loaded]
     for _ in range(args.rounds):
@@ -373,6 +386,7 @@ def bench(paths: list, args: argparse.Namespace, index: dict, bundle: dict | Non
                "p90_ms": round(percentile(s, 90), 5), "p99_ms": round(percentile(s, 99), 5),
                "mean_ms": round(statistics.fmean(s), 5), "throughput_ips": round(x.shape[0] / med * 1e3, 2),
                "samples": len(s), "backend_version": runner.version, "artifact": p.name,
+               "rss_increase_mb": d["rss_increase_mb"],
                "notes": "device kit; includes host<->device copies" if runner.backend == "tensorrt" else "device kit"}
         if bundle is not None:
             rec["validation"] = validate(runner, bundle, d["model"])

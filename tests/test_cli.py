@@ -69,3 +69,28 @@ def test_profiles_list_and_show() -> None:
     assert r.exit_code == 0 and "host" in r.output
     r = runner.invoke(app, ["profiles", "show", "host"])
     assert r.exit_code == 0 and "measured_here: true" in r.output
+
+
+def test_bench_any_file_measured_and_predicted(finished_run) -> None:
+    _, _, run = finished_run
+    onnx_path = run / "export" / "student.onnx"
+    r = runner.invoke(app, ["bench", str(onnx_path), "--target", "host", "--target", "rpi", "--repeats", "5", "--json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout[r.stdout.index("["):])
+    kinds = {(x["target"], x["kind"], x["backend"]) for x in rows}
+    assert ("host", "measured", "onnxruntime") in kinds and ("raspberry-pi-5", "predicted", "onnxruntime") in kinds
+    r = runner.invoke(app, ["bench", str(run / "export" / "nope.onnx")])
+    assert r.exit_code == 9 and "not found" in r.output
+
+
+def test_report_rerenders_a_finished_run(finished_run, tmp_path: Path) -> None:
+    import shutil
+
+    _, _, run = finished_run
+    shutil.copytree(run, tmp_path / "tiny")
+    (tmp_path / "tiny" / "report" / "report.md").unlink()
+    r = runner.invoke(app, ["report", str(tmp_path / "tiny"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "tiny" / "report" / "report.md").exists()
+    r = runner.invoke(app, ["report", str(tmp_path / "nothing")])
+    assert r.exit_code == 12

@@ -132,3 +132,23 @@ def test_prune_stage_records_every_step(finished_run, tmp_path: Path) -> None:
     assert 1.55 <= base / steps[1]["macs"] <= 2.0
     assert all(0 <= s["accuracy"] <= 100 and "accuracy_after_pruning" in s for s in steps)
     assert report.model("pruned").macs == steps[-1]["macs"]
+
+
+def test_taylor_importance_with_distillation_gradients() -> None:
+    """Taylor importance: gradients of the distillation loss between micro-steps (the model is
+    left in train mode by them; the shape check must still run on a batch of one)."""
+    from edgekd.core.config import DataConfig, LossTerm, TrainConfig
+    from edgekd.data import load_data
+    from edgekd.pruning.importance import Taylor, TaylorParams
+    from edgekd.train.trainer import loss_gradients
+
+    data = load_data(DataConfig(source="digits", image_size=16))
+    teacher = build_model("resnet18", 10, {"layers": [1, 1, 1, 1], "channels": [16, 32, 64, 128]}).eval()
+    model = build_model("mobilenetv3_small_050", 10)
+    cfg = TrainConfig(batch_size=16, loss=[LossTerm(name="kl")])
+    base = count_macs(model, 16)
+    pruner = ChannelPruner(model, torch.randn(1, 3, 16, 16), importance=Taylor(TaylorParams()).build(),
+                           global_pruning=False, ignored=[], skip_unsupported=False, round_to=None,
+                           gradient_fn=lambda m: loss_gradients(m, data, cfg, teacher=teacher, batches=1))
+    assert pruner.step_until(lambda: count_macs(model, 16) <= base / 2)
+    assert model.eval()(torch.randn(2, 3, 16, 16)).shape == (2, 10)

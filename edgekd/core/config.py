@@ -36,6 +36,16 @@ STAGE_ORDER: tuple[str, ...] = ("search", "distill", "prune", "quantize", "expor
 StageName = Literal["search", "distill", "prune", "quantize", "export", "bench", "report"]
 
 
+def _registered(registry: Registry, key: str, names: list[str]) -> list[str]:
+    """``names`` if all are in ``registry``; else a validation error listing the valid ones."""
+    for n in names:
+        try:
+            registry.entry(n)  # pydantic prefixes the key
+        except ConfigError as exc:
+            raise ValueError(f"{exc.message} ({exc.hint})") from None
+    return names
+
+
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -290,12 +300,7 @@ class ExportConfig(StrictModel):
     @field_validator("formats")
     @classmethod
     def _known(cls, v: list[str]) -> list[str]:
-        for f in v:
-            try:
-                registries.EXPORTERS.entry(f, key="export.formats")
-            except ConfigError as exc:
-                raise ValueError(f"{exc.message} ({exc.hint})") from None
-        return v
+        return _registered(registries.EXPORTERS, "export.formats", v)
 
 
 class BenchConfig(StrictModel):
@@ -309,12 +314,7 @@ class BenchConfig(StrictModel):
     @field_validator("backends")
     @classmethod
     def _known(cls, v: list[str]) -> list[str]:
-        for b in v:
-            try:
-                registries.BACKENDS.entry(b, key="bench.backends")
-            except ConfigError as exc:
-                raise ValueError(f"{exc.message} ({exc.hint})") from None
-        return v
+        return _registered(registries.BACKENDS, "bench.backends", v)
 
 
 class ReportConfig(StrictModel):

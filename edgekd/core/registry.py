@@ -76,7 +76,7 @@ class Registry(Generic[T]):
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise ConfigError(
                 f"{where}unknown {self.what} {name!r}",
-                hint=f"{hint}valid {self.what}s: {', '.join(self.names())}",
+                hint=f"{hint}valid {self.what} names: {', '.join(self.names())}",
             )
         return self._entries[name]
 
@@ -106,6 +106,8 @@ def format_validation_error(exc: Exception, prefix: str = "") -> str:
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
+        elif err["type"] == "value_error":
+            msg = msg.removeprefix("Value error, ")
         got = err.get("input")
         got_s = "" if err["type"] in ("missing", "extra_forbidden") else f" (got {got!r})"
         lines.append(f"{loc}: {msg}{got_s}" if loc else f"{msg}{got_s}")

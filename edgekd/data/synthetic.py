@@ -32,7 +32,7 @@ class SyntheticParams(BaseModel):
     num_classes: int = Field(10, ge=2, le=len(SHAPES) * len(TEXTURES))
     train_size: int = Field(6000, ge=10)
     val_size: int = Field(2000, ge=10)
-    difficulty: float = Field(0.3, ge=0.0, le=1.0)
+    difficulty: float = Field(0.5, ge=0.0, le=1.0)
     seed: int = 0
 
 

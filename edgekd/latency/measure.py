@@ -28,6 +28,7 @@ class BenchItem:
     precision: str
     path: Path
     backend: str
+    device: str = "cpu"
 
 
 @dataclass
@@ -73,7 +74,6 @@ def measure_items(
     cfg: BenchConfig,
     *,
     target: str = "host",
-    device: str = "cpu",
     reporter: Reporter = SILENT,
 ) -> list[LatencyRecord]:
     """Load every item, warm each up, then time them round-robin; one record per item."""
@@ -81,7 +81,7 @@ def measure_items(
     loaded: list[tuple[BenchItem, Runner, float | None]] = []
     for it in items:
         before = _rss_mb()
-        runner = get_backend(it.backend).load(it.path, precision=it.precision, threads=threads, device=device)
+        runner = get_backend(it.backend).load(it.path, precision=it.precision, threads=threads, device=it.device)
         for _ in range(max(1, cfg.warmup)):
             runner.run(x)
         after = _rss_mb()
@@ -97,7 +97,7 @@ def measure_items(
         st = summarize(s)
         records.append(LatencyRecord(
             model=it.model, backend=it.backend, format=it.format, precision=it.precision,
-            batch_size=int(x.shape[0]), threads=runner.threads, device=device, target=target,
+            batch_size=int(x.shape[0]), threads=runner.threads, device=it.device, target=target,
             kind="measured", median_ms=round(st.median_ms, 5), p90_ms=round(st.p90_ms, 5),
             p99_ms=round(st.p99_ms, 5), mean_ms=round(st.mean_ms, 5),
             throughput_ips=round(x.shape[0] / st.median_ms * 1e3, 2), samples=st.samples,

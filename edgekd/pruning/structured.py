@@ -106,6 +106,8 @@ def _failing_module(model: nn.Module, example: torch.Tensor) -> tuple[str | None
         if name:
             handles.append(mod.register_forward_pre_hook(enter(name)))
             handles.append(mod.register_forward_hook(leave))
+    was_training = model.training
+    model.eval()  # a batch of one: BatchNorm must use its running statistics
     try:
         with torch.no_grad():
             model(example)
@@ -113,6 +115,7 @@ def _failing_module(model: nn.Module, example: torch.Tensor) -> tuple[str | None
     except Exception as exc:  # any failure means the pruned shapes are inconsistent
         return (stack[-1] if stack else None), exc
     finally:
+        model.train(was_training)
         for h in handles:
             h.remove()
 

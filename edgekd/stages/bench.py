@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from edgekd.core.errors import BenchError
 from edgekd.core.rundir import atomic_write_json
@@ -39,6 +40,8 @@ def bench_items(ctx: RunContext, backends: list[str]) -> list[BenchItem]:
         if label != "quantized":  # a fake-quantized torch model is a simulation, not a deployment
             for b in backends_for("torch", backends):
                 items.append(BenchItem(label, "torch", "fp32", folder, b.name))
+                if torch.cuda.is_available():  # the host's GPU: FP16, replayed as a CUDA graph
+                    items.append(BenchItem(label, "torch", "fp16", folder, b.name, device="cuda"))
         for e in exports:
             if e["model"] == label and e["status"] == "ok" and e["path"]:
                 for b in backends_for(e["format"], backends):
