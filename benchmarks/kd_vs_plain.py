@@ -23,7 +23,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="synthetic", choices=["synthetic", "digits"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--epochs", type=int, default=10)
     args = ap.parse_args()
     bundle = common.data(args.data)
     teacher = common.teacher(args.data, bundle)

@@ -17,13 +17,13 @@ import common
 
 import edgekd
 
-STUDENT = {"model": "mobilenetv3_large_100"}
+STUDENT = {"model": "mobilenetv3_small_100"}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="synthetic", choices=["synthetic", "digits"])
-    ap.add_argument("--distill-epochs", type=int, default=15)
+    ap.add_argument("--distill-epochs", type=int, default=10)
     ap.add_argument("--finetune-epochs", type=int, default=4, help="per pruning step")
     ap.add_argument("--ratio", type=float, default=2.0)
     args = ap.parse_args()

@@ -12,7 +12,7 @@ import common
 
 import edgekd
 
-STUDENT = {"model": "mobilenetv3_large_100"}
+STUDENT = {"model": "mobilenetv3_small_100"}
 
 
 def accuracies(report) -> dict:
@@ -24,7 +24,7 @@ def accuracies(report) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="synthetic", choices=["synthetic", "digits"])
-    ap.add_argument("--distill-epochs", type=int, default=15)
+    ap.add_argument("--distill-epochs", type=int, default=10)
     ap.add_argument("--qat-epochs", type=int, default=3)
     ap.add_argument("--preset", default="mixed", choices=["mixed", "symmetric", "tensorrt"])
     args = ap.parse_args()

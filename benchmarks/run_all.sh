@@ -9,6 +9,7 @@ run pipeline_digits.py
 run kd_vs_plain.py --data synthetic
 run diswot_correlation.py --data synthetic
 run diswot_correlation.py --data digits --epochs 10
+run search_speed.py
 run prune_kd.py --data synthetic
 run prune_kd.py --data digits
 run quantize_kd.py --data synthetic

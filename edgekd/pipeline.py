@@ -79,14 +79,13 @@ class Pipeline:
     def _context(self) -> RunContext:
         if self.config.threads:
             torch.set_num_threads(self.config.threads)
-        ctx = RunContext(self.config, self.run_dir, self.targets, self.reporter, resolve_device(self.config.device))
-        ctx.command = self.command  # type: ignore[attr-defined]
-        return ctx
+        return RunContext(self.config, self.run_dir, self.targets, self.reporter,
+                          resolve_device(self.config.device), command=self.command)
 
-    def plan(self, only: list[str] | None = None) -> list[str]:
-        stages = list(only) if only else list(self.config.stages)
-        needs_teacher = bool(NEEDS_TRAINED_TEACHER & set(stages))
-        return (["teacher"] if needs_teacher else []) + stages
+    def plan(self) -> list[str]:
+        """The stages a full run goes through: the teacher first when any stage needs it trained."""
+        stages = list(self.config.stages)
+        return (["teacher"] if NEEDS_TRAINED_TEACHER & set(stages) else []) + stages
 
     def run(self, only: list[str] | None = None) -> Report:
         """Run every configured stage, or with ``only`` just those stages on top of an earlier run.

@@ -53,6 +53,7 @@ def quantize(model: nn.Module, calibration: list[torch.Tensor], *, symmetric: bo
     import nncf
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, QuantizationParameters
 
+    nncf.set_log_level(logging.ERROR if quiet else logging.INFO)  # NNCF resets its level on import
     preset = nncf.QuantizationPreset.PERFORMANCE if symmetric else nncf.QuantizationPreset.MIXED
     advanced = AdvancedQuantizationParameters(
         weights_quantization_params=QuantizationParameters(per_channel=per_channel),

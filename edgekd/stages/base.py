@@ -43,8 +43,10 @@ class RunContext:
         targets: list[Profile],
         reporter: Reporter,
         device: torch.device,
+        command: str = "",
     ) -> None:
         self.config = config
+        self.command = command  # as typed by the user, for the report
         self.run = run
         self.targets = targets
         self.reporter = reporter

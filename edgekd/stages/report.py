@@ -32,7 +32,7 @@ class ReportStage(Stage):
                 "imports": sha256_tree(imports) if imports.exists() else None}
 
     def run(self, ctx: RunContext, out: Path) -> StageResult:
-        report = build_report(ctx, getattr(ctx, "command", ""))
+        report = build_report(ctx, ctx.command)
         artifacts: dict[str, Path] = {}
         fmts = ctx.config.report.formats
         if "json" in fmts:
