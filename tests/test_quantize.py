@@ -22,6 +22,7 @@ from edgekd.latency.backends.base import Runner
 from edgekd.models.artifact import ModelSpec, load_model, save_model
 from edgekd.models.build import build_model
 from edgekd.quantization.nncf_int8 import calibration_batches, quantize, quantized_layers, quantizer_config
+from edgekd.quantization.overflow import host_has_vnni, resolve_overflow_fix
 from edgekd.train.evaluate import predict_logits
 
 KW = {"layers": [1, 1, 1, 1], "channels": [8, 16, 32, 64]}
@@ -37,7 +38,9 @@ def quantized(tmp_path_factory):
     model = build_model("resnet18", 10, KW)
     train(model, data, TrainConfig(epochs=4, batch_size=64, loss=[LossTerm(name="ce")]))
     calib = calibration_batches(data.normalize(data.train_x[:256]), 256)
-    q = quantize(model.eval(), calib, symmetric=False, per_channel=True, ignored=["layer1.0.conv2"], quiet=True)
+    fix, _ = resolve_overflow_fix("auto", [], True, host_has_vnni())  # as the stage does when OpenVINO is exported
+    q = quantize(model.eval(), calib, symmetric=False, per_channel=True, ignored=["layer1.0.conv2"],
+                 overflow_fix=fix, quiet=True)
     spec = ModelSpec("resnet18", 10, KW, data.preprocessing(), role="quantized",
                      quantization={"method": "ptq", "nncf_config": quantizer_config(q)})
     folder = save_model(q, spec, tmp_path_factory.mktemp("q") / "model")
@@ -108,3 +111,24 @@ def test_quantize_stage_qat_with_teacher(finished_run, tmp_path: Path) -> None:
     assert set(row.runtime_accuracy) == {"onnx int8 (onnxruntime)", "openvino int8 (openvino)"}
     assert {(x["backend"], x["precision"]) for x in report.latency if x["model"] == "quantized"} == {
         ("onnxruntime", "int8"), ("openvino", "int8")}
+
+
+def test_overflow_fix_follows_the_cpu(tmp_path: Path) -> None:
+    """7-bit weights only where OpenVINO INT8 runs on an x86 CPU without VNNI."""
+    from edgekd.core.profiles import resolve_target
+
+    avx2 = tmp_path / "avx2"
+    avx2.write_text("processor : 0\nflags : fpu sse avx avx2 fma\n")
+    vnni = tmp_path / "vnni"
+    vnni.write_text("flags : fpu avx2 avx512f avx512_vnni\n")
+    arm = tmp_path / "arm"
+    arm.write_text("processor : 0\nFeatures : fp asimd asimddp\n")
+    assert host_has_vnni(avx2) is False and host_has_vnni(vnni) is True and host_has_vnni(arm) is None
+    assert host_has_vnni(tmp_path / "absent") is None
+    assert resolve_overflow_fix("auto", [], True, False)[0] == "enable"
+    assert resolve_overflow_fix("auto", [], False, False)[0] == "first_layer_only"  # no OpenVINO: nothing saturates
+    assert resolve_overflow_fix("auto", [], True, True)[0] == "first_layer_only"
+    old_cpu = resolve_target("intel-x86-cpu")[0].model_copy(update={"int8_vnni": False})
+    fix, why = resolve_overflow_fix("auto", [old_cpu], False, True)
+    assert fix == "enable" and "intel-x86-cpu" in why
+    assert resolve_overflow_fix("disable", [old_cpu], True, False)[0] == "disable"  # the user decides

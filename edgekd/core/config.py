@@ -274,6 +274,9 @@ class QuantizeConfig(StrictModel):
     calibration_size: PositiveInt = 512
     per_channel: bool = True
     ignored_scope: list[str] = Field(default_factory=list, description="layer names kept in float (globs allowed)")
+    overflow_fix: Literal["auto", "enable", "first_layer", "disable"] = Field(
+        "auto", description="7-bit weights against INT8 saturation on x86 CPUs without VNNI (NNCF overflow_fix); "
+        "auto: enable when OpenVINO INT8 runs on such a CPU (a target, or this machine validating the export)")
     train: TrainConfig = Field(default_factory=_default_qat)
 
 

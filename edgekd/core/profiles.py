@@ -56,6 +56,9 @@ class Profile(BaseModel):
     latency_budget_ms: PositiveFloat = 10.0
     max_onnx_opset: int | None = Field(None, description="highest opset the target's runtime accepts")
     tensorrt_version: str | None = Field(None, description="TensorRT on the device (decides trtexec flags)")
+    int8_vnni: bool | None = Field(
+        None, description="x86 CPUs: has VNNI (INT8 dot products in 32 bits); false makes quantize use 7-bit "
+        "weights so OpenVINO does not saturate; null: not x86 or the machine running edgekd (detected)")
     calibration: Calibration = Field(default_factory=Calibration)
     sources: list[str] = Field(default_factory=list)
     notes: str = ""

@@ -44,18 +44,25 @@ def ignored_scope(model: nn.Module, patterns: list[str]):
 
 
 def quantize(model: nn.Module, calibration: list[torch.Tensor], *, symmetric: bool, per_channel: bool,
-             ignored: list[str], signed_activations: bool = False, quiet: bool = False) -> nn.Module:
+             ignored: list[str], signed_activations: bool = False, overflow_fix: str = "first_layer_only",
+             quiet: bool = False) -> nn.Module:
     """The model with calibrated INT8 fake-quantizers (PTQ result; train it for QAT).
 
+    ``overflow_fix`` (enable | first_layer_only | disable): 7-bit weights, see quantization/overflow.py.
     ``signed_activations`` gives what TensorRT's explicit quantization accepts: signed INT8,
     zero point 0, activations per tensor (see exporters/tensorrt_rules.py).
     """
     import nncf
-    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, QuantizationParameters
+    from nncf.quantization.advanced_parameters import (
+        AdvancedQuantizationParameters,
+        OverflowFix,
+        QuantizationParameters,
+    )
 
     nncf.set_log_level(logging.ERROR if quiet else logging.INFO)  # NNCF resets its level on import
     preset = nncf.QuantizationPreset.PERFORMANCE if symmetric else nncf.QuantizationPreset.MIXED
     advanced = AdvancedQuantizationParameters(
+        overflow_fix=OverflowFix(overflow_fix),
         weights_quantization_params=QuantizationParameters(per_channel=per_channel),
         # NNCF quantizes depthwise-conv inputs per channel by default; TensorRT takes per-tensor activations only
         activations_quantization_params=QuantizationParameters(per_channel=False) if signed_activations else None,

@@ -18,7 +18,9 @@ import torch
 from edgekd.core.errors import QuantizationError
 from edgekd.models.artifact import ModelSpec, load_model, save_model
 from edgekd.quantization.nncf_int8 import calibration_batches, quantize, quantized_layers, quantizer_config
+from edgekd.quantization.overflow import host_has_vnni, resolve_overflow_fix
 from edgekd.stages.base import RunContext, Stage, StageResult
+from edgekd.stages.export import export_formats
 from edgekd.train.evaluate import evaluate
 from edgekd.train.trainer import train
 
@@ -31,12 +33,17 @@ def resolved_preset(ctx: RunContext) -> str:
     return "tensorrt" if any(t.runtimes and t.runtimes[0] == "tensorrt" for t in ctx.targets) else "mixed"
 
 
+def resolved_overflow_fix(ctx: RunContext) -> tuple[str, str]:
+    formats, _ = export_formats(ctx.config.export.formats, ctx.targets)
+    return resolve_overflow_fix(ctx.config.quantize.overflow_fix, ctx.targets, "openvino" in formats, host_has_vnni())
+
+
 class QuantizeStage(Stage):
     name = "quantize"
 
     def settings(self, ctx: RunContext) -> Any:
         return {"quantize": ctx.config.quantize.model_dump(mode="json"), "seed": ctx.config.seed,
-                "preset": resolved_preset(ctx),
+                "preset": resolved_preset(ctx), "overflow_fix": resolved_overflow_fix(ctx)[0],
                 "student": ctx.config.student.model_dump(mode="json") if ctx.config.student else None}
 
     def run(self, ctx: RunContext, out: Path) -> StageResult:
@@ -52,13 +59,16 @@ class QuantizeStage(Stage):
         g = torch.Generator().manual_seed(ctx.config.seed)
         idx = torch.randperm(data.train_x.shape[0], generator=g)[: cfg.calibration_size].to(data.train_x.device)
         calib = calibration_batches(data.normalize(data.train_x[idx]), cfg.calibration_size)
+        overflow_fix, why = resolved_overflow_fix(ctx)
         ctx.reporter.line(f"[cyan]quantize[/]: {spec.model} ({src_label}) INT8 {cfg.method.upper()}, "
-                          f"{preset} preset, {len(idx)} calibration images")
+                          f"{preset} preset, {len(idx)} calibration images; overflow fix {overflow_fix} ({why})")
         qmodel = quantize(model, calib, symmetric=preset != "mixed", per_channel=cfg.per_channel,
-                          ignored=cfg.ignored_scope, signed_activations=preset == "tensorrt", quiet=ctx.reporter.quiet)
+                          ignored=cfg.ignored_scope, signed_activations=preset == "tensorrt",
+                          overflow_fix=overflow_fix, quiet=ctx.reporter.quiet)
         ptq_acc = evaluate(qmodel, data, device)
         metrics: dict[str, Any] = {"model": spec.model, "input": src_label, "method": cfg.method,
                                    "preset": preset, "per_channel": cfg.per_channel,
+                                   "overflow_fix": overflow_fix, "overflow_fix_reason": why,
                                    "ignored_scope": cfg.ignored_scope, "fp32_accuracy": round(fp32_acc, 3),
                                    "ptq_accuracy": round(ptq_acc, 3)}
         if cfg.method == "qat":
@@ -74,6 +84,7 @@ class QuantizeStage(Stage):
         new_spec = ModelSpec(spec.model, spec.num_classes, spec.kwargs, spec.input,
                              pruning_history=spec.pruning_history, role="quantized",
                              quantization={"method": cfg.method, "preset": metrics["preset"],
+                                           "overflow_fix": overflow_fix,
                                            "per_channel": cfg.per_channel, "ignored_scope": cfg.ignored_scope,
                                            "nncf_config": qcfg},
                              info={"accuracy": metrics["accuracy"]})
