@@ -166,21 +166,27 @@ class ChannelPruner:
 
     def step_until(self, reached: Callable[[], bool]) -> bool:
         """Prune in micro-steps until ``reached()``; False if the pruner ran out of channels."""
-        while not reached():
-            if self.micro_steps >= MICRO_STEPS:
-                return False
-            if self.gradient_fn is not None:
-                self.model.zero_grad(set_to_none=True)
-                self.gradient_fn(self.model)
-            try:
-                self.pruner.step()
-            except Exception as exc:  # torch-pruning's own errors rarely say which layer
-                raise self._error("pruning failed", exc, None) from None
-            self.micro_steps += 1
+        # Gradient-based importance: gradients once per call, not per micro-step. torch-pruning
+        # slices ``.grad`` along with the weights, so the remaining channels keep theirs; the
+        # micro-steps are only the search resolution of one pruning step (8 batches each time
+        # made Taylor pruning ~30x the cost of magnitude for the same result).
+        if self.gradient_fn is not None and not reached():
             self.model.zero_grad(set_to_none=True)
-            layer, exc = _failing_module(self.model, self.example)
-            if exc is not None:
-                raise self._error("the pruned model no longer runs", exc, layer)
+            self.gradient_fn(self.model)
+        try:
+            while not reached():
+                if self.micro_steps >= MICRO_STEPS:
+                    return False
+                try:
+                    self.pruner.step()
+                except Exception as exc:  # torch-pruning's own errors rarely say which layer
+                    raise self._error("pruning failed", exc, None) from None
+                self.micro_steps += 1
+                layer, exc = _failing_module(self.model, self.example)
+                if exc is not None:
+                    raise self._error("the pruned model no longer runs", exc, layer)
+        finally:
+            self.model.zero_grad(set_to_none=True)
         return True
 
     def history(self) -> list[Any]:
