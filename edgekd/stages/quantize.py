@@ -94,8 +94,10 @@ class QuantizeStage(Stage):
         delta = metrics["accuracy"] - fp32_acc
         metrics["comparison"] = {
             "fp32": metrics["fp32_accuracy"], "ptq": metrics["ptq_accuracy"], "int8": metrics["accuracy"],
+            "preset": preset, "overflow_fix": overflow_fix, "overflow_fix_reason": why,
             "summary": f"INT8 {cfg.method.upper()} {metrics['accuracy']:.2f}% vs FP32 {fp32_acc:.2f}% "
-                       f"({delta:+.2f} points); calibration alone (PTQ) {ptq_acc:.2f}%",
+                       f"({delta:+.2f} points); calibration alone (PTQ) {ptq_acc:.2f}%"
+                       + (f"; {why}" if overflow_fix == "enable" else ""),
         }
         ctx.reporter.line(f"[green]quantize[/]: {metrics['comparison']['summary']}")
         return StageResult(metrics, {"model:quantized": saved})
