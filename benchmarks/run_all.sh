@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# Every benchmark, one after the other (they share the CPU: never run two at once), logs in results/.
-# About 3 hours on 2 CPU cores; the teacher of each data set is trained once and cached in .cache/.
+# Every benchmark behind benchmarks/RESULTS.md, one after the other (they share the CPU:
+# never run two at once), logs in results/. About 2 hours on 2 CPU cores; the teacher of
+# each data set is trained once and cached in .cache/.
 set -euo pipefail
 cd "$(dirname "$0")"
 mkdir -p results
-run() { echo "== $*"; python "$@" 2>&1 | grep -v -i "warning" | tee "results/$(basename "$1" .py)${2:+_${2#--}}${3:+_$3}.log"; }
-run pipeline_digits.py
-run kd_vs_plain.py --data synthetic
-run diswot_correlation.py --data synthetic
-run diswot_correlation.py --data digits --epochs 10
-run search_speed.py
-run prune_kd.py --data synthetic
-run prune_kd.py --data digits
-run quantize_kd.py --data synthetic
-run latency_prediction.py
+run() { local log=$1; shift; echo "== python $*"; python "$@" 2>&1 | grep --line-buffered -v -i "warning" | tee "results/$log.log"; }
+run kd_vs_plain_synthetic kd_vs_plain.py --data synthetic
+run diswot_correlation_synthetic diswot_correlation.py --data synthetic --candidates 12 --epochs 4
+run diswot_correlation_digits diswot_correlation.py --data digits --candidates 12 --epochs 8
+run prune_kd_synthetic prune_kd.py --data synthetic --distill-epochs 6 --finetune-epochs 3
+run prune_kd_digits prune_kd.py --data digits
+run quantize_kd_synthetic quantize_kd.py --data synthetic --distill-epochs 6 --qat-epochs 2
+run latency_prediction latency_prediction.py
+run search_speed search_speed.py
+run pipeline_digits pipeline_digits.py

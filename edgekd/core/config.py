@@ -36,6 +36,15 @@ STAGE_ORDER: tuple[str, ...] = ("search", "distill", "prune", "quantize", "expor
 StageName = Literal["search", "distill", "prune", "quantize", "export", "bench", "report"]
 
 
+def _parse_params(registry: Registry, name: str, extra: dict[str, Any] | None, key: str) -> BaseModel:
+    """The registered component's own parameter model, errors re-raised as pydantic's (so the
+    whole config reports every problem with its key)."""
+    try:
+        return registry.parse_params(name, dict(extra or {}), key=key)
+    except ConfigError as exc:
+        raise ValueError(f"{exc.message} ({exc.hint})") from None
+
+
 def _registered(registry: Registry, key: str, names: list[str]) -> list[str]:
     """``names`` if all are in ``registry``; else a validation error listing the valid ones."""
     for n in names:
@@ -60,11 +69,7 @@ class Component(BaseModel):
 
     @model_validator(mode="after")
     def _validate_params(self) -> Component:
-        extra = {k: v for k, v in (self.model_extra or {}).items()}
-        try:
-            self._params = self.registry.parse_params(self.name, extra, key="name")
-        except ConfigError as exc:
-            raise ValueError(f"{exc.message} ({exc.hint})") from None
+        self._params = _parse_params(self.registry, self.name, self.model_extra, "name")
         return self
 
     @property
@@ -176,12 +181,7 @@ class DataConfig(BaseModel):
 
     @model_validator(mode="after")
     def _validate_params(self) -> DataConfig:
-        try:
-            self._params = registries.DATASETS.parse_params(
-                self.source, dict(self.model_extra or {}), key="source"
-            )
-        except ConfigError as exc:
-            raise ValueError(f"{exc.message} ({exc.hint})") from None
+        self._params = _parse_params(registries.DATASETS, self.source, self.model_extra, "source")
         return self
 
     @property
