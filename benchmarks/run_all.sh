@@ -7,11 +7,11 @@ cd "$(dirname "$0")"
 mkdir -p results
 run() { local log=$1; shift; echo "== python $*"; python "$@" 2>&1 | grep --line-buffered -v -i "warning" | tee "results/$log.log"; }
 run kd_vs_plain_synthetic kd_vs_plain.py --data synthetic
-run diswot_correlation_synthetic diswot_correlation.py --data synthetic --candidates 12 --epochs 4
-run diswot_correlation_digits diswot_correlation.py --data digits --candidates 12 --epochs 8
-run prune_kd_synthetic prune_kd.py --data synthetic --distill-epochs 6 --finetune-epochs 3
+run diswot_correlation_synthetic diswot_correlation.py --data synthetic --candidates 12 --epochs 3
+run diswot_correlation_digits diswot_correlation.py --data digits --candidates 12 --epochs 6
+run prune_kd_synthetic prune_kd.py --data synthetic --distill-epochs 5 --finetune-epochs 2
 run prune_kd_digits prune_kd.py --data digits
-run quantize_kd_synthetic quantize_kd.py --data synthetic --distill-epochs 6 --qat-epochs 2
+run quantize_kd_synthetic quantize_kd.py --data synthetic --distill-epochs 5 --qat-epochs 2
 run latency_prediction latency_prediction.py
 run search_speed search_speed.py
 run pipeline_digits pipeline_digits.py
