@@ -132,3 +132,12 @@ def test_overflow_fix_follows_the_cpu(tmp_path: Path) -> None:
     fix, why = resolve_overflow_fix("auto", [old_cpu], False, True)
     assert fix == "enable" and "intel-x86-cpu" in why
     assert resolve_overflow_fix("disable", [old_cpu], True, False)[0] == "disable"  # the user decides
+
+
+def test_sign_test_tells_rounding_from_a_broken_export() -> None:
+    from edgekd.exporters.base import SIGNIFICANCE, sign_test_p
+
+    assert sign_test_p(0, 0) == 1.0
+    assert sign_test_p(4, 1) > SIGNIFICANCE  # 3 images net lost to rounding: not significant
+    assert sign_test_p(40, 2) < SIGNIFICANCE  # a broken export
+    assert sign_test_p(1, 4) > 0.9  # the runtime did better

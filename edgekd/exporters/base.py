@@ -8,6 +8,7 @@ FP16/INT8 artifacts must stay within ``max_accuracy_gap`` points of PyTorch.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,20 @@ def file_size_mb(path: Path) -> float:
     return round(total / 1e6, 4)
 
 
+SIGNIFICANCE = 0.01
+
+
+def sign_test_p(only_torch: int, only_runtime: int) -> float:
+    """One-sided sign (McNemar exact) test: the chance of the runtime losing at least this many
+    of the discordant images if rounding flipped them at random. A near-tie model on a few
+    hundred images loses 3 images to INT8 rounding by chance (0.8 points of 359); a broken
+    export loses dozens, which no allowance in points can tell apart from that."""
+    n = only_torch + only_runtime
+    if n == 0:
+        return 1.0
+    return sum(math.comb(n, k) for k in range(only_torch, n + 1)) / 2**n
+
+
 def run_batched(runner: Runner, x: np.ndarray, batch: int = 256) -> np.ndarray:
     return np.concatenate([runner.run(x[i : i + batch]) for i in range(0, x.shape[0], batch)])
 
@@ -113,14 +128,19 @@ def validate(
     else:
         gap = parity["torch_accuracy"] - parity["accuracy"]
         parity["accuracy_gap"] = round(gap, 3)
-        ok = gap <= cfg.max_accuracy_gap
-        rule = f"accuracy within {cfg.max_accuracy_gap} points of PyTorch"
+        only_torch = int((ref.argmax(1) == labels)[out.argmax(1) != labels].sum())
+        only_runtime = int((out.argmax(1) == labels)[ref.argmax(1) != labels].sum())
+        parity["p_value"] = round(sign_test_p(only_torch, only_runtime), 5)
+        ok = gap <= cfg.max_accuracy_gap or parity["p_value"] >= SIGNIFICANCE
+        rule = (f"accuracy within {cfg.max_accuracy_gap} points of PyTorch, or the loss not significant "
+                f"(sign test on the images only one of them gets right, p ≥ {SIGNIFICANCE})")
     parity["passed"] = bool(ok)
     if not ok:
         raise ExportError(
             f"{what} disagrees with PyTorch on {n} validation images: "
             f"accuracy {parity['accuracy']:.2f}% ({runner.backend}) vs {parity['torch_accuracy']:.2f}% (PyTorch), "
-            f"max |diff| {parity['max_abs_diff']:.3g}, top-1 agreement {parity['top1_agreement']:.3f} "
+            f"max |diff| {parity['max_abs_diff']:.3g}, top-1 agreement {parity['top1_agreement']:.3f}"
+                + (f", sign-test p {parity['p_value']:.2g}" if "p_value" in parity else "") + " "
             f"(rule: {rule})",
             hint="the file is kept for inspection; try another opset (export.opset), keep sensitive "
             "layers in float (quantize.ignored_scope), or loosen export.atol / export.max_accuracy_gap",
