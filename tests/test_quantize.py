@@ -108,9 +108,18 @@ def test_quantize_stage_qat_with_teacher(finished_run, tmp_path: Path) -> None:
     comp = report.comparisons["quantize"]
     assert {"fp32", "ptq", "int8"} <= set(comp)
     row = report.model("quantized")
-    assert set(row.runtime_accuracy) == {"onnx int8 (onnxruntime)", "openvino int8 (openvino)"}
-    assert {(x["backend"], x["precision"]) for x in report.latency if x["model"] == "quantized"} == {
-        ("onnxruntime", "int8"), ("openvino", "int8")}
+    assert "onnx int8 (onnxruntime)" in row.runtime_accuracy
+    (ov,) = [e for e in report.exports if e["model"] == "quantized" and e["format"] == "openvino"]
+    if ov["status"] != "ok" and host_has_vnni() is False:
+        # Known: even with 7-bit weights, OpenVINO's INT8 kernels on a CPU without VNNI sometimes
+        # lose significantly on this ~55%-accurate tiny model. Optional on host, so the run goes
+        # on, and the failure must be recorded with its numbers.
+        assert ov["status"] == "failed" and "disagrees with PyTorch" in ov["note"]
+        expected = {("onnxruntime", "int8")}
+    else:
+        assert ov["status"] == "ok" and "openvino int8 (openvino)" in row.runtime_accuracy
+        expected = {("onnxruntime", "int8"), ("openvino", "int8")}
+    assert {(x["backend"], x["precision"]) for x in report.latency if x["model"] == "quantized"} == expected
 
 
 def test_overflow_fix_follows_the_cpu(tmp_path: Path) -> None:
