@@ -26,7 +26,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(errors, name)
     if name == "load_config":
-        from edgekd.core.config import load_config
+        from edgekd.core.config_file import load_config
 
         return load_config
     if name == "Report":

@@ -13,7 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgekd.core.config import Config, load_config
+from edgekd.core.config import Config
+from edgekd.core.config_file import load_config
 from edgekd.core.progress import Reporter
 from edgekd.pipeline import Pipeline
 from edgekd.reporting.schema import Report

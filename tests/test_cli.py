@@ -54,7 +54,7 @@ def test_success_json_and_existing_run(finished_run, tmp_path: Path) -> None:
 
 
 def test_init_writes_valid_config(tmp_path: Path) -> None:
-    from edgekd.core.config import load_config
+    from edgekd.core.config_file import load_config
 
     target = tmp_path / "m.yaml"
     r = runner.invoke(app, ["init", str(target)])

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import tiny_config
 
-from edgekd.core.config import load_config
+from edgekd.core.config_file import load_config
 from edgekd.core.errors import ConfigError
 
 

@@ -9,7 +9,8 @@ import torch
 from conftest import TEACHER, tiny_config
 
 import edgekd
-from edgekd.core.config import LossTerm, SearchConfig, load_config
+from edgekd.core.config import LossTerm, SearchConfig
+from edgekd.core.config_file import load_config
 from edgekd.core.errors import ConfigError, SearchError
 from edgekd.models.build import build_model
 from edgekd.search_spaces.spaces import ResNetParams, ResNetSpace, build_space
