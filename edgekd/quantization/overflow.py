@@ -13,22 +13,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgekd.core.hostinfo import CPUINFO, cpuinfo_field
 from edgekd.core.profiles import Profile
 
 VNNI_FLAGS = {"avx512_vnni", "avx_vnni", "amx_int8"}
 
 
-def host_has_vnni(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:
+def host_has_vnni(cpuinfo: Path = CPUINFO) -> bool | None:
     """True/False on Linux x86 from the CPU flags; None where they cannot be read (then
-    NNCF's default stands)."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return bool(VNNI_FLAGS & set(line.split(":", 1)[1].split()))
-    return None  # no x86 flags line (ARM): no vpmaddubsw path
+    NNCF's default stands) or there is no x86 flags line (ARM: no vpmaddubsw path)."""
+    flags = cpuinfo_field("flags", cpuinfo)
+    return None if flags is None else bool(VNNI_FLAGS & set(flags.split()))
 
 
 def resolve_overflow_fix(setting: str, targets: list[Profile], openvino_exported: bool,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekd import __version__
+from edgekd.core.hostinfo import CPUINFO, cpuinfo_field
 from edgekd.latency.choice import choose
 from edgekd.reporting.schema import ModelRow, Report
 
@@ -33,11 +34,8 @@ def environment() -> dict[str, Any]:
             except Exception:  # optional packages: absent is fine, broken is reported as absent
                 continue
         env[mod] = getattr(m, "__version__", "?")
-    try:
-        with open("/proc/cpuinfo") as f:
-            env["cpu"] = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
-    except OSError:
-        pass
+    if CPUINFO.exists():
+        env["cpu"] = cpuinfo_field("model name") or ""
     import torch
 
     if torch.cuda.is_available():
