@@ -112,13 +112,14 @@ def validate(
     ref = job.torch_logits.numpy()
     labels = y.cpu().numpy()
     diff = np.abs(out - ref)
+    pred, ref_pred = out.argmax(1), ref.argmax(1)
     parity = {
         "samples": int(n),
         "max_abs_diff": float(diff.max()),
         "mean_abs_diff": float(diff.mean()),
-        "top1_agreement": float((out.argmax(1) == ref.argmax(1)).mean()),
-        "accuracy": round(float((out.argmax(1) == labels).mean() * 100), 3),
-        "torch_accuracy": round(float((ref.argmax(1) == labels).mean() * 100), 3),
+        "top1_agreement": float((pred == ref_pred).mean()),
+        "accuracy": round(float((pred == labels).mean() * 100), 3),
+        "torch_accuracy": round(float((ref_pred == labels).mean() * 100), 3),
         "runtime": f"{runner.backend} {runner.version}",
     }
     cfg = job.cfg
@@ -128,8 +129,8 @@ def validate(
     else:
         gap = parity["torch_accuracy"] - parity["accuracy"]
         parity["accuracy_gap"] = round(gap, 3)
-        only_torch = int((ref.argmax(1) == labels)[out.argmax(1) != labels].sum())
-        only_runtime = int((out.argmax(1) == labels)[ref.argmax(1) != labels].sum())
+        only_torch = int(((ref_pred == labels) & (pred != labels)).sum())
+        only_runtime = int(((pred == labels) & (ref_pred != labels)).sum())
         parity["p_value"] = round(sign_test_p(only_torch, only_runtime), 5)
         ok = gap <= cfg.max_accuracy_gap or parity["p_value"] >= SIGNIFICANCE
         rule = (f"accuracy within {cfg.max_accuracy_gap} points of PyTorch, or the loss not significant "
