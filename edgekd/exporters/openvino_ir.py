@@ -24,8 +24,8 @@ class OpenVINOExporter(Exporter):
         src = job.onnx_artifact()
         if src is None or src.path is None:
             raise ExportError("the openvino exporter needs the ONNX export first", hint="keep 'onnx' in export.formats")
-        try:
-            model = ov.convert_model(str(src.path))
+        try:  # read_model, not convert_model: the same ONNX frontend, without usage telemetry (core/offline.py)
+            model = ov.Core().read_model(str(src.path))
         except Exception as exc:  # conversion errors come as OpenVINO's own types
             raise ExportError(f"OpenVINO could not convert {src.path}: {exc}") from None
         precisions = ["int8"] if job.quantized else [p for p in job.cfg.precisions if p in ("fp32", "fp16")]
