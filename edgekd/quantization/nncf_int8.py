@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from edgekd.core.errors import QuantizationError
+from edgekd.quantization.kernels import select_kernels
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ def quantize(model: nn.Module, calibration: list[torch.Tensor], *, symmetric: bo
     )
 
     nncf.set_log_level(logging.ERROR if quiet else logging.INFO)  # NNCF resets its level on import
+    select_kernels()
     preset = nncf.QuantizationPreset.PERFORMANCE if symmetric else nncf.QuantizationPreset.MIXED
     advanced = AdvancedQuantizationParameters(
         overflow_fix=OverflowFix(overflow_fix),

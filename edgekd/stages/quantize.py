@@ -17,6 +17,7 @@ import torch
 
 from edgekd.core.errors import QuantizationError
 from edgekd.models.artifact import ModelSpec, load_model, save_model
+from edgekd.quantization.kernels import select_kernels
 from edgekd.quantization.nncf_int8 import calibration_batches, quantize, quantized_layers, quantizer_config
 from edgekd.quantization.overflow import host_has_vnni, resolve_overflow_fix
 from edgekd.stages.base import RunContext, Stage, StageResult
@@ -69,7 +70,8 @@ class QuantizeStage(Stage):
         metrics: dict[str, Any] = {"model": spec.model, "input": src_label, "method": cfg.method,
                                    "preset": preset, "per_channel": cfg.per_channel,
                                    "overflow_fix": overflow_fix, "overflow_fix_reason": why,
-                                   "ignored_scope": cfg.ignored_scope, "fp32_accuracy": round(fp32_acc, 3),
+                                   "ignored_scope": cfg.ignored_scope, "nncf_kernels": select_kernels(),
+                                   "fp32_accuracy": round(fp32_acc, 3),
                                    "ptq_accuracy": round(ptq_acc, 3)}
         if cfg.method == "qat":
             teacher = ctx.teacher() if cfg.train.uses_teacher else None
