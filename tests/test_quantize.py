@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -21,6 +22,7 @@ from edgekd.exporters.openvino_ir import OpenVINOExporter
 from edgekd.latency.backends.base import Runner
 from edgekd.models.artifact import ModelSpec, load_model, save_model
 from edgekd.models.build import build_model
+from edgekd.quantization.bn_fold import fold_batchnorm
 from edgekd.quantization.nncf_int8 import calibration_batches, quantize, quantized_layers, quantizer_config
 from edgekd.quantization.overflow import host_has_vnni, resolve_overflow_fix
 from edgekd.train.evaluate import predict_logits
@@ -40,10 +42,11 @@ def quantized(tmp_path_factory):
     train(model, data, TrainConfig(epochs=8, batch_size=64, loss=[LossTerm(name="ce")]))  # ~95%: few near-ties
     calib = calibration_batches(data.normalize(data.train_x[:256]), 256)
     fix, _ = resolve_overflow_fix("auto", [], True, host_has_vnni())  # as the stage does when OpenVINO is exported
+    folded = fold_batchnorm(model.eval())  # as the stage does
     q = quantize(model.eval(), calib, symmetric=False, per_channel=True, ignored=["layer1.0.conv2"],
                  overflow_fix=fix, quiet=True)
     spec = ModelSpec("resnet18", 10, KW, data.preprocessing(), role="quantized",
-                     quantization={"method": "ptq", "nncf_config": quantizer_config(q)})
+                     quantization={"method": "ptq", "folded_batchnorm": folded, "nncf_config": quantizer_config(q)})
     folder = save_model(q, spec, tmp_path_factory.mktemp("q") / "model")
     return data, q, spec, folder
 
@@ -59,7 +62,7 @@ def test_ignored_scope_is_respected(quantized) -> None:
     _, q, _, _ = quantized
     hooks = quantized_layers(quantizer_config(q))
     assert any("layer1/0/conv1/" in h for h in hooks)
-    assert not any("layer1/0/conv2/" in h for h in hooks)  # kept in float
+    assert not any("layer1/0/conv2/conv2d/0__1" in h for h in hooks)  # its weights are kept in float
     with pytest.raises(QuantizationError, match="no layer named 'layer9'"):
         quantize(build_model("resnet18", 10, KW).eval(), [torch.randn(4, 3, 16, 16)], symmetric=True,
                  per_channel=True, ignored=["layer9"], quiet=True)
@@ -82,8 +85,22 @@ def test_qdq_onnx_and_openvino_int8(quantized, tmp_path: Path) -> None:
     convs = {n.name: n for n in graph.graph.node if n.op_type == "Conv"}
     assert producers[convs["/layer1/layer1.0/conv1/Conv"].input[1]] == "DequantizeLinear"
     assert producers.get(convs["/layer1/layer1.0/conv2/Conv"].input[1]) != "DequantizeLinear"  # ignored: float
+    assert ops["BatchNormalization"] == 0  # folded: nothing stands between a conv and its output quantizer
+    # ONNX Runtime runs the quantized convs with integer kernels (here all but layer1.0.conv2, kept
+    # in float, and layer1.0.conv1, which reads the max-pool's output: 11 of 13)
+    assert integer_convs(rec.path) >= len(convs) - 3
     job.previous.append(rec)
-    (ov,) = OpenVINOExporter().export(job)
+    try:
+        (ov,) = OpenVINOExporter().export(job)
+    except ExportError as exc:
+        if host_has_vnni() is not False:
+            raise
+        # Known, measured here (AMD EPYC, AVX2, no VNNI): OpenVINO's INT8 results for this same
+        # file vary from run to run (89.4%, 92.2%, 94.2% against PyTorch's 94.15%); the parity
+        # check must then catch it, with both numbers. The pipeline records it as a failed
+        # optional export on such a host (test_quantize_stage_qat_with_teacher).
+        assert re.search(r"disagrees with PyTorch.*accuracy \d+\.\d+% \(openvino\)", str(exc))
+        return
     assert ov.precision == "int8" and ov.path.with_suffix(".bin").exists()
     # OpenVINO's INT8 kernels are not bit-exact with ONNX Runtime's on the same Q/DQ file
     # (measured here: 97-99.7% top-1 agreement, gaps of -0.3 to +1.7 points on 359 images,
@@ -91,6 +108,51 @@ def test_qdq_onnx_and_openvino_int8(quantized, tmp_path: Path) -> None:
     # must reproduce the QAT model's predictions closely and lose nothing significant.
     assert ov.parity["top1_agreement"] >= 0.96
     assert ov.parity["p_value"] >= SIGNIFICANCE
+
+
+def integer_convs(path: Path) -> int:
+    """How many convolutions ONNX Runtime's optimiser turns into QLinearConv (integer kernels)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(path.with_suffix(".ort-optimized.onnx"))
+    ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    return sum(n.op_type == "QLinearConv" for n in onnx.load(so.optimized_model_filepath).graph.node)
+
+
+def test_batchnorm_folding_is_exact_and_keeps_activations() -> None:
+    from edgekd.quantization.bn_fold import conv_bn_pairs
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 32, 32)
+    for name, kw in [("resnet18", KW), ("mobilenetv3_small_050", {})]:
+        model = build_model(name, 10, kw)
+        model.train()
+        model(torch.randn(16, 3, 32, 32))  # non-trivial running statistics
+        model.eval()
+        before = model(x)
+        acts = sum(isinstance(m, (torch.nn.ReLU, torch.nn.Hardswish)) for m in model.modules())
+        pairs = fold_batchnorm(model)
+        assert pairs and not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+        assert sum(isinstance(m, (torch.nn.ReLU, torch.nn.Hardswish)) for m in model.modules()) == acts
+        torch.testing.assert_close(model(x), before, atol=1e-4, rtol=1e-4)
+        assert conv_bn_pairs(model) == []
+
+
+def test_unfolded_int8_convs_stay_float_in_onnxruntime(tmp_path: Path) -> None:
+    """Why the quantize stage folds: with BN between conv and quantizer ORT cannot use INT8 kernels."""
+    from edgekd.exporters.onnx import export_onnx, strip_quantizers
+
+    x = torch.randn(2, 3, 16, 16)
+    counts = {}
+    for fold in (False, True):
+        torch.manual_seed(0)
+        model = build_model("resnet18", 10, KW).eval()
+        if fold:
+            fold_batchnorm(model)
+        q = quantize(model, [torch.randn(8, 3, 16, 16)], symmetric=False, per_channel=True, ignored=[], quiet=True)
+        counts[fold] = integer_convs(export_onnx(strip_quantizers(q, x), x, tmp_path / f"{fold}.onnx", 17))
+    assert counts[False] == 0 and counts[True] >= 8
 
 
 def test_parity_check_catches_a_broken_int8_export(quantized, tmp_path: Path) -> None:

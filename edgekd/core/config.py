@@ -275,6 +275,9 @@ class QuantizeConfig(StrictModel):
     overflow_fix: Literal["auto", "enable", "first_layer", "disable"] = Field(
         "auto", description="7-bit weights against INT8 saturation on x86 CPUs without VNNI (NNCF overflow_fix); "
         "auto: enable when OpenVINO INT8 runs on such a CPU (a target, or this machine validating the export)")
+    fold_batchnorm: bool = Field(
+        True, description="fold each BatchNorm into the conv before it first, so ONNX Runtime and TensorRT "
+        "run integer convolutions (unfolded, a Conv-BN pair stays float)")
     train: TrainConfig = Field(default_factory=_default_qat)
 
 

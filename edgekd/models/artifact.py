@@ -77,7 +77,10 @@ def build_from_spec(spec: ModelSpec) -> nn.Module:
         replay_pruning(model, spec.pruning_history, spec.example_input())
     if spec.quantization:
         from edgekd.models.quantized import restore_quantizers
+        from edgekd.quantization.bn_fold import fold_batchnorm
 
+        if spec.quantization.get("folded_batchnorm"):
+            fold_batchnorm(model, spec.quantization["folded_batchnorm"])  # the structure; weights load after
         model = restore_quantizers(model, spec.quantization["nncf_config"])
     return model
 

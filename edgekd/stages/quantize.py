@@ -17,6 +17,7 @@ import torch
 
 from edgekd.core.errors import QuantizationError
 from edgekd.models.artifact import ModelSpec, load_model, save_model
+from edgekd.quantization.bn_fold import fold_batchnorm
 from edgekd.quantization.kernels import select_kernels
 from edgekd.quantization.nncf_int8 import calibration_batches, quantize, quantized_layers, quantizer_config
 from edgekd.quantization.overflow import host_has_vnni, resolve_overflow_fix
@@ -61,6 +62,7 @@ class QuantizeStage(Stage):
         idx = torch.randperm(data.train_x.shape[0], generator=g)[: cfg.calibration_size].to(data.train_x.device)
         calib = calibration_batches(data.normalize(data.train_x[idx]), cfg.calibration_size)
         overflow_fix, why = resolved_overflow_fix(ctx)
+        folded = fold_batchnorm(model.eval()) if cfg.fold_batchnorm else []  # exact in eval mode
         ctx.reporter.line(f"[cyan]quantize[/]: {spec.model} ({src_label}) INT8 {cfg.method.upper()}, "
                           f"{preset} preset, {len(idx)} calibration images; overflow fix {overflow_fix} ({why})")
         qmodel = quantize(model, calib, symmetric=preset != "mixed", per_channel=cfg.per_channel,
@@ -71,6 +73,7 @@ class QuantizeStage(Stage):
                                    "preset": preset, "per_channel": cfg.per_channel,
                                    "overflow_fix": overflow_fix, "overflow_fix_reason": why,
                                    "ignored_scope": cfg.ignored_scope, "nncf_kernels": select_kernels(),
+                                   "batchnorm_folded": len(folded),
                                    "fp32_accuracy": round(fp32_acc, 3),
                                    "ptq_accuracy": round(ptq_acc, 3)}
         if cfg.method == "qat":
@@ -88,7 +91,7 @@ class QuantizeStage(Stage):
                              quantization={"method": cfg.method, "preset": metrics["preset"],
                                            "overflow_fix": overflow_fix,
                                            "per_channel": cfg.per_channel, "ignored_scope": cfg.ignored_scope,
-                                           "nncf_config": qcfg},
+                                           "folded_batchnorm": [list(p) for p in folded], "nncf_config": qcfg},
                              info={"accuracy": metrics["accuracy"]})
         saved = save_model(qmodel.cpu(), new_spec, out / "model")
         self._check_reload(qmodel, saved, spec.example_input(4))
