@@ -66,7 +66,7 @@ def main() -> None:
                     r.run(xi)
             for _ in range(10):  # interleaved rounds
                 for k, r in runners.items():
-                    samples[k] += time_calls(lambda r=r: r.run(xi), 20)
+                    samples[k] += time_calls(lambda r=r, xi=xi: r.run(xi), 20)
             ms = {k: summarize(v).median_ms for k, v in samples.items()}
             label = f"{name.split(':')[-1]}{kw or ''}@{size}"
             row = {"model": label, "median_ms": ms,

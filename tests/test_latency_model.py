@@ -80,3 +80,40 @@ def test_choice_prefers_fastest_and_measured_over_predicted() -> None:
     c = choose(rows)
     assert c["host"]["s"]["backend"] == "openvino" and c["host"]["s"]["alternatives"][0]["backend"] == "onnxruntime"
     assert c["pi"]["s"]["kind"] == "measured" and c["pi"]["s"]["median_ms"] == 3.0
+
+
+def _qdq_conv_graph(act: str):
+    """Q(x) → DQ → Conv(DQ(w)) → act → Q → DQ → y, as NNCF exports a quantized conv."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits = [numpy_helper.from_array(np.array(0.1, np.float32), "s"),
+             numpy_helper.from_array(np.array(0, np.uint8), "zp"),
+             numpy_helper.from_array(np.array(0, np.int8), "wzp"),
+             numpy_helper.from_array(np.ones((8, 3, 3, 3), np.int8), "wq")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "zp"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "s", "zp"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["wq", "s", "wzp"], ["w"]),
+             helper.make_node("Conv", ["xd", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node(act, ["c"], ["a"]),
+             helper.make_node("QuantizeLinear", ["a", "s", "zp"], ["aq"]),
+             helper.make_node("DequantizeLinear", ["aq", "s", "zp"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 8, 8])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_int8_only_where_the_runtime_can_fuse_it() -> None:
+    """A conv is INT8 only when its output (after ReLU) is quantized; otherwise it stays float
+    and its Q/DQ nodes cost memory traffic (ONNX Runtime's and TensorRT's fusion rule)."""
+    fused = analyze(_qdq_conv_graph("Relu"))
+    (conv,) = [x for x in fused if x.op == "Conv"]
+    assert conv.precision == "int8"
+    assert {x.op for x in fused if x.kind == "elementwise"} == {"QuantizeLinear", "DequantizeLinear"}  # graph edges
+    assert len([x for x in fused if x.op in ("QuantizeLinear", "DequantizeLinear")]) == 2  # in Q, out DQ
+    unfused = analyze(_qdq_conv_graph("HardSwish"))
+    (conv,) = [x for x in unfused if x.op == "Conv"]
+    assert conv.precision == "fp32"
+    qdq = [x for x in unfused if x.op in ("QuantizeLinear", "DequantizeLinear")]
+    assert len(qdq) == 5  # every Q/DQ runs, the weights' DequantizeLinear included
+    assert sum(x.bytes for x in unfused) > sum(x.bytes for x in fused)

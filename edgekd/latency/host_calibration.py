@@ -94,8 +94,10 @@ def export_zoo_model(m: ZooModel, folder: Path, num_classes: int = 10) -> Path:
     x = torch.randn(2, 3, m.size, m.size)
     path = folder / f"{abs(hash(m.label))}.onnx"
     if m.int8:
+        from edgekd.quantization.bn_fold import fold_batchnorm
         from edgekd.quantization.nncf_int8 import quantize
 
+        fold_batchnorm(model)  # as the quantize stage does
         q = quantize(model, [torch.randn(16, 3, m.size, m.size)], symmetric=False, per_channel=True, ignored=[],
                      quiet=True)
         return export_onnx(strip_quantizers(q, x), x, path, 17)

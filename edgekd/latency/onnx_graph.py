@@ -6,6 +6,13 @@ layer runs in (INT8 where a Conv reads DequantizeLinear outputs). The rules here
 small and tested: Conv/ConvTranspose/Gemm/MatMul are compute layers; activations that
 directly follow a compute layer are fused into it (as every runtime does); layout ops
 are free; everything else is an element-wise, memory-bound layer.
+
+INT8 follows the explicit-quantization fusion rule of ONNX Runtime (and TensorRT): a
+compute layer runs in INT8 only when its input and weights come from DequantizeLinear and
+its output (after an optional ReLU/Clip) goes only to QuantizeLinear; those Q/DQ nodes
+are absorbed. Any other Q/DQ node really runs, as a memory-bound layer, and the compute
+layer stays float. Measured why: a MobileNetV3 whose quantizers sit after HardSwish ran
+42 of 53 convolutions in float in ONNX Runtime, INT8 3.9x slower than FP32.
 """
 
 from __future__ import annotations
@@ -18,7 +25,9 @@ import onnx
 from onnx import helper, numpy_helper, shape_inference
 
 FREE_OPS = {"Identity", "Shape", "Constant", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Gather",
-            "Cast", "ConstantOfShape", "Concat", "Slice", "QuantizeLinear", "DequantizeLinear"}
+            "Cast", "ConstantOfShape", "Concat", "Slice"}
+QDQ = {"QuantizeLinear", "DequantizeLinear"}
+OUTPUT_ACTS = {"Relu", "Clip"}  # fused between an integer conv and its output quantizer
 FUSABLE = {"Relu", "Clip", "HardSigmoid", "HardSwish", "Sigmoid", "LeakyRelu", "Tanh", "BatchNormalization",
            "Mul", "Add"}
 COMPUTE = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
@@ -77,14 +86,43 @@ def analyze(source: str | Path | bytes | onnx.ModelProto, batch: int = 1) -> lis
     def numel(name: str) -> float:
         return float(np.prod(shapes.get(name, [0]))) if name else 0.0
 
-    def is_int8(name: str) -> bool:
+    users: dict[str, list[onnx.NodeProto]] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            users.setdefault(i, []).append(n)
+
+    def from_dq(name: str) -> bool:
         p = producers.get(name)
         return p is not None and p.op_type == "DequantizeLinear"
+
+    def quantized_output(name: str) -> bool:
+        after = users.get(name, [])
+        if len(after) == 1 and after[0].op_type in OUTPUT_ACTS:
+            after = users.get(after[0].output[0], [])
+        return bool(after) and all(u.op_type == "QuantizeLinear" for u in after)
+
+    integer = {id(n) for n in model.graph.node if n.op_type in COMPUTE and len(n.input) > 1
+               and from_dq(n.input[0]) and from_dq(n.input[1]) and quantized_output(n.output[0])}
+
+    def absorbed(node: onnx.NodeProto) -> bool:
+        """Whether a Q/DQ node disappears into integer compute layers."""
+        if node.op_type == "DequantizeLinear":
+            after = users.get(node.output[0], [])
+            return bool(after) and all(id(u) in integer for u in after)
+        src = producers.get(node.input[0])
+        if src is not None and src.op_type in OUTPUT_ACTS:
+            src = producers.get(src.input[0])
+        return src is not None and id(src) in integer
 
     layers: list[LayerCost] = []
     for node in model.graph.node:
         op = node.op_type
         if op in FREE_OPS:
+            continue
+        if op in QDQ:
+            if not absorbed(node):  # runs: reads one precision, writes the other
+                n_el = numel(node.input[0])
+                layers.append(LayerCost(node.name or node.output[0], op, "elementwise", n_el, n_el * 5, "fp32"))
             continue
         ins = [i for i in node.input if i]
         out = node.output[0]
@@ -96,7 +134,7 @@ def analyze(source: str | Path | bytes | onnx.ModelProto, batch: int = 1) -> lis
                 if extra and layers:
                     layers[-1].bytes += extra
                 continue
-        precision = "int8" if op in COMPUTE and ins and is_int8(ins[0]) else "fp32"
+        precision = "int8" if id(node) in integer else "fp32"
         eb = ELEM_BYTES[precision]
         io_bytes = (sum(numel(i) for i in ins) + numel(out)) * eb
         if op in ("Conv", "ConvTranspose"):
