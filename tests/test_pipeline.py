@@ -112,3 +112,22 @@ def test_killed_mid_stage_then_resumed(tmp_path: Path) -> None:
     report = edgekd.compress(path, ["host"], resume=True, quiet=True)
     assert report.stages["teacher"]["resumed"] and not report.stages["distill"]["resumed"]
     assert report.model("student").accuracy > 0
+
+
+def test_same_config_same_weights(tmp_path: Path) -> None:
+    """A seed reproduces a run: the teacher's and the student's weights are identical even when
+    the process's random state differs beforehand (as between two CLI invocations)."""
+    import torch
+
+    from edgekd.core.rundir import sha256_file
+
+    digests = []
+    for i, noise in enumerate((1, 2)):
+        torch.manual_seed(noise)
+        torch.rand(noise * 7)  # leave the global generator somewhere else each time
+        cfg = tiny_config(tmp_path / str(i), stages=["distill"], distill={"epochs": 1, "batch_size": 64})
+        cfg["teacher"]["train"]["epochs"] = 1
+        edgekd.compress(cfg, ["host"], quiet=True)
+        run = tmp_path / str(i) / "tiny"
+        digests.append([sha256_file(run / s / "model" / "weights.safetensors") for s in ("teacher", "distill")])
+    assert digests[0] == digests[1]

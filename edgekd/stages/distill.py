@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from edgekd.core.config import LossTerm, ModelRef
 from edgekd.core.errors import ModelError
 from edgekd.models.artifact import ModelSpec, save_model
@@ -47,7 +49,8 @@ class DistillStage(Stage):
         data = ctx.device_data
         teacher = ctx.teacher() if cfg.uses_teacher else None
 
-        def fresh():
+        def fresh():  # seeded: the same initial weights for the KD student and its no-teacher baseline
+            torch.manual_seed(ctx.config.seed)
             m = build_model(ref.model, data.num_classes, ref.kwargs)
             if ref.checkpoint:
                 load_weights(m, ref.checkpoint, num_classes=data.num_classes, what="student checkpoint")

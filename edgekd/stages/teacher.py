@@ -6,6 +6,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from edgekd.core.errors import ConfigError
 from edgekd.models.artifact import ModelSpec, save_model
 from edgekd.models.build import build_model
@@ -36,6 +38,7 @@ class TeacherStage(Stage):
     def run(self, ctx: RunContext, out: Path) -> StageResult:
         cfg = ctx.config.teacher
         data = ctx.data
+        torch.manual_seed(ctx.config.seed)  # the same initial weights on every run of this config
         model = build_model(cfg.model, data.num_classes, cfg.kwargs)
         ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
         metrics: dict[str, Any] = {"model": cfg.model}
