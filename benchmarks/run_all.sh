@@ -12,6 +12,7 @@ run diswot_correlation_digits diswot_correlation.py --data digits --candidates 1
 run prune_kd_synthetic prune_kd.py --data synthetic --distill-epochs 5 --finetune-epochs 2
 run prune_kd_digits prune_kd.py --data digits
 run quantize_kd_synthetic quantize_kd.py --data synthetic --distill-epochs 5 --qat-epochs 2
+run int8_bn_fold int8_bn_fold.py
 run latency_prediction latency_prediction.py
 run search_speed search_speed.py
 run pipeline_digits pipeline_digits.py
