@@ -15,11 +15,10 @@ from pathlib import Path
 
 import common
 import numpy as np
-import onnx
 import torch
 
 from edgekd.exporters.onnx import export_onnx, strip_quantizers
-from edgekd.latency.backends.onnxruntime_backend import OnnxRuntimeBackend, ort_session
+from edgekd.latency.backends.onnxruntime_backend import OnnxRuntimeBackend, optimized_op_types, ort_session
 from edgekd.latency.timing import summarize, time_calls
 from edgekd.models.build import build_model
 from edgekd.quantization.bn_fold import fold_batchnorm
@@ -32,13 +31,7 @@ MODELS = [("resnet18", {}, 64), ("resnet18", {"channels": [32, 64, 128, 256]}, 3
 
 def integer_convs(path: Path) -> tuple[int, int]:
     """(QLinearConv, float Conv) after ONNX Runtime's optimiser."""
-    import onnxruntime as ort
-
-    opt = path.with_suffix(".opt.onnx")
-    so = ort.SessionOptions()
-    so.optimized_model_filepath = str(opt)
-    ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    ops = [n.op_type for n in onnx.load(str(opt)).graph.node]
+    ops = optimized_op_types(path)
     return ops.count("QLinearConv"), sum(o in ("Conv", "FusedConv") for o in ops)
 
 

@@ -20,6 +20,7 @@ from edgekd.exporters.base import SIGNIFICANCE, ExportJob, validate
 from edgekd.exporters.onnx import OnnxExporter
 from edgekd.exporters.openvino_ir import OpenVINOExporter
 from edgekd.latency.backends.base import Runner
+from edgekd.latency.backends.onnxruntime_backend import optimized_op_types
 from edgekd.models.artifact import ModelSpec, load_model, save_model
 from edgekd.models.build import build_model
 from edgekd.quantization.bn_fold import fold_batchnorm
@@ -111,13 +112,8 @@ def test_qdq_onnx_and_openvino_int8(quantized, tmp_path: Path) -> None:
 
 
 def integer_convs(path: Path) -> int:
-    """How many convolutions ONNX Runtime's optimiser turns into QLinearConv (integer kernels)."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.optimized_model_filepath = str(path.with_suffix(".ort-optimized.onnx"))
-    ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    return sum(n.op_type == "QLinearConv" for n in onnx.load(so.optimized_model_filepath).graph.node)
+    """How many convolutions ONNX Runtime runs with integer kernels (QLinearConv)."""
+    return optimized_op_types(path).count("QLinearConv")
 
 
 def test_batchnorm_folding_is_exact_and_keeps_activations() -> None:

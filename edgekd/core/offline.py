@@ -2,7 +2,7 @@
 
 NNCF and OpenVINO's converter (``ov.convert_model``) report usage to Google Analytics
 through ``openvino_telemetry`` unless the user opted out. On Linux each report forks the
-(multi-GB, multi-threaded) training process and waits up to a second for a connection
+(multi-GB, multi-threaded) training process and waits up to 3 s for a connection
 that, on an offline edge box or CI runner, never comes. edgekd turns NNCF's own switch
 on (``NNCF_CI``, read once when NNCF is imported; NNCF uses it for nothing else) and
 converts ONNX with the runtime's ``Core.read_model``, which has no telemetry. A user who

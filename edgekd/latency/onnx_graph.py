@@ -77,19 +77,14 @@ def analyze(source: str | Path | bytes | onnx.ModelProto, batch: int = 1) -> lis
     model = load_graph(source, batch)
     shapes = _shape_map(model)
     producers = {o: n for n in model.graph.node for o in n.output}
-    consumers: dict[str, int] = {}
+    users: dict[str, list[onnx.NodeProto]] = {}  # tensor name -> the nodes that read it
     for n in model.graph.node:
         for i in n.input:
-            consumers[i] = consumers.get(i, 0) + 1
+            users.setdefault(i, []).append(n)
     init_names = {i.name for i in model.graph.initializer}
 
     def numel(name: str) -> float:
         return float(np.prod(shapes.get(name, [0]))) if name else 0.0
-
-    users: dict[str, list[onnx.NodeProto]] = {}
-    for n in model.graph.node:
-        for i in n.input:
-            users.setdefault(i, []).append(n)
 
     def from_dq(name: str) -> bool:
         p = producers.get(name)
@@ -129,7 +124,7 @@ def analyze(source: str | Path | bytes | onnx.ModelProto, batch: int = 1) -> lis
         if op in FUSABLE:
             src = producers.get(ins[0]) if ins else None
             side_inputs = [i for i in ins[1:] if i not in init_names]
-            if src is not None and src.op_type in COMPUTE | FUSABLE and consumers.get(ins[0], 0) == 1:
+            if src is not None and src.op_type in COMPUTE | FUSABLE and len(users.get(ins[0], [])) == 1:
                 extra = sum(numel(i) for i in side_inputs) * 4  # a residual Add still reads its other input
                 if extra and layers:
                     layers[-1].bytes += extra

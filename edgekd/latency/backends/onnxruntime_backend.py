@@ -31,6 +31,22 @@ def ort_session(path: Path, threads: int | None, device: str = "cpu"):
         raise BenchError(f"onnxruntime cannot load {path}: {exc}") from None
 
 
+def optimized_op_types(path: Path) -> list[str]:
+    """The operators ONNX Runtime actually runs after its graph optimiser (CPU provider):
+    e.g. whether a Q/DQ convolution became an integer ``QLinearConv`` or stayed float."""
+    import tempfile
+
+    import onnx
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        return [n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node]
+
+
 @BACKENDS.register("onnxruntime", help="ONNX Runtime, CPU execution provider")
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
