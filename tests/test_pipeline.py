@@ -30,7 +30,8 @@ def test_report_files_and_contents(finished_run) -> None:
     # every latency says what it is
     for row in data["latency"]:
         assert row["kind"] == "measured" and row["target"] == "host"
-        assert row["batch_size"] == 1 and row["threads"] and row["backend_version"]
+        assert row["batch_size"] == 1 and row["backend_version"] and row["device"] in ("cpu", "cuda")
+        assert row["threads"] or row["device"] == "cuda"  # CPU threads say nothing about a GPU run
         assert row["p90_ms"] >= row["median_ms"] > 0
     assert {(r["model"], r["backend"]) for r in data["latency"]} == {
         (m, b) for m in ("teacher", "student") for b in ("torch", "onnxruntime", "openvino")}

@@ -137,5 +137,5 @@ def build_report(ctx: Any, command: str = "") -> Report:
         pruning=results["prune"].metrics.get("steps_summary", {}) if "prune" in results else {},
         stages={name: {"seconds": ctx.run.manifest["stages"].get(name, {}).get("seconds"), "resumed": r.skipped}
                 for name, r in results.items()},
-        environment=environment(),
+        environment={**environment(), "training_device": str(ctx.device)},
     )
