@@ -103,6 +103,63 @@ def _qdq_conv_graph(act: str):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
+def _int8_block(per_channel_mid: bool):
+    """x → Q/DQ → Conv(Q/DQ of FP32 weights) → ReLU → Q/DQ → MaxPool → Conv → Q/DQ → Add(skip) → Q/DQ,
+    as NNCF exports a quantized residual block (weights stay FP32 behind a QuantizeLinear)."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    mid_scale = np.full(8, 0.1, np.float32) if per_channel_mid else np.array(0.1, np.float32)
+    mid_zp = np.zeros(8, np.uint8) if per_channel_mid else np.array(0, np.uint8)
+    inits = [numpy_helper.from_array(np.array(0.1, np.float32), "s"), numpy_helper.from_array(np.array(0, np.uint8), "zp"),
+             numpy_helper.from_array(np.array(0.02, np.float32), "ws"), numpy_helper.from_array(np.array(0, np.int8), "wzp"),
+             numpy_helper.from_array(mid_scale, "ms"), numpy_helper.from_array(mid_zp, "mzp"),
+             numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32), "w1"),
+             numpy_helper.from_array(rng.standard_normal((8, 8, 1, 1)).astype(np.float32), "w2")]
+    n = helper.make_node
+    nodes = [n("QuantizeLinear", ["x", "s", "zp"], ["xq"]), n("DequantizeLinear", ["xq", "s", "zp"], ["xd"]),
+             n("QuantizeLinear", ["w1", "ws", "wzp"], ["w1q"]), n("DequantizeLinear", ["w1q", "ws", "wzp"], ["w1d"]),
+             n("Conv", ["xd", "w1d"], ["c1"], pads=[1, 1, 1, 1]), n("Relu", ["c1"], ["r1"]),
+             n("QuantizeLinear", ["r1", "ms", "mzp"], ["r1q"], axis=1),
+             n("DequantizeLinear", ["r1q", "ms", "mzp"], ["r1d"], axis=1),
+             n("MaxPool", ["r1d"], ["p1"], kernel_shape=[1, 1]),
+             n("QuantizeLinear", ["w2", "ws", "wzp"], ["w2q"]), n("DequantizeLinear", ["w2q", "ws", "wzp"], ["w2d"]),
+             n("Conv", ["p1", "w2d"], ["c2"]), n("QuantizeLinear", ["c2", "s", "zp"], ["c2q"]),
+             n("DequantizeLinear", ["c2q", "s", "zp"], ["c2d"]), n("Add", ["c2d", "r1d"], ["a"]),
+             n("QuantizeLinear", ["a", "s", "zp"], ["aq"]), n("DequantizeLinear", ["aq", "s", "zp"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 8, 8])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_int8_block_costs_what_onnxruntime_runs(tmp_path: Path) -> None:
+    """Weight quantizers fold at load time (free); DQ→Add→Q and DQ→MaxPool run in INT8; a
+    per-channel activation quantizer keeps the convs on both sides float. Checked against the
+    kernels ONNX Runtime actually picks for the same graph."""
+    import onnx
+
+    from edgekd.latency.backends.onnxruntime_backend import optimized_op_types
+
+    for per_channel in (False, True):
+        model = _int8_block(per_channel)
+        path = tmp_path / f"block{per_channel}.onnx"
+        onnx.save(model, str(path))
+        layers = analyze(path)
+        ops = optimized_op_types(path)
+        int8_convs = [x for x in layers if x.op == "Conv" and x.precision == "int8"]
+        assert len(int8_convs) == ops.count("QLinearConv")
+        running_q = [x for x in layers if x.op == "QuantizeLinear"]
+        assert len(running_q) == ops.count("QuantizeLinear")  # the weights' QuantizeLinear are not work
+        if not per_channel:
+            assert len(int8_convs) == 2
+            assert {x.op: x.precision for x in layers if x.op in ("Add", "MaxPool")} == {"Add": "int8", "MaxPool": "int8"}
+            assert [x.op for x in layers if x.op in ("QuantizeLinear", "DequantizeLinear")] == [
+                "QuantizeLinear", "DequantizeLinear"]  # the graph's input and output only
+        else:
+            assert not int8_convs
+
+
 def test_int8_only_where_the_runtime_can_fuse_it() -> None:
     """A conv is INT8 only when its output (after ReLU) is quantized; otherwise it stays float
     and its Q/DQ nodes cost memory traffic (ONNX Runtime's and TensorRT's fusion rule)."""

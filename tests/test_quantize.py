@@ -138,17 +138,23 @@ def test_batchnorm_folding_is_exact_and_keeps_activations() -> None:
 def test_unfolded_int8_convs_stay_float_in_onnxruntime(tmp_path: Path) -> None:
     """Why the quantize stage folds: with BN between conv and quantizer ORT cannot use INT8 kernels."""
     from edgekd.exporters.onnx import export_onnx, strip_quantizers
+    from edgekd.latency.onnx_graph import analyze
 
     x = torch.randn(2, 3, 16, 16)
     counts = {}
-    for fold in (False, True):
-        torch.manual_seed(0)
-        model = build_model("resnet18", 10, KW).eval()
-        if fold:
-            fold_batchnorm(model)
-        q = quantize(model, [torch.randn(8, 3, 16, 16)], symmetric=False, per_channel=True, ignored=[], quiet=True)
-        counts[fold] = integer_convs(export_onnx(strip_quantizers(q, x), x, tmp_path / f"{fold}.onnx", 17))
-    assert counts[False] == 0 and counts[True] >= 8
+    for name, kw in (("resnet18", KW), ("mobilenetv3_small_050", {})):
+        for fold in (False, True):
+            torch.manual_seed(0)
+            model = build_model(name, 10, kw).eval()
+            if fold:
+                fold_batchnorm(model)
+            q = quantize(model, [torch.randn(8, 3, 16, 16)], symmetric=False, per_channel=True, ignored=[], quiet=True)
+            path = export_onnx(strip_quantizers(q, x), x, tmp_path / f"{name}{fold}.onnx", 17)
+            counts[name, fold] = integer_convs(path)
+            # the latency predictor's cost analysis marks exactly the convs ORT runs in INT8
+            assert sum(layer.op == "Conv" and layer.precision == "int8" for layer in analyze(path)) == counts[name, fold]
+    assert counts["resnet18", False] == 0 and counts["resnet18", True] >= 8
+    assert counts["mobilenetv3_small_050", True] > counts["mobilenetv3_small_050", False]
 
 
 def test_parity_check_catches_a_broken_int8_export(quantized, tmp_path: Path) -> None:

@@ -31,6 +31,9 @@ class Calibration(BaseModel):
     )
     memory_efficiency: PositiveFloat = 0.6
     per_layer_overhead_us: float = Field(5.0, ge=0)
+    per_kind_overhead_us: dict[str, float] = Field(
+        default_factory=dict, description="per-layer cost by layer kind (conv, dwconv, gemm, elementwise, pool); "
+        "overrides per_layer_overhead_us")
     precision_overhead_us: dict[str, float] = Field(
         default_factory=dict, description="extra per-layer cost at a precision (e.g. INT8 re-quantization)")
     per_inference_overhead_us: float = Field(50.0, ge=0)

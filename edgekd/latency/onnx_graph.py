@@ -10,9 +10,13 @@ are free; everything else is an element-wise, memory-bound layer.
 INT8 follows the explicit-quantization fusion rule of ONNX Runtime (and TensorRT): a
 compute layer runs in INT8 only when its input and weights come from DequantizeLinear and
 its output (after an optional ReLU/Clip) goes only to QuantizeLinear; those Q/DQ nodes
-are absorbed. Any other Q/DQ node really runs, as a memory-bound layer, and the compute
-layer stays float. Measured why: a MobileNetV3 whose quantizers sit after HardSwish ran
-42 of 53 convolutions in float in ONNX Runtime, INT8 3.9x slower than FP32.
+are absorbed. The same holds for the element-wise ops with integer kernels (ONNX
+Runtime's QLinearAdd/Mul/AveragePool/..., int8 MaxPool): DQ in, Q out, one byte per
+element. A QuantizeLinear of a constant (NNCF's FP32 weights) is folded when the model
+loads and costs nothing. Any other Q/DQ node really runs, as a memory-bound layer, and
+the compute layer stays float. Measured why: a MobileNetV3 whose quantizers sit after
+HardSwish ran 42 of 53 convolutions in float in ONNX Runtime, INT8 3.9x slower than FP32;
+counting the weights' QuantizeLinear as work predicted an INT8 ResNet-34 at 2x its time.
 """
 
 from __future__ import annotations
@@ -31,6 +35,11 @@ OUTPUT_ACTS = {"Relu", "Clip"}  # fused between an integer conv and its output q
 FUSABLE = {"Relu", "Clip", "HardSigmoid", "HardSwish", "Sigmoid", "LeakyRelu", "Tanh", "BatchNormalization",
            "Mul", "Add"}
 COMPUTE = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
+INTEGER_ELEMENTWISE = {"Add", "Mul", "AveragePool", "GlobalAveragePool", "Sigmoid", "LeakyRelu"}
+# Ops a dequantized tensor passes through unchanged in order: runtimes move the DQ after them
+# (ONNX Runtime's QDQ propagation), so what follows still reads INT8. NNCF leaves MaxPool's
+# output unquantized for this reason.
+PASS_THROUGH = {"MaxPool", "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Slice", "Gather", "Identity"}
 ELEM_BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
 
 
@@ -86,18 +95,43 @@ def analyze(source: str | Path | bytes | onnx.ModelProto, batch: int = 1) -> lis
     def numel(name: str) -> float:
         return float(np.prod(shapes.get(name, [0]))) if name else 0.0
 
+    def constant(name: str) -> bool:
+        """An initializer, or computed from initializers only (folded when the model loads)."""
+        if name in init_names:
+            return True
+        p = producers.get(name)
+        return p is not None and (p.op_type == "Constant" or (
+            p.op_type in FREE_OPS | QDQ and all(constant(i) for i in p.input if i)))
+
     def from_dq(name: str) -> bool:
         p = producers.get(name)
+        while p is not None and p.op_type in PASS_THROUGH:
+            p = producers.get(p.input[0])
         return p is not None and p.op_type == "DequantizeLinear"
 
     def quantized_output(name: str) -> bool:
         after = users.get(name, [])
         if len(after) == 1 and after[0].op_type in OUTPUT_ACTS:
             after = users.get(after[0].output[0], [])
-        return bool(after) and all(u.op_type == "QuantizeLinear" for u in after)
+        return bool(after) and all(u.op_type == "QuantizeLinear" and numel(u.input[1]) <= 1 for u in after)
+
+    def per_tensor(name: str) -> bool:
+        """The activation's DQ has one scale: integer kernels take no per-channel activation
+        scales, in or out (NNCF quantizes depthwise inputs per channel; ONNX Runtime keeps the
+        convs on both sides of such a quantizer float)."""
+        p = producers.get(name)
+        while p is not None and p.op_type in PASS_THROUGH:
+            p = producers.get(p.input[0])
+        return p is not None and len(p.input) > 1 and numel(p.input[1]) <= 1
 
     integer = {id(n) for n in model.graph.node if n.op_type in COMPUTE and len(n.input) > 1
-               and from_dq(n.input[0]) and from_dq(n.input[1]) and quantized_output(n.output[0])}
+               and from_dq(n.input[0]) and per_tensor(n.input[0]) and from_dq(n.input[1])
+               and quantized_output(n.output[0])}
+    integer |= {id(n) for n in model.graph.node if n.op_type in INTEGER_ELEMENTWISE
+                and all(from_dq(i) and per_tensor(i) for i in n.input if i and i not in init_names)
+                and quantized_output(n.output[0])}
+    integer |= {id(n) for n in model.graph.node
+                if n.op_type == "MaxPool" and from_dq(n.input[0]) and per_tensor(n.input[0])}
 
     def absorbed(node: onnx.NodeProto) -> bool:
         """Whether a Q/DQ node disappears into integer compute layers."""
@@ -115,13 +149,14 @@ def analyze(source: str | Path | bytes | onnx.ModelProto, batch: int = 1) -> lis
         if op in FREE_OPS:
             continue
         if op in QDQ:
-            if not absorbed(node):  # runs: reads one precision, writes the other
+            folded = op == "QuantizeLinear" and constant(node.input[0])
+            if not folded and not absorbed(node):  # runs: reads one precision, writes the other
                 n_el = numel(node.input[0])
                 layers.append(LayerCost(node.name or node.output[0], op, "elementwise", n_el, n_el * 5, "fp32"))
             continue
         ins = [i for i in node.input if i]
         out = node.output[0]
-        if op in FUSABLE:
+        if op in FUSABLE and id(node) not in integer:
             src = producers.get(ins[0]) if ins else None
             side_inputs = [i for i in ins[1:] if i not in init_names]
             if src is not None and src.op_type in COMPUTE | FUSABLE and len(users.get(ins[0], [])) == 1:
@@ -151,9 +186,9 @@ def analyze(source: str | Path | bytes | onnx.ModelProto, batch: int = 1) -> lis
             macs = numel(out) * k
             layers.append(LayerCost(node.name or out, op, "gemm", 2 * macs, io_bytes, precision))
         elif op in ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean"):
-            layers.append(LayerCost(node.name or out, op, "pool", numel(ins[0]), io_bytes, "fp32"))
+            layers.append(LayerCost(node.name or out, op, "pool", numel(ins[0]), io_bytes, precision))
         else:
-            layers.append(LayerCost(node.name or out, op, "elementwise", numel(out), io_bytes, "fp32"))
+            layers.append(LayerCost(node.name or out, op, "elementwise", numel(out), io_bytes, precision))
     return layers
 
 

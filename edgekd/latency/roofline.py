@@ -3,7 +3,7 @@
 Each layer takes max(compute time, memory time): FLOPs over the profile's peak for the
 layer's precision times a fitted efficiency for its kind (dense conv, depthwise conv,
 gemm, element-wise), and bytes over the memory bandwidth times a fitted memory
-efficiency; plus a per-layer launch overhead and a per-inference overhead. The
+efficiency; plus a per-layer launch overhead by layer kind and a per-inference overhead. The
 efficiency factors come from `edgekd profiles calibrate` (measured runs on the device,
 or imported device-kit results); until then, conservative defaults apply and the
 prediction says so. Every prediction is labelled ``predicted``, never ``measured``.
@@ -88,7 +88,8 @@ def predict(layers: list[LayerCost], profile: Profile, precision: str = "fp32") 
         n_layers += 1
     extra = sum(cal.precision_overhead_us.get(layer.precision if layer.precision == "int8" else precision, 0.0)
                 for layer in layers)
-    overhead = (n_layers * cal.per_layer_overhead_us + extra + cal.per_inference_overhead_us) * 1e-6
+    launches = sum(cal.per_kind_overhead_us.get(layer.kind, cal.per_layer_overhead_us) for layer in layers)
+    overhead = (launches + extra + cal.per_inference_overhead_us) * 1e-6
     ms = (compute + memory + overhead) * 1e3
     return Prediction(round(ms, 5), precision, compute * 1e3, memory * 1e3, overhead * 1e3, n_layers,
                       total_flops, total_bytes, cal.fitted_on is not None,
