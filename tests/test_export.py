@@ -50,3 +50,26 @@ def test_broken_export_is_caught(job_parts, tmp_path: Path) -> None:
     slightly_off = Runner(lambda x: ref.numpy()[: x.shape[0]] + 1e-2, "fake", "0", "cpu", "fp32", 1)
     with pytest.raises(ExportError, match="max \\|diff\\|"):
         validate(slightly_off, job, what="off.onnx", precision="fp32")
+
+
+def test_int8_export_with_vendor_quantizers_is_refused_by_name(tmp_path: Path) -> None:
+    """NNCF leaves shared quantizers (GhostNet's Concat inputs) as org.openvinotoolkit:FakeQuantize,
+    which ONNX Runtime cannot load: the export names the layers instead of failing inside ORT."""
+    from onnx import TensorProto, helper
+
+    from edgekd.exporters.onnx import refuse_vendor_ops
+
+    name = "/blocks/blocks.0/blocks.0.0/ghost1/cheap_operation/cheap_operation.2/blocks/0/0/ghost1/cheap_operation/2/relu_/0__0.0/FakeQuantize"
+    node = helper.make_node("FakeQuantize", ["x", "lo", "hi", "lo", "hi"], ["y"], name=name, domain="org.openvinotoolkit",
+                            levels=256)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("org.openvinotoolkit", 1)])
+    path = tmp_path / "q.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(ExportError, match=r"1 non-standard quantizer node.*FakeQuantize, after blocks\.0\.0\.ghost1\.cheap_operation\.2\)") as err:
+        refuse_vendor_ops(path)
+    assert "OpenVINO" in err.value.hint
+    clean = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", graph.input, graph.output))
+    onnx.save(clean, str(path))
+    refuse_vendor_ops(path)  # standard ops pass

@@ -32,6 +32,38 @@ def strip_quantizers(model: nn.Module, example: torch.Tensor) -> nn.Module:
     return nncf.strip(model, do_copy=True, strip_format=nncf.StripFormat.NATIVE, example_input=example)
 
 
+def _module_of(node_name: str) -> str:
+    """The torch module a quantizer node belongs to: its name is the exporter's scope followed by
+    NNCF's (module path with '/', then op name and call index), e.g.
+    ``/blocks/blocks.0/.../blocks/0/0/ghost1/cheap_operation/2/relu_/0__0.0/FakeQuantize``."""
+    segs = node_name.strip("/").split("/")
+    if segs and segs[0] in segs[1:]:
+        start = segs.index(segs[0], 1)
+        return ".".join(segs[start:-3]) or node_name
+    return node_name
+
+
+def refuse_vendor_ops(path: Path) -> None:
+    """Fail, naming the layers, when NNCF's strip left FakeQuantize nodes in the graph.
+
+    Seen with timm's GhostNet: NNCF shares one quantizer between the ReLU outputs that meet
+    in a Concat, and ``nncf.strip`` keeps such shared quantizers as
+    ``org.openvinotoolkit:FakeQuantize``, which ONNX Runtime cannot load and TensorRT rejects.
+    """
+    import onnx
+
+    vendor = [n for n in onnx.load(str(path), load_external_data=False).graph.node if n.domain not in ("", "ai.onnx")]
+    if vendor:
+        names = sorted({_module_of(n.name) for n in vendor})
+        raise ExportError(
+            f"the INT8 ONNX export {path.name} has {len(vendor)} non-standard quantizer node(s) "
+            f"({vendor[0].domain}:{vendor[0].op_type}, after {', '.join(names[:4])}{' ...' if len(names) > 4 else ''}) "
+            "that ONNX Runtime and TensorRT cannot run",
+            hint="NNCF keeps quantizers shared by a Concat's inputs as FakeQuantize (ignoring those layers did not "
+                 "remove them for GhostNet); deploy this model's INT8 through OpenVINO (targets host/intel-x86-cpu), "
+                 "deploy it in FP32/FP16 (drop 'quantize' from stages), or choose a student without such blocks")
+
+
 def export_onnx(model: nn.Module, example: torch.Tensor, path: Path, opset: int) -> Path:
     """Write ``model`` to ``path`` (dynamic batch axis) and check it with ``onnx.checker``."""
     import onnx
@@ -65,6 +97,8 @@ class OnnxExporter(Exporter):
         precision = "int8" if job.quantized else "fp32"
         model = strip_quantizers(job.model, example) if job.quantized else job.model
         path = export_onnx(model, example, job.out_dir / f"{job.label}.onnx", job.opset())
+        if job.quantized:
+            refuse_vendor_ops(path)
         runner = OnnxRuntimeBackend().load(path, precision=precision, threads=None)
         parity = validate(runner, job, what=f"{path.name} ({precision}, onnxruntime)", precision=precision)
         return [Exported(job.label, "onnx", precision, path, "ok", file_size_mb(path), parity,
