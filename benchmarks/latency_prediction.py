@@ -95,6 +95,7 @@ def main() -> None:
     vs_first, vs_second = summary(errors(only_first, fitted)), summary(errors(only_second, fitted))
     position = roofline_position(threads, peaks["fp32_gflops"])
     res = {"peaks": peaks, "threads": threads, "calibration_models": [s.name for s in cal],
+           "calibration_measured_ms": {s.name: s.measured_ms for s in cal},  # for refitting offline
            "evaluation": rows, "held_out": after, "held_out_vs_first_measurement": vs_first,
            "held_out_vs_second_measurement": vs_second, "measurement_repeatability": floor,
            "first_measurement_ms": dict(zip([s.name for s in ev], first, strict=True)),
