@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, ValidationError
 
 from edgekd.core.errors import ProfileError
 from edgekd.core.registry import format_validation_error
@@ -31,7 +31,7 @@ class Calibration(BaseModel):
     )
     memory_efficiency: PositiveFloat = 0.6
     per_layer_overhead_us: float = Field(5.0, ge=0)
-    per_kind_overhead_us: dict[str, float] = Field(
+    per_kind_overhead_us: dict[Literal["conv", "dwconv", "gemm", "elementwise", "pool"], NonNegativeFloat] = Field(
         default_factory=dict, description="per-layer cost by layer kind (conv, dwconv, gemm, elementwise, pool); "
         "overrides per_layer_overhead_us")
     precision_overhead_us: dict[str, float] = Field(

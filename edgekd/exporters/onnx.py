@@ -52,9 +52,10 @@ def refuse_vendor_ops(path: Path) -> None:
     """
     import onnx
 
-    vendor = [n for n in onnx.load(str(path), load_external_data=False).graph.node if n.domain not in ("", "ai.onnx")]
+    vendor = [n for n in onnx.load(str(path), load_external_data=False).graph.node
+              if n.domain == "org.openvinotoolkit" or n.op_type == "FakeQuantize"]
     if vendor:
-        names = sorted({_module_of(n.name) for n in vendor})
+        names = sorted({_module_of(n.name) if n.name else n.output[0] for n in vendor})
         raise ExportError(
             f"the INT8 ONNX export {path.name} has {len(vendor)} non-standard quantizer node(s) "
             f"({vendor[0].domain}:{vendor[0].op_type}, after {', '.join(names[:4])}{' ...' if len(names) > 4 else ''}) "

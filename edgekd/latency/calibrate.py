@@ -1,10 +1,11 @@
 """Fitting a profile's roofline efficiency factors to measured latencies.
 
 Input: pairs of (per-layer costs of an ONNX graph, deployment precision, measured median
-ms). Output: compute efficiency per layer kind and precision, memory
-efficiency, and per-layer-kind / per-precision / per-inference overheads, chosen to minimise the squared log
-error of the predictions (so a 2× miss on a 0.1 ms model counts as much as on a 10 ms
-one). scipy's bounded least squares on the log-parameters.
+ms). Output: compute efficiency per layer kind and precision, memory efficiency, and
+per-layer-kind (with >= 20 samples; one shared value below) / per-precision /
+per-inference overheads, chosen to minimise a robust (soft-L1) loss on the log error of
+the predictions, so a 2× miss on a 0.1 ms model counts as much as on a 10 ms one.
+scipy's bounded least squares on the log-parameters.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import numpy as np
 from edgekd.core.profiles import Calibration, Profile
 from edgekd.latency.onnx_graph import LayerCost
 from edgekd.latency.roofline import DEFAULT_EFFICIENCY, predict
+
+PER_KIND_MIN_SAMPLES = 20
 
 
 @dataclass
@@ -42,21 +45,25 @@ def fit(samples: list[Sample], profile: Profile, note: str) -> Calibration:
     from scipy.optimize import least_squares
 
     keys = _kinds(samples)
-    kinds = sorted({layer.kind for s in samples for layer in s.layers})
+    # one fixed cost per layer kind needs data: a few device-kit runs get one shared value
+    kinds = sorted({layer.kind for s in samples for layer in s.layers}) if len(samples) >= PER_KIND_MIN_SAMPLES else []
+    shared = not kinds
     precisions = sorted({"int8" for s in samples for layer in s.layers if layer.precision == "int8"})
     base = profile.calibration
     x0 = [math.log(base.compute_efficiency.get(k, DEFAULT_EFFICIENCY.get(k.split(":")[0], 0.3))) for k in keys]
     x0 += [math.log(base.memory_efficiency), math.log(max(base.per_inference_overhead_us, 1.0))]
     x0 += [math.log(max(base.per_kind_overhead_us.get(k, base.per_layer_overhead_us), 0.1)) for k in kinds]
+    x0 += [math.log(max(base.per_layer_overhead_us, 0.1))] if shared else []
     x0 += [math.log(max(base.precision_overhead_us.get(p, 1.0), 0.1)) for p in precisions]
 
     def unpack(x: np.ndarray) -> Calibration:
-        n, m = len(keys), len(kinds)
+        n, m = len(keys), len(kinds) + shared
         eff = {k: float(min(math.exp(v), 1.0)) for k, v in zip(keys, x[:n], strict=True)}
-        per_kind = {k: float(math.exp(v)) for k, v in zip(kinds, x[n + 2:n + 2 + m], strict=True)}
+        per_kind = {k: float(math.exp(v)) for k, v in zip(kinds, x[n + 2:n + 2 + len(kinds)], strict=True)}
+        per_layer = float(math.exp(x[n + 2])) if shared else float(np.median(list(per_kind.values())))
         return Calibration(
             compute_efficiency=eff, memory_efficiency=float(min(math.exp(x[n]), 1.0)),
-            per_layer_overhead_us=float(np.median(list(per_kind.values()))) if per_kind else base.per_layer_overhead_us,
+            per_layer_overhead_us=per_layer,
             per_kind_overhead_us=per_kind, per_inference_overhead_us=float(math.exp(x[n + 1])),
             precision_overhead_us={p: float(math.exp(v)) for p, v in zip(precisions, x[n + 2 + m:], strict=True)},
             fitted_on=note,
@@ -64,10 +71,15 @@ def fit(samples: list[Sample], profile: Profile, note: str) -> Calibration:
 
     def residuals(x: np.ndarray) -> np.ndarray:
         prof = profile.model_copy(update={"calibration": unpack(x)})
-        return np.array([math.log(predict(s.layers, prof, s.precision).ms / s.measured_ms) for s in samples])
+        out = []
+        for s in samples:
+            p = predict(s.layers, prof, s.precision)  # its .ms is rounded: too coarse for finite differences
+            out.append(math.log((p.compute_ms + p.memory_ms + p.overhead_ms) / s.measured_ms))
+        return np.array(out)
 
     # Bounded trust-region least squares on the log error: every factor stays physical
-    # (efficiency 0.1%..100%, overheads 0.05..200 us), so no parameter can run off to 1e-100
+    # (efficiency 0.1%..100%, per-layer overheads 0.05..200 us, per-inference up to 5 ms), so
+    # no parameter can run off to 1e-100
     # to fit one noisy model (Nelder-Mead on 15 free parameters did, on a 40-model set).
     # soft_l1: a model timed in a noisy moment pulls less than the others.
     lo, hi = np.full(len(x0), math.log(0.05)), np.full(len(x0), math.log(200.0))

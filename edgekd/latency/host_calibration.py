@@ -97,7 +97,7 @@ def measure_peaks(threads: int, seconds: float = 1.0) -> dict[str, float]:
 
 
 def export_zoo_model(m: ZooModel, folder: Path, num_classes: int = 10) -> Path:
-    from edgekd.exporters.onnx import export_onnx, strip_quantizers
+    from edgekd.exporters.onnx import export_onnx, refuse_vendor_ops, strip_quantizers
     from edgekd.models.build import build_model
 
     torch.manual_seed(0)
@@ -111,7 +111,8 @@ def export_zoo_model(m: ZooModel, folder: Path, num_classes: int = 10) -> Path:
         fold_batchnorm(model)  # as the quantize stage does
         q = quantize(model, [torch.randn(16, 3, m.size, m.size)], symmetric=False, per_channel=True, ignored=[],
                      quiet=True)
-        return export_onnx(strip_quantizers(q, x), x, path, 17)
+        refuse_vendor_ops(export_onnx(strip_quantizers(q, x), x, path, 17))
+        return path
     return export_onnx(model, x, path, 17)
 
 
@@ -133,7 +134,7 @@ def measure_zoo(paths: list[tuple[Path, int]], threads: int, passes: int = 5, re
 
     Why passes and not one long run: on a shared 2-core VM the same model's median moved by
     30-170% between back-to-back sessions (neighbours' load comes in bursts longer than a
-    run), while the median of 7 passes repeated within 14%. One session at a time: ORT
+    run), while medians of 7 passes repeated within 14% (median over the zoo). One session at a time: ORT
     sessions interleaved call by call slowed each other up to 6x (idle pools still spinning).
     """
     per_pass: list[list[float]] = [[] for _ in paths]

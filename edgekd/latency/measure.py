@@ -70,7 +70,7 @@ def _rss_mb() -> float | None:
 
 
 def _rewarm(runner: Runner, x: np.ndarray, seconds: float = 0.1) -> None:
-    """Run for ~0.1 s before each timed block. Measured why: after switching from another
+    """Run for 0.1 s (at least 2 calls) before each timed block. Measured why: after switching from another
     runtime's session, a ResNet-18 ran 3-6x slower for its first 10-20 calls (the other
     pool's threads still awake, caches cold), which shifted 15-call block medians."""
     end = time.perf_counter() + seconds

@@ -39,7 +39,7 @@ INTEGER_ELEMENTWISE = {"Add", "Mul", "AveragePool", "GlobalAveragePool", "Sigmoi
 # Ops a dequantized tensor passes through unchanged in order: runtimes move the DQ after them
 # (ONNX Runtime's QDQ propagation), so what follows still reads INT8. NNCF leaves MaxPool's
 # output unquantized for this reason.
-PASS_THROUGH = {"MaxPool", "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Slice", "Gather", "Identity"}
+PASS_THROUGH = {"MaxPool", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Slice", "Identity"}
 ELEM_BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
 
 
@@ -95,19 +95,33 @@ def analyze(source: str | Path | bytes | onnx.ModelProto, batch: int = 1) -> lis
     def numel(name: str) -> float:
         return float(np.prod(shapes.get(name, [0]))) if name else 0.0
 
-    def constant(name: str) -> bool:
-        """An initializer, or computed from initializers only (folded when the model loads)."""
-        if name in init_names:
-            return True
-        p = producers.get(name)
-        return p is not None and (p.op_type == "Constant" or (
-            p.op_type in FREE_OPS | QDQ and all(constant(i) for i in p.input if i)))
+    memo: dict[str, bool] = {}
 
-    def from_dq(name: str) -> bool:
+    def constant(name: str) -> bool:
+        """An initializer, or computed from initializers only (memo when the model loads)."""
+        if name not in memo:
+            memo[name] = False  # guards cycles; the graph is a DAG
+            p = producers.get(name)
+            memo[name] = name in init_names or (p is not None and (p.op_type == "Constant" or (
+                p.op_type in FREE_OPS | QDQ and all(constant(i) for i in p.input if i))))
+        return memo[name]
+
+    def source_dq(name: str) -> onnx.NodeProto | None:
+        """The DequantizeLinear a tensor comes from, looking through ops runtimes move DQs across."""
         p = producers.get(name)
         while p is not None and p.op_type in PASS_THROUGH:
             p = producers.get(p.input[0])
-        return p is not None and p.op_type == "DequantizeLinear"
+        return p if p is not None and p.op_type == "DequantizeLinear" else None
+
+    def from_dq(name: str) -> bool:
+        return source_dq(name) is not None
+
+    def per_tensor_dq(name: str) -> bool:
+        """From a DQ with one scale: integer kernels take no per-channel activation scales, in
+        or out (NNCF quantizes depthwise inputs per channel; ONNX Runtime keeps the convs on
+        both sides of such a quantizer float)."""
+        dq = source_dq(name)
+        return dq is not None and len(dq.input) > 1 and numel(dq.input[1]) <= 1
 
     def quantized_output(name: str) -> bool:
         after = users.get(name, [])
@@ -115,29 +129,25 @@ def analyze(source: str | Path | bytes | onnx.ModelProto, batch: int = 1) -> lis
             after = users.get(after[0].output[0], [])
         return bool(after) and all(u.op_type == "QuantizeLinear" and numel(u.input[1]) <= 1 for u in after)
 
-    def per_tensor(name: str) -> bool:
-        """The activation's DQ has one scale: integer kernels take no per-channel activation
-        scales, in or out (NNCF quantizes depthwise inputs per channel; ONNX Runtime keeps the
-        convs on both sides of such a quantizer float)."""
-        p = producers.get(name)
-        while p is not None and p.op_type in PASS_THROUGH:
-            p = producers.get(p.input[0])
-        return p is not None and len(p.input) > 1 and numel(p.input[1]) <= 1
+    nodes = model.graph.node
+    integer = {id(n) for n in nodes if n.op_type in COMPUTE and len(n.input) > 1
+               and per_tensor_dq(n.input[0]) and from_dq(n.input[1]) and quantized_output(n.output[0])}
+    # ONNX Runtime's QLinear element-wise kernels need every input from a DQ (an initializer
+    # operand keeps the op float)
+    integer |= {id(n) for n in nodes if n.op_type in INTEGER_ELEMENTWISE
+                and all(per_tensor_dq(i) for i in n.input if i) and quantized_output(n.output[0])}
+    integer |= {id(n) for n in nodes if n.op_type == "MaxPool" and per_tensor_dq(n.input[0])}
 
-    integer = {id(n) for n in model.graph.node if n.op_type in COMPUTE and len(n.input) > 1
-               and from_dq(n.input[0]) and per_tensor(n.input[0]) and from_dq(n.input[1])
-               and quantized_output(n.output[0])}
-    integer |= {id(n) for n in model.graph.node if n.op_type in INTEGER_ELEMENTWISE
-                and all(from_dq(i) and per_tensor(i) for i in n.input if i and i not in init_names)
-                and quantized_output(n.output[0])}
-    integer |= {id(n) for n in model.graph.node
-                if n.op_type == "MaxPool" and from_dq(n.input[0]) and per_tensor(n.input[0])}
+    def consumed_as_integer(name: str) -> bool:
+        """Every reader of ``name`` is an integer layer, looking through pass-through ops."""
+        after = users.get(name, [])
+        return bool(after) and all(id(u) in integer or (u.op_type in PASS_THROUGH and u.op_type != "MaxPool"
+                                                        and consumed_as_integer(u.output[0])) for u in after)
 
     def absorbed(node: onnx.NodeProto) -> bool:
         """Whether a Q/DQ node disappears into integer compute layers."""
         if node.op_type == "DequantizeLinear":
-            after = users.get(node.output[0], [])
-            return bool(after) and all(id(u) in integer for u in after)
+            return consumed_as_integer(node.output[0])
         src = producers.get(node.input[0])
         if src is not None and src.op_type in OUTPUT_ACTS:
             src = producers.get(src.input[0])
