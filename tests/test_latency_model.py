@@ -31,6 +31,21 @@ def test_costs_of_known_layers(tmp_path: Path) -> None:
     gemm = next(x for x in layers if x.kind == "gemm")
     assert gemm.flops == 2 * 2 * 8 * 10
     assert not any(x.op == "Relu" for x in layers)  # fused into the conv before it
+    assert convs[0].weight_bytes == (8 * 3 * 9 + 8) * 4  # weights and bias, FP32
+    assert gemm.weight_bytes == (8 * 10 + 10) * 4
+
+
+def test_weights_stream_faster_only_by_the_fitted_factor() -> None:
+    """A memory-bound layer's weights may be read faster than a copy moves data (read-only
+    streams, caches); the fitted factor speeds up that part only."""
+    prof = resolve_target("raspberry-pi-5")[0]
+    layer = [LayerCost("c", "Conv", "conv", 1e3, 8e6, "fp32", weight_bytes=6e6)]
+    cal = prof.calibration
+    times = [predict(layer, prof.model_copy(update={"calibration": cal.model_copy(update={"weight_stream_factor": f})})).ms
+             for f in (1.0, 2.0, 4.0)]
+    assert times[0] > times[1] > times[2]
+    no_weights = predict([LayerCost("c", "Conv", "conv", 1e3, 2e6, "fp32")], prof).ms
+    assert times[2] > no_weights
 
 
 def _prediction(path: Path, target: str, precision: str = "fp32") -> float:

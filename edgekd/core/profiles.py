@@ -30,6 +30,8 @@ class Calibration(BaseModel):
         default_factory=dict, description="achieved/peak compute, per precision or op class"
     )
     memory_efficiency: PositiveFloat = 0.6
+    weight_stream_factor: float = Field(1.0, ge=1.0, le=4.0, description=(
+        "weights are read-only streams: their bandwidth over the copy bandwidth (fitted)"))
     per_layer_overhead_us: float = Field(5.0, ge=0)
     per_kind_overhead_us: dict[Literal["conv", "dwconv", "gemm", "elementwise", "pool"], NonNegativeFloat] = Field(
         default_factory=dict, description="per-layer cost by layer kind (conv, dwconv, gemm, elementwise, pool); "

@@ -52,6 +52,7 @@ def fit(samples: list[Sample], profile: Profile, note: str) -> Calibration:
     base = profile.calibration
     x0 = [math.log(base.compute_efficiency.get(k, DEFAULT_EFFICIENCY.get(k.split(":")[0], 0.3))) for k in keys]
     x0 += [math.log(base.memory_efficiency), math.log(max(base.per_inference_overhead_us, 1.0))]
+    x0 += [math.log(base.weight_stream_factor)]
     x0 += [math.log(max(base.per_kind_overhead_us.get(k, base.per_layer_overhead_us), 0.1)) for k in kinds]
     x0 += [math.log(max(base.per_layer_overhead_us, 0.1))] if shared else []
     x0 += [math.log(max(base.precision_overhead_us.get(p, 1.0), 0.1)) for p in precisions]
@@ -59,13 +60,14 @@ def fit(samples: list[Sample], profile: Profile, note: str) -> Calibration:
     def unpack(x: np.ndarray) -> Calibration:
         n, m = len(keys), len(kinds) + shared
         eff = {k: float(min(math.exp(v), 1.0)) for k, v in zip(keys, x[:n], strict=True)}
-        per_kind = {k: float(math.exp(v)) for k, v in zip(kinds, x[n + 2:n + 2 + len(kinds)], strict=True)}
-        per_layer = float(math.exp(x[n + 2])) if shared else float(np.median(list(per_kind.values())))
+        per_kind = {k: float(math.exp(v)) for k, v in zip(kinds, x[n + 3:n + 3 + len(kinds)], strict=True)}
+        per_layer = float(math.exp(x[n + 3])) if shared else float(np.median(list(per_kind.values())))
         return Calibration(
             compute_efficiency=eff, memory_efficiency=float(min(math.exp(x[n]), 1.0)),
             per_layer_overhead_us=per_layer,
             per_kind_overhead_us=per_kind, per_inference_overhead_us=float(math.exp(x[n + 1])),
-            precision_overhead_us={p: float(math.exp(v)) for p, v in zip(precisions, x[n + 2 + m:], strict=True)},
+            weight_stream_factor=float(min(max(math.exp(x[n + 2]), 1.0), 4.0)),
+            precision_overhead_us={p: float(math.exp(v)) for p, v in zip(precisions, x[n + 3 + m:], strict=True)},
             fitted_on=note,
         )
 
@@ -87,6 +89,7 @@ def fit(samples: list[Sample], profile: Profile, note: str) -> Calibration:
     lo[:n], hi[:n] = math.log(1e-3), 0.0
     lo[n], hi[n] = math.log(0.05), 0.0
     lo[n + 1], hi[n + 1] = math.log(0.05), math.log(5000.0)
+    lo[n + 2], hi[n + 2] = 0.0, math.log(4.0)
     best = least_squares(residuals, np.clip(np.array(x0), lo + 1e-9, hi - 1e-9), bounds=(lo, hi), loss="soft_l1",
                          f_scale=0.1, diff_step=1e-3, max_nfev=4000)
     return unpack(best.x)

@@ -51,6 +51,7 @@ class LayerCost:
     flops: float
     bytes: float
     precision: str  # fp32 | int8 (as the graph says; fp16 is a deployment choice)
+    weight_bytes: float = 0.0  # the constant part of ``bytes`` (weights): read-only streams
 
 
 def _shape_map(model: onnx.ModelProto) -> dict[str, list[int]]:
@@ -177,6 +178,7 @@ def analyze(source: str | Path | bytes | onnx.ModelProto, batch: int = 1) -> lis
         precision = "int8" if id(node) in integer else "fp32"
         eb = ELEM_BYTES[precision]
         io_bytes = (sum(numel(i) for i in ins) + numel(out)) * eb
+        w_bytes = sum(numel(i) for i in ins[1:] if constant(i)) * eb
         if op in ("Conv", "ConvTranspose"):
             w = shapes.get(ins[1], [])
             attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
@@ -188,13 +190,13 @@ def analyze(source: str | Path | bytes | onnx.ModelProto, batch: int = 1) -> lis
                 macs = numel(ins[0]) * float(np.prod(w[1:])) if w else 0.0
             cin = shapes.get(ins[0], [0, 0])[1]
             kind = "dwconv" if group > 1 and group == cin else "conv"
-            layers.append(LayerCost(node.name or out, op, kind, 2 * macs, io_bytes, precision))
+            layers.append(LayerCost(node.name or out, op, kind, 2 * macs, io_bytes, precision, w_bytes))
         elif op in ("Gemm", "MatMul"):
             a = shapes.get(ins[0], [])
             attrs = {x.name: helper.get_attribute_value(x) for x in node.attribute}
             k = (a[-2] if attrs.get("transA") else a[-1]) if a else 0
             macs = numel(out) * k
-            layers.append(LayerCost(node.name or out, op, "gemm", 2 * macs, io_bytes, precision))
+            layers.append(LayerCost(node.name or out, op, "gemm", 2 * macs, io_bytes, precision, w_bytes))
         elif op in ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean"):
             layers.append(LayerCost(node.name or out, op, "pool", numel(ins[0]), io_bytes, precision))
         else:

@@ -3,7 +3,8 @@
 Each layer takes max(compute time, memory time): FLOPs over the profile's peak for the
 layer's precision times a fitted efficiency for its kind (dense conv, depthwise conv,
 gemm, element-wise), and bytes over the memory bandwidth times a fitted memory
-efficiency; plus a per-layer launch overhead by layer kind and a per-inference overhead. The
+efficiency, the weights' bytes at up to 4x that (read-only streams and caches: a fitted
+factor); plus a per-layer launch overhead by layer kind and a per-inference overhead. The
 efficiency factors come from `edgekd profiles calibrate` (measured runs on the device,
 or imported device-kit results); until then, conservative defaults apply and the
 prediction says so. Every prediction is labelled ``predicted``, never ``measured``.
@@ -76,7 +77,8 @@ def predict(layers: list[LayerCost], profile: Profile, precision: str = "fp32") 
         scale_bytes = 0.5 if (prec == "fp16" and layer.precision == "fp32") else 1.0
         nbytes = layer.bytes * scale_bytes
         t_c = layer.flops / (_peak(profile, prec) * 1e9 * efficiency(profile, layer.kind, prec))
-        t_m = nbytes / bw
+        w = layer.weight_bytes * scale_bytes
+        t_m = (nbytes - w) / bw + w / (bw * cal.weight_stream_factor)
         t = max(t_c, t_m)
         if t_c >= t_m:
             compute += t
