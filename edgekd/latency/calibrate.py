@@ -80,9 +80,9 @@ def fit(samples: list[Sample], profile: Profile, note: str) -> Calibration:
         return np.array(out)
 
     # Bounded trust-region least squares on the log error: every factor stays physical
-    # (efficiency 0.1%..100%, per-layer overheads 0.05..200 us, per-inference up to 5 ms), so
-    # no parameter can run off to 1e-100
-    # to fit one noisy model (Nelder-Mead on 15 free parameters did, on a 40-model set).
+    # (efficiency 0.1%..100%, per-layer overheads 0.05..200 us, per-inference up to 5 ms,
+    # weight streaming 1..4x), so no parameter can run off to 1e-100 to fit one noisy model
+    # (Nelder-Mead on 15 free parameters did, on a 40-model set).
     # soft_l1: a model timed in a noisy moment pulls less than the others.
     lo, hi = np.full(len(x0), math.log(0.05)), np.full(len(x0), math.log(200.0))
     n = len(keys)

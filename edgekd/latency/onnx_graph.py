@@ -99,9 +99,9 @@ def analyze(source: str | Path | bytes | onnx.ModelProto, batch: int = 1) -> lis
     memo: dict[str, bool] = {}
 
     def constant(name: str) -> bool:
-        """An initializer, or computed from initializers only (memo when the model loads)."""
+        """An initializer, or computed from initializers only (folded when the model loads)."""
         if name not in memo:
-            memo[name] = False  # guards cycles; the graph is a DAG
+            memo[name] = False  # placeholder while this name's inputs are looked at
             p = producers.get(name)
             memo[name] = name in init_names or (p is not None and (p.op_type == "Constant" or (
                 p.op_type in FREE_OPS | QDQ and all(constant(i) for i in p.input if i))))

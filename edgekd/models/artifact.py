@@ -95,3 +95,16 @@ def load_model(folder: Path) -> tuple[nn.Module, ModelSpec]:
     except RuntimeError as exc:
         raise ModelError(f"weights in {folder} do not fit the recorded architecture: {exc}") from None
     return model.eval(), spec
+
+
+def reload_outputs(model: nn.Module, folder: Path, example: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Outputs of ``model`` and of the artifact saved from it in ``folder``, on the same input.
+
+    Both run on the CPU in FP32 (``model`` is moved there): on a GPU, TF32 convolutions and
+    layout-dependent cuDNN algorithms differ by ~5e-4 between two copies of the same weights
+    (seen on an H100), which would hide or fake a reload bug.
+    """
+    again, _ = load_model(folder)
+    x = example.cpu()
+    with torch.no_grad():
+        return model.cpu().float().eval()(x), again(x)

@@ -15,7 +15,7 @@ from typing import Any
 from edgekd.core.errors import PruningError
 from edgekd.core.registries import IMPORTANCES
 from edgekd.latency.oracle import LatencyOracle
-from edgekd.models.artifact import ModelSpec, load_model, save_model
+from edgekd.models.artifact import ModelSpec, load_model, reload_outputs, save_model
 from edgekd.models.stats import count_macs, count_params
 from edgekd.pruning.structured import ChannelPruner, size_measure
 from edgekd.stages.base import RunContext, Stage, StageResult
@@ -120,19 +120,10 @@ class PruneStage(Stage):
 
     @staticmethod
     def _check_reload(model, folder: Path, example) -> None:
-        """The saved artifact must rebuild to the same outputs (shapes replayed, tensors only).
-
-        Compared on the CPU in FP32: on a GPU, TF32 convolutions and layout-dependent cuDNN
-        algorithms differ by ~5e-4 between two copies of the same weights (seen on an H100).
-        """
-        import copy
-
+        """The saved artifact must rebuild to the same outputs (shapes replayed, tensors only)."""
         import torch
 
-        again, _ = load_model(folder)
-        x = example.cpu()
-        with torch.no_grad():
-            a, b = copy.deepcopy(model).cpu().float().eval()(x), again.eval()(x)
+        a, b = reload_outputs(model, folder, example)
         if not torch.allclose(a, b, atol=1e-4, rtol=1e-4) or not math.isfinite(float(a.abs().max())):
             raise PruningError(f"the pruned model saved in {folder} does not reload to the same outputs "
                                f"(max diff {float((a - b).abs().max()):.3g})")

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from edgekd.core.errors import QuantizationError
-from edgekd.models.artifact import ModelSpec, load_model, save_model
+from edgekd.models.artifact import ModelSpec, load_model, reload_outputs, save_model
 from edgekd.quantization.bn_fold import fold_batchnorm
 from edgekd.quantization.kernels import select_kernels
 from edgekd.quantization.nncf_int8 import calibration_batches, quantize, quantized_layers, quantizer_config
@@ -109,9 +109,7 @@ class QuantizeStage(Stage):
 
     @staticmethod
     def _check_reload(model, folder: Path, example: torch.Tensor) -> None:
-        again, _ = load_model(folder)
-        with torch.no_grad():
-            a, b = model.cpu().eval()(example), again(example)
+        a, b = reload_outputs(model, folder, example)
         if not torch.allclose(a, b, atol=1e-5):
             raise QuantizationError(f"the quantized model in {folder} does not reload to the same outputs "
                                     f"(max diff {float((a - b).abs().max()):.3g})")
