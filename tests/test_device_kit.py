@@ -70,6 +70,21 @@ def test_kit_json_merges_into_the_report(kit_results, finished_run, tmp_path: Pa
     assert host == [r for r in finished_run[1].latency if r["target"] == "host"]  # host numbers untouched
 
 
+def test_kit_results_calibrate_the_device_profile(kit_results, tmp_path: Path) -> None:
+    """`edgekd profiles calibrate raspberry-pi-5 --from results.json --exports ...`: the fitted
+    profile is saved, loads as a target, and predicts the measurements better than the prior."""
+    from edgekd.core.profiles import resolve_target
+
+    doc, results = kit_results
+    res = edgekd.api.calibrate_profile("raspberry-pi-5", results=[results], exports=results.parent,
+                                       out=tmp_path / "pi.yaml", quiet=True)
+    fitted = resolve_target(str(tmp_path / "pi.yaml"))[0]
+    assert fitted.name == "raspberry-pi-5" and "device-kit measurements" in fitted.calibration.fitted_on
+    assert len(res["samples"]) == len(doc["results"])
+    assert res["after"]["median_abs_error"] < res["before"]["median_abs_error"]
+    assert fitted.cache_mb == 2  # the profile's own facts are kept, only the factors are fitted
+
+
 def test_import_rejects_other_json(finished_run, tmp_path: Path) -> None:
     _, _, run = finished_run
     shutil.copytree(run, tmp_path / "tiny")

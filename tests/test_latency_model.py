@@ -13,7 +13,7 @@ from edgekd.exporters.onnx import export_onnx
 from edgekd.latency.calibrate import Sample, errors, fit, summary
 from edgekd.latency.choice import choose
 from edgekd.latency.onnx_graph import LayerCost, analyze
-from edgekd.latency.roofline import predict
+from edgekd.latency.roofline import efficiency, predict
 from edgekd.models.build import build_model
 
 DEVICES = ["jetson-orin-nano", "jetson-agx-orin", "jetson-nano", "raspberry-pi-5", "intel-x86-cpu"]
@@ -33,6 +33,66 @@ def test_costs_of_known_layers(tmp_path: Path) -> None:
     assert not any(x.op == "Relu" for x in layers)  # fused into the conv before it
     assert convs[0].weight_bytes == (8 * 3 * 9 + 8) * 4  # weights and bias, FP32
     assert gemm.weight_bytes == (8 * 10 + 10) * 4
+
+
+@pytest.mark.parametrize(("size", "skipped", "unread_taps"), [(1, 8 / 9, 8 / 9), (2, 5 / 9, 0.0), (8, 1 - (22 / 24) ** 2, 0.0)])
+def test_taps_over_padding_are_not_work(size: int, skipped: float, unread_taps: float, tmp_path: Path) -> None:
+    """A 3x3 conv on a 1x1 map multiplies 8 of its 9 taps by padding: CPU kernels skip them
+    and never read their weights; on a 2x2 map every tap is used by some output."""
+    net = nn.Conv2d(16, 32, 3, padding=1, bias=False)
+    path = export_onnx(net.eval(), torch.randn(1, 16, size, size), tmp_path / "c.onnx", 17)
+    conv = next(x for x in analyze(path) if x.op == "Conv")
+    assert conv.flops == 2 * size * size * 32 * 16 * 9  # conventional count, padding included
+    assert conv.padding_flops == pytest.approx(conv.flops * skipped)
+    assert conv.weight_bytes == pytest.approx(32 * 16 * 9 * 4 * (1 - unread_taps))
+    assert conv.bytes == pytest.approx(conv.weight_bytes + (16 + 32) * size * size * 4)
+
+
+class _SplitJoin(nn.Module):
+    """GhostNet's pattern: a grouped conv, a channel slice, a concat, then a reshape by shape."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(16, 16, 3, padding=1, groups=4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        z = torch.cat([y, y[:, :8] * 2], dim=1)
+        return z.reshape(z.shape[0], -1)
+
+
+def test_copies_cost_bytes_and_grouped_convs_have_their_own_kind(tmp_path: Path) -> None:
+    path = export_onnx(_SplitJoin().eval(), torch.randn(1, 16, 4, 4), tmp_path / "g.onnx", 17)
+    layers = analyze(path)
+    assert [x.kind for x in layers if x.op == "Conv"] == ["gconv"]
+    copies = {x.op: x for x in layers if x.kind == "copy"}
+    assert sorted(copies) == ["Concat", "Slice"]  # the shape arithmetic before Reshape stays free
+    assert copies["Slice"].bytes == 2 * 8 * 4 * 4 * 4  # read and written once, FP32
+    assert copies["Concat"].bytes == 2 * 24 * 4 * 4 * 4
+    # an uncalibrated profile prices grouped convs as it priced them before they had a kind
+    for target in DEVICES:
+        prof = resolve_target(target)[0]
+        assert efficiency(prof, "gconv", "fp32") == efficiency(prof, "conv", "fp32")
+
+
+def test_weights_that_fit_in_cache_stream_at_the_cache_factor() -> None:
+    layer = [LayerCost("c", "Conv", "conv", 1e3, 3 << 20, "fp32", weight_bytes=2 << 20)]
+    base = resolve_target("raspberry-pi-5")[0]
+    cal = base.calibration.model_copy(update={"cache_stream_factor": 8.0})
+
+    def ms(cache_mb: float | None, c: Calibration = cal) -> float:
+        return predict(layer, base.model_copy(update={"cache_mb": cache_mb, "calibration": c})).ms
+
+    assert ms(4.0) < ms(1.0) == ms(None)  # 2 MB of weights: faster only where they fit
+    assert ms(4.0, base.calibration) == ms(None, base.calibration)  # unfitted factor 1: no change
+    gpu = resolve_target("jetson-orin-nano")[0]
+    gpu_cal = gpu.calibration.model_copy(update={"cache_stream_factor": 8.0})
+
+    def gpu_ms(precision: str, cache_mb: float | None) -> float:
+        return predict(layer, gpu.model_copy(update={"cache_mb": cache_mb, "calibration": gpu_cal}), precision).ms
+
+    assert gpu_ms("fp16", 1.5) < gpu_ms("fp16", None)  # 1 MiB of FP16 weights fit 1.5 MiB
+    assert gpu_ms("fp32", 1.5) == gpu_ms("fp32", None)  # their 2 MiB in FP32 do not
 
 
 def test_weights_stream_faster_only_by_the_fitted_factor() -> None:
@@ -95,6 +155,9 @@ def test_choice_prefers_fastest_and_measured_over_predicted() -> None:
     c = choose(rows)
     assert c["host"]["s"]["backend"] == "openvino" and c["host"]["s"]["alternatives"][0]["backend"] == "onnxruntime"
     assert c["pi"]["s"]["kind"] == "measured" and c["pi"]["s"]["median_ms"] == 3.0
+    assert c["host"]["s"]["lead"] == 0.5 and not c["host"]["s"]["close_call"]
+    rows[0]["median_ms"] = 0.204  # 2% behind: a close call, reported as such
+    assert choose(rows)["host"]["s"]["close_call"] and choose(rows)["pi"]["s"]["lead"] is None
 
 
 def _qdq_conv_graph(act: str):

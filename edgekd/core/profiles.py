@@ -32,9 +32,13 @@ class Calibration(BaseModel):
     memory_efficiency: PositiveFloat = 0.6
     weight_stream_factor: float = Field(1.0, ge=1.0, le=4.0, description=(
         "weights are read-only streams: their bandwidth over the copy bandwidth (fitted)"))
+    cache_stream_factor: float = Field(1.0, ge=1.0, le=20.0, description=(
+        "weights of a model that fits in cache_mb: their bandwidth over the copy bandwidth (fitted)"))
     per_layer_overhead_us: float = Field(5.0, ge=0)
-    per_kind_overhead_us: dict[Literal["conv", "dwconv", "gemm", "elementwise", "pool"], NonNegativeFloat] = Field(
-        default_factory=dict, description="per-layer cost by layer kind (conv, dwconv, gemm, elementwise, pool); "
+    per_kind_overhead_us: dict[Literal["conv", "dwconv", "gconv", "gemm", "elementwise", "pool", "copy"],
+                               NonNegativeFloat] = Field(
+        default_factory=dict, description="per-layer cost by layer kind (conv, dwconv, gconv, gemm, elementwise, "
+        "pool, copy); "
         "overrides per_layer_overhead_us")
     precision_overhead_us: dict[str, float] = Field(
         default_factory=dict, description="extra per-layer cost at a precision (e.g. INT8 re-quantization)")
@@ -58,6 +62,8 @@ class Profile(BaseModel):
     memory_bandwidth_gbs: PositiveFloat | None = None
     memory_gb: PositiveFloat | None = None
     cores: int | None = None
+    cache_mb: PositiveFloat | None = Field(None, description=(
+        "last-level cache that keeps a small model's weights between inferences (CPU L3, GPU L2)"))
     latency_budget_ms: PositiveFloat = 10.0
     max_onnx_opset: int | None = Field(None, description="highest opset the target's runtime accepts")
     tensorrt_version: str | None = Field(None, description="TensorRT on the device (decides trtexec flags)")

@@ -35,7 +35,7 @@ def _kinds(samples: list[Sample]) -> list[str]:
     keys = set()
     for s in samples:
         for layer in s.layers:
-            if layer.kind in ("conv", "dwconv", "gemm"):
+            if layer.kind in ("conv", "dwconv", "gconv", "gemm"):
                 prec = layer.precision if layer.precision == "int8" else s.precision
                 keys.add(f"{layer.kind}:{prec}")
     return sorted(keys)
@@ -52,7 +52,7 @@ def fit(samples: list[Sample], profile: Profile, note: str) -> Calibration:
     base = profile.calibration
     x0 = [math.log(base.compute_efficiency.get(k, DEFAULT_EFFICIENCY.get(k.split(":")[0], 0.3))) for k in keys]
     x0 += [math.log(base.memory_efficiency), math.log(max(base.per_inference_overhead_us, 1.0))]
-    x0 += [math.log(base.weight_stream_factor)]
+    x0 += [math.log(base.weight_stream_factor), math.log(base.cache_stream_factor)]
     x0 += [math.log(max(base.per_kind_overhead_us.get(k, base.per_layer_overhead_us), 0.1)) for k in kinds]
     x0 += [math.log(max(base.per_layer_overhead_us, 0.1))] if shared else []
     x0 += [math.log(max(base.precision_overhead_us.get(p, 1.0), 0.1)) for p in precisions]
@@ -60,14 +60,15 @@ def fit(samples: list[Sample], profile: Profile, note: str) -> Calibration:
     def unpack(x: np.ndarray) -> Calibration:
         n, m = len(keys), len(kinds) + shared
         eff = {k: float(min(math.exp(v), 1.0)) for k, v in zip(keys, x[:n], strict=True)}
-        per_kind = {k: float(math.exp(v)) for k, v in zip(kinds, x[n + 3:n + 3 + len(kinds)], strict=True)}
-        per_layer = float(math.exp(x[n + 3])) if shared else float(np.median(list(per_kind.values())))
+        per_kind = {k: float(math.exp(v)) for k, v in zip(kinds, x[n + 4:n + 4 + len(kinds)], strict=True)}
+        per_layer = float(math.exp(x[n + 4])) if shared else float(np.median(list(per_kind.values())))
         return Calibration(
             compute_efficiency=eff, memory_efficiency=float(min(math.exp(x[n]), 1.0)),
             per_layer_overhead_us=per_layer,
             per_kind_overhead_us=per_kind, per_inference_overhead_us=float(math.exp(x[n + 1])),
             weight_stream_factor=float(min(max(math.exp(x[n + 2]), 1.0), 4.0)),
-            precision_overhead_us={p: float(math.exp(v)) for p, v in zip(precisions, x[n + 3 + m:], strict=True)},
+            cache_stream_factor=float(min(max(math.exp(x[n + 3]), 1.0), 20.0)),
+            precision_overhead_us={p: float(math.exp(v)) for p, v in zip(precisions, x[n + 4 + m:], strict=True)},
             fitted_on=note,
         )
 
@@ -81,8 +82,8 @@ def fit(samples: list[Sample], profile: Profile, note: str) -> Calibration:
 
     # Bounded trust-region least squares on the log error: every factor stays physical
     # (efficiency 0.1%..100%, per-layer overheads 0.05..200 us, per-inference up to 5 ms,
-    # weight streaming 1..4x), so no parameter can run off to 1e-100 to fit one noisy model
-    # (Nelder-Mead on 15 free parameters did, on a 40-model set).
+    # weight streaming 1..4x, from cache 1..20x), so no parameter can run off to 1e-100 to
+    # fit one noisy model (Nelder-Mead on 15 free parameters did, on a 40-model set).
     # soft_l1: a model timed in a noisy moment pulls less than the others.
     lo, hi = np.full(len(x0), math.log(0.05)), np.full(len(x0), math.log(200.0))
     n = len(keys)
@@ -90,6 +91,7 @@ def fit(samples: list[Sample], profile: Profile, note: str) -> Calibration:
     lo[n], hi[n] = math.log(0.05), 0.0
     lo[n + 1], hi[n + 1] = math.log(0.05), math.log(5000.0)
     lo[n + 2], hi[n + 2] = 0.0, math.log(4.0)
+    lo[n + 3], hi[n + 3] = 0.0, math.log(20.0)
     best = least_squares(residuals, np.clip(np.array(x0), lo + 1e-9, hi - 1e-9), bounds=(lo, hi), loss="soft_l1",
                          f_scale=0.1, diff_step=1e-3, max_nfev=4000)
     return unpack(best.x)

@@ -96,6 +96,22 @@ def measure_peaks(threads: int, seconds: float = 1.0) -> dict[str, float]:
     return {"fp32_gflops": round(best, 1), "bandwidth_gbs": round(bw, 1)}
 
 
+def last_level_cache_mb() -> float | None:
+    """This CPU's largest cache (Linux sysfs), or None where the OS does not say."""
+    best = None
+    for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+        try:
+            level, size = int((index / "level").read_text()), (index / "size").read_text().strip().upper()
+        except (OSError, ValueError):
+            continue
+        scale = {"K": 1 / 1024, "M": 1.0, "G": 1024.0}.get(size[-1:])
+        if scale is None or not size[:-1].isdigit():
+            continue
+        if best is None or level > best[0]:
+            best = (level, int(size[:-1]) * scale)
+    return best[1] if best else None
+
+
 def export_zoo_model(m: ZooModel, folder: Path, num_classes: int = 10) -> Path:
     from edgekd.exporters.onnx import export_onnx, refuse_vendor_ops, strip_quantizers
     from edgekd.models.build import build_model
@@ -128,34 +144,51 @@ def measure_onnx(path: Path, size: int, threads: int, repeats: int = 60, batch: 
     return summarize(time_calls(lambda: runner.run(x), repeats)).median_ms
 
 
-def measure_zoo(paths: list[tuple[Path, int]], threads: int, passes: int = 5, reporter: Reporter = SILENT,
-                label: str = "timing") -> list[float]:
-    """Median over ``passes`` of each model's per-pass median, the passes spread over time.
+def measure_passes(paths: list[tuple[Path, int]], threads: int, passes: int = 5, reporter: Reporter = SILENT,
+                   label: str = "timing", seed: int = 0) -> np.ndarray:
+    """Each model's median ms in each of ``passes`` passes over all models: shape (models, passes).
 
     Why passes and not one long run: on a shared 2-core VM the same model's median moved by
     30-170% between back-to-back sessions (neighbours' load comes in bursts longer than a
-    run), while medians of 7 passes repeated within 14% (median over the zoo). One session at a time: ORT
+    run), while medians of 7 passes repeated within 14% (median over the zoo). Every pass
+    visits the models in a new (seeded) order, so a slow minute, or a large model that
+    evicts the caches, does not always land on the same ones. One session at a time: ORT
     sessions interleaved call by call slowed each other up to 6x (idle pools still spinning).
     """
-    per_pass: list[list[float]] = [[] for _ in paths]
+    order = np.random.default_rng(seed)
+    out = np.zeros((len(paths), passes))
     with reporter.task(label, total=passes * len(paths)) as adv:
-        for _ in range(passes):
-            for i, (path, size) in enumerate(paths):
-                per_pass[i].append(measure_onnx(path, size, threads))
+        for j in range(passes):
+            for i in order.permutation(len(paths)):
+                path, size = paths[i]
+                out[i, j] = measure_onnx(path, size, threads)
                 adv(1)
-    return [float(np.median(v)) for v in per_pass]
+    return out
+
+
+def measure_zoo(paths: list[tuple[Path, int]], threads: int, passes: int = 5, reporter: Reporter = SILENT,
+                label: str = "timing") -> list[float]:
+    """Median over ``passes`` of each model's per-pass median."""
+    return [float(v) for v in np.median(measure_passes(paths, threads, passes, reporter, label), axis=1)]
+
+
+def export_zoo(split: str, folder: Path, reporter: Reporter = SILENT) -> list[tuple[Path, int]]:
+    """Every model of one zoo split as ONNX in ``folder``: (path, input size) pairs."""
+    paths = []
+    with reporter.task(f"exporting the calibration zoo ({split})", total=len(ZOO[split])) as adv:
+        for m in ZOO[split]:
+            paths.append((export_zoo_model(m, folder), m.size))
+            adv(1, status=m.label)
+    return paths
+
+
+def zoo_sample(m: ZooModel, path: Path, measured_ms: float) -> Sample:
+    return Sample(m.label, analyze(path), "int8" if m.int8 else "fp32", measured_ms)
 
 
 def zoo_samples(split: str, threads: int, reporter: Reporter = SILENT, passes: int = 5) -> list[Sample]:
     """Export and time every model of one zoo split; returns roofline fitting samples."""
-    models = ZOO[split]
     with tempfile.TemporaryDirectory() as tmp:
-        paths = []
-        with reporter.task(f"exporting the calibration zoo ({split})", total=len(models)) as adv:
-            for m in models:
-                paths.append(export_zoo_model(m, Path(tmp)))
-                adv(1, status=m.label)
-        ms = measure_zoo([(p, m.size) for p, m in zip(paths, models, strict=True)], threads, passes, reporter,
-                         f"timing the zoo ({split}, {passes} passes)")
-        return [Sample(m.label, analyze(p), "int8" if m.int8 else "fp32", t)
-                for m, p, t in zip(models, paths, ms, strict=True)]
+        paths = export_zoo(split, Path(tmp), reporter)
+        ms = measure_zoo(paths, threads, passes, reporter, f"timing the zoo ({split}, {passes} passes)")
+        return [zoo_sample(m, p, t) for m, (p, _), t in zip(ZOO[split], paths, ms, strict=True)]

@@ -55,11 +55,12 @@ def calibrate(target: str, *, results: list[Path], exports: Path | None, out: Pa
         samples = _device_samples(results, exports)
         source = f"{len(samples)} device-kit measurements ({', '.join(p.name for p in results)})"
     elif profile.measured_here:
-        from edgekd.latency.host_calibration import measure_peaks, zoo_samples
+        from edgekd.latency.host_calibration import last_level_cache_mb, measure_peaks, zoo_samples
 
         peaks = measure_peaks(threads)
         updates = {"peak_gops": {"fp32": peaks["fp32_gflops"], "int8": round(peaks["fp32_gflops"] * INT8_OVER_FP32, 1)},
-                   "memory_bandwidth_gbs": peaks["bandwidth_gbs"], "cores": threads}
+                   "memory_bandwidth_gbs": peaks["bandwidth_gbs"], "cores": threads,
+                   "cache_mb": last_level_cache_mb() or profile.cache_mb}
         reporter.line(f"[cyan]calibrate[/]: {profile.name}: {peaks['fp32_gflops']} GFLOP/s FP32 matmul, "
                       f"{peaks['bandwidth_gbs']} GB/s copy, {threads} threads")
         profile = profile.model_copy(update=updates)

@@ -18,7 +18,10 @@ from edgekd.core.errors import ProfileError
 from edgekd.core.profiles import Profile
 from edgekd.latency.onnx_graph import LayerCost
 
-DEFAULT_EFFICIENCY = {"conv": 0.35, "dwconv": 0.05, "gemm": 0.3, "elementwise": 1.0, "pool": 1.0}
+DEFAULT_EFFICIENCY = {"conv": 0.35, "dwconv": 0.05, "gemm": 0.3, "elementwise": 1.0, "pool": 1.0, "copy": 1.0}
+# a kind a profile has no factor for borrows its parent's: profiles written before grouped
+# convolutions had their own kind keep their predictions
+FALLBACK_KIND = {"gconv": "conv"}
 
 
 @dataclass
@@ -52,7 +55,19 @@ def _peak(profile: Profile, precision: str) -> float:
 
 def efficiency(profile: Profile, kind: str, precision: str) -> float:
     eff = profile.calibration.compute_efficiency
-    return eff.get(f"{kind}:{precision}", eff.get(kind, DEFAULT_EFFICIENCY.get(kind, 0.3)))
+    for k in (kind, FALLBACK_KIND.get(kind)):
+        if k is not None and (f"{k}:{precision}" in eff or k in eff):
+            return eff.get(f"{k}:{precision}", eff.get(k, 0.3))
+    return DEFAULT_EFFICIENCY.get(FALLBACK_KIND.get(kind, kind), 0.3)
+
+
+def weights_in_cache(layers: list[LayerCost], profile: Profile, precision: str = "fp32") -> bool:
+    """Whether every weight byte one inference reads fits in the last-level cache."""
+    if profile.cache_mb is None:
+        return False
+    half = 0.5 if precision == "fp16" else 1.0  # FP16 deployment halves the float layers' weights
+    read = sum(x.weight_bytes * (half if x.precision == "fp32" else 1.0) for x in layers)
+    return read <= profile.cache_mb * 2**20
 
 
 def predict(layers: list[LayerCost], profile: Profile, precision: str = "fp32") -> Prediction:
@@ -70,6 +85,8 @@ def predict(layers: list[LayerCost], profile: Profile, precision: str = "fp32") 
     per_kind: dict[str, float] = {}
     total_flops = total_bytes = 0.0
     n_layers = 0
+    in_cache = weights_in_cache(layers, profile, precision)
+    weight_factor = cal.cache_stream_factor if in_cache else cal.weight_stream_factor
     for layer in layers:
         prec = layer.precision if layer.precision == "int8" else precision
         if prec == "int8" and "int8" not in profile.precisions:
@@ -78,7 +95,7 @@ def predict(layers: list[LayerCost], profile: Profile, precision: str = "fp32") 
         nbytes = layer.bytes * scale_bytes
         t_c = layer.flops / (_peak(profile, prec) * 1e9 * efficiency(profile, layer.kind, prec))
         w = layer.weight_bytes * scale_bytes
-        t_m = (nbytes - w) / bw + w / (bw * cal.weight_stream_factor)
+        t_m = (nbytes - w) / bw + w / (bw * weight_factor)
         t = max(t_c, t_m)
         if t_c >= t_m:
             compute += t

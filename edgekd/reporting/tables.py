@@ -66,6 +66,9 @@ def deployment_section(r: Report) -> Section:
         for model, c in models.items():
             alts = "; ".join(f"{a['backend']} {a['precision']} {a['median_ms']:.3f}" for a in c["alternatives"]) or "–"
             s.rows.append([target, model, c["backend"], c["precision"], f"{c['median_ms']:.4f}", c["kind"], alts])
+            if c.get("close_call"):
+                s.lines.append(f"{target} / {model}: {c['backend']} {c['precision']} leads the next option by only "
+                               f"{c['lead']:.1%}, within measurement noise; either is as fast.")
     return s
 
 
