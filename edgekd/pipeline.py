@@ -138,7 +138,8 @@ class Pipeline:
             t0 = time.perf_counter()
             result = stage.run(ctx, out)
             self.run_dir.record_stage(stage.name, input_hash=h, artifacts=result.artifacts,
-                                      metrics=result.metrics, seconds=time.perf_counter() - t0)
+                                      metrics=result.metrics, seconds=time.perf_counter() - t0,
+                                      device=str(ctx.device))
             ctx.results[stage.name] = result
             rec = self.run_dir.manifest["stages"][stage.name]
         upstream[stage.name] = {k: a["sha256"] for k, a in rec["artifacts"].items()}

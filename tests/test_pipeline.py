@@ -61,11 +61,20 @@ def test_resume_skips_finished_stages(finished_run, tmp_path: Path) -> None:
     report = edgekd.compress(cfg, ["host"], resume=True, quiet=True)
     assert time.perf_counter() - t0 < 20
     assert all(s["resumed"] for s in report.stages.values())
+    # as if the teacher had been trained on another machine's accelerator
+    manifest = tmp_path / "tiny" / "manifest.json"
+    doc = json.loads(manifest.read_text())
+    doc["stages"]["teacher"]["device"] = "xpu:7"
+    manifest.write_text(json.dumps(doc))
     # changing the distill settings re-runs distill and everything after it, not the teacher
     cfg["distill"] = {**cfg["distill"], "epochs": 1}
     report = edgekd.compress(cfg, ["host"], resume=True, quiet=True)
     assert report.stages["teacher"]["resumed"] and not report.stages["distill"]["resumed"]
     assert not report.stages["export"]["resumed"]
+    # the report says where each training stage ran, not only where this invocation runs
+    here = report.stages["distill"]["device"]
+    assert report.stages["teacher"]["device"] == "xpu:7" and here in ("cpu", "cuda", "cuda:0", "mps")
+    assert report.environment["training_device"] == f"xpu:7 (teacher); {here} (distill)"
 
 
 def test_failure_keeps_finished_stages_and_resume_continues(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -146,12 +146,14 @@ class RunDir:
         artifacts: dict[str, Path],
         metrics: dict[str, Any],
         seconds: float,
+        device: str | None = None,
     ) -> None:
         """Record a finished stage (hashing its artifacts) and save the manifest."""
         self.manifest["stages"][stage] = {
             "status": "done",
             "input_hash": input_hash,
             "seconds": round(seconds, 3),
+            "device": device,  # a resumed run may use another device: the report says which ran what
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "artifacts": {
                 key: {"path": self.rel(p), "sha256": sha256_tree(p)} for key, p in artifacts.items()

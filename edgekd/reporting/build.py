@@ -108,6 +108,23 @@ def imported_records(run_root: Path) -> list[dict[str, Any]]:
     return out
 
 
+TRAINING_STAGES = ("teacher", "distill", "prune", "quantize")
+
+
+def _training_device(ctx: Any) -> str:
+    """The device(s) the training stages ran on, as recorded when each ran (a resumed run
+    may have trained its teacher on cuda and runs the rest on cpu)."""
+    stages = ctx.run.manifest["stages"]
+    used: dict[str, list[str]] = {}
+    for name in TRAINING_STAGES:
+        device = stages.get(name, {}).get("device")
+        if name in ctx.results and device:
+            used.setdefault(device, []).append(name)
+    if len(used) <= 1:
+        return next(iter(used), str(ctx.device))
+    return "; ".join(f"{device} ({', '.join(names)})" for device, names in used.items())
+
+
 def build_report(ctx: Any, command: str = "") -> Report:
     """A Report from a finished (or partly finished) run context."""
     results = ctx.results
@@ -135,7 +152,8 @@ def build_report(ctx: Any, command: str = "") -> Report:
         exports=results["export"].metrics.get("exports", []) if "export" in results else [],
         search=_search(results),
         pruning=results["prune"].metrics.get("steps_summary", {}) if "prune" in results else {},
-        stages={name: {"seconds": ctx.run.manifest["stages"].get(name, {}).get("seconds"), "resumed": r.skipped}
+        stages={name: {"seconds": ctx.run.manifest["stages"].get(name, {}).get("seconds"), "resumed": r.skipped,
+                       "device": ctx.run.manifest["stages"].get(name, {}).get("device")}
                 for name, r in results.items()},
-        environment={**environment(), "training_device": str(ctx.device)},
+        environment={**environment(), "training_device": _training_device(ctx)},
     )

@@ -120,9 +120,9 @@ def search_section(r: Report) -> Section:
 
 
 def stages_section(r: Report) -> Section:
-    s = Section("Stages", ["Stage", "Seconds", "Resumed"])
+    s = Section("Stages", ["Stage", "Seconds", "Resumed", "Device"])
     for name, st in r.stages.items():
-        s.rows.append([name, _f(st.get("seconds"), 1), "yes" if st.get("resumed") else "no"])
+        s.rows.append([name, _f(st.get("seconds"), 1), "yes" if st.get("resumed") else "no", st.get("device") or "–"])
     return s
 
 
