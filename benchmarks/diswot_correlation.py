@@ -22,14 +22,14 @@ from scipy.stats import kendalltau, spearmanr
 from edgekd.models.build import build_model
 from edgekd.models.stats import count_macs, count_params
 from edgekd.search_spaces.spaces import ResNetParams, ResNetSpace
-from edgekd.stages.search.scoring import Normalizer, compare, fixed_batch, signature
+from edgekd.stages.search.scoring import Normalizer, compare, signature
 
 SPACE = ResNetParams(blocks=["basic", "bottleneck"], depths=[1, 2], widths=[16, 24, 32, 48])
 
 
 def score_all(cands, bundle, teacher_arch, seed: int, batch: int = 64):
     """DisWOT components for every candidate, on one batch, teacher and students at random init."""
-    xb, yb = fixed_batch(bundle.train_x, bundle.train_y, batch, seed)
+    xb, yb = bundle.train_sample(batch, seed)
     x = bundle.normalize(xb)
     torch.manual_seed(seed)
     t_sig = signature(build_model(teacher_arch["model"], bundle.num_classes, teacher_arch["kwargs"]), x, yb)

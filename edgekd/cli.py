@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from edgekd.core.errors import EXIT_INTERRUPTED, EdgeKDError
 
@@ -54,11 +55,11 @@ def _guard(fn: Callable[[], Any], run_hint: str | None = None) -> Any:
     try:
         return fn()
     except EdgeKDError as exc:
-        err.print(f"[bold red]error[/] ({exc.kind}): {exc.message}", highlight=False)
+        err.print(f"[bold red]error[/] ({exc.kind}): {escape(exc.message)}", highlight=False)
         if exc.hint:
-            err.print(f"  [bold]fix[/]: {exc.hint}", highlight=False)
-        if run_hint:
-            err.print(f"  [dim]{run_hint}[/]", highlight=False)
+            err.print(f"  [bold]fix[/]: {escape(exc.hint)}", highlight=False)
+        if run_hint and exc.finished_stages:
+            err.print(f"  [dim]{run_hint.format(stages=', '.join(exc.finished_stages))}[/]", highlight=False)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: finished stages are kept; continue with --resume")
@@ -104,7 +105,8 @@ def compress(
     _setup_logging(verbose)
     report = _guard(lambda: api.compress(config, target, resume=resume, force=force, quiet=quiet or as_json,
                                          overrides=set_ or [], name=name, output_dir=output_dir, command=_command()),
-                    run_hint="finished stages are kept in the run folder; fix the cause and re-run with --resume")
+                    run_hint="finished stages ({stages}) are kept in the run folder; fix the cause and re-run "
+                    "with --resume")
     _finish(report, quiet, as_json)
 
 

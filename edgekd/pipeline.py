@@ -16,6 +16,7 @@ import torch
 import yaml
 
 from edgekd.core.config import STAGE_ORDER, Config
+from edgekd.core.errors import EdgeKDError
 from edgekd.core.profiles import Profile, resolve_target
 from edgekd.core.progress import Reporter
 from edgekd.core.rundir import RunDir, atomic_write_text, hash_obj
@@ -94,6 +95,13 @@ class Pipeline:
         asked-for one are restored from the manifest as they are (the teacher is trained if
         the run has none), and the asked-for stages always run.
         """
+        try:
+            return self._run(only)
+        except EdgeKDError as exc:  # say what is kept only when something is
+            exc.finished_stages = list(getattr(self.run_dir, "manifest", {}).get("stages", {}))
+            raise
+
+    def _run(self, only: list[str] | None) -> Report:
         single = only is not None
         self.run_dir.open(resume=self.resume or single, force=self.force and not single)
         atomic_write_text(self.run_dir.root / "config.yaml",

@@ -6,6 +6,7 @@ Copy a run's ``export/`` folder and this file to the device, then:
     python3 edgekd_kit.py info
     python3 edgekd_kit.py build-engine student.onnx --precision fp16 --batch 1
     python3 edgekd_kit.py bench-dir . --target jetson-orin-nano --out results.json
+    python3 edgekd_kit.py eval-images student.onnx --images val/    # accuracy on your own images
     # back on the workstation:
     edgekd report runs/<name> --import results.json
 
@@ -324,9 +325,59 @@ def percentile(vals: list, q: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
-def validate(runner, bundle: dict, model: str) -> dict:
-    """Accuracy on the validation bundle, and agreement with the PyTorch logits edgekd stored."""
+# ---------------------------------------------------------------- preprocessing (the model's recorded contract)
+PIL_FILTERS = {"nearest": 0, "bilinear": 2, "bicubic": 3}  # PIL.Image.Resampling values
+
+
+def preprocess_image(img, prep: dict) -> np.ndarray:
+    """A PIL image → the model's float input [3, H, W], exactly as edgekd decoded it.
+
+    The same steps as timm/torchvision on PIL images (Resize then CenterCrop): ``crop`` scales
+    the shorter side to floor(size / crop_fraction) (the longer side truncated in proportion)
+    and crops the centre; ``squash`` scales both sides to it. Then pixel / 255, channel order,
+    (x - mean) / std.
+    """
+    size = int(prep["size"][0])
+    scale = int(size / float(prep.get("crop_fraction", 1.0)))  # floor, as timm
+    img = img.convert("RGB")
+    w, h = img.size
+    if prep.get("resize") == "crop":
+        short, long = (w, h) if w <= h else (h, w)
+        new_long = int(scale * long / short)
+        new_w, new_h = (scale, new_long) if w <= h else (new_long, scale)
+    else:
+        new_w = new_h = scale
+    if (new_w, new_h) != (w, h):
+        img = img.resize((new_w, new_h), PIL_FILTERS[prep.get("interpolation", "bilinear")])
+    left, top = int(round((new_w - size) / 2.0)), int(round((new_h - size) / 2.0))
+    img = img.crop((left, top, left + size, top + size))
+    return normalize(np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)[None], prep)[0]
+
+
+def normalize(images: np.ndarray, prep: dict) -> np.ndarray:
+    """uint8 [N, 3, H, W] RGB → the model's float input."""
+    x = images.astype(np.float32) / 255.0
+    if prep.get("channels") == "BGR":
+        x = x[:, ::-1]
+    mean = np.asarray(prep["mean"], np.float32).reshape(1, -1, 1, 1)
+    std = np.asarray(prep["std"], np.float32).reshape(1, -1, 1, 1)
+    return ((x - mean) / std).astype(np.float32)
+
+
+def model_meta(folder: Path, model: str) -> dict | None:
+    meta = folder / f"{model}.json"
+    return json.loads(meta.read_text()) if meta.exists() else None
+
+
+def validate(runner, bundle: dict, model: str, meta: dict | None = None) -> dict:
+    """Accuracy on the validation bundle, and agreement with the PyTorch logits edgekd stored.
+
+    With the model's recorded preprocessing and the bundle's raw images, the inputs are made
+    here from the images (so a wrong mean/std/channel order in the record shows up as lost accuracy).
+    """
     x, y = bundle["inputs"], bundle["labels"]
+    if meta is not None and "images" in bundle and meta.get("preprocessing", {}).get("mean"):
+        x = normalize(bundle["images"], meta["preprocessing"])
     out = np.concatenate([runner(x[i:i + 64]) for i in range(0, len(x), 64)])
     res = {"samples": int(len(x)), "accuracy": round(float((out.argmax(1) == y).mean() * 100), 3)}
     ref = bundle.get(f"logits_{model}")
@@ -389,7 +440,7 @@ def bench(paths: list, args: argparse.Namespace, index: dict, bundle: dict | Non
                "rss_increase_mb": d["rss_increase_mb"],
                "notes": "device kit; includes host<->device copies" if runner.backend == "tensorrt" else "device kit"}
         if bundle is not None:
-            rec["validation"] = validate(runner, bundle, d["model"])
+            rec["validation"] = validate(runner, bundle, d["model"], model_meta(p.parent, d["model"]))
         records.append(rec)
     return records
 
@@ -410,6 +461,37 @@ def cmd_bench_dir(args: argparse.Namespace) -> None:
         paths = [p for p in paths if p.suffix in {f".{s}" for s in args.only.split(",")}]
     bundle = _bundle(folder / "validation.npz")
     _write(args, bench(paths, args, index, bundle))
+
+
+def cmd_eval_images(args: argparse.Namespace) -> None:
+    """Accuracy of one model file on a folder of class sub-folders, preprocessed as recorded."""
+    from PIL import Image
+
+    path = Path(args.model)
+    d = describe(path, _exports_index(path.parent))
+    meta = model_meta(path.parent, d["model"])
+    if meta is None:
+        raise SystemExit(f"no {d['model']}.json beside {path}: it holds the preprocessing and class names")
+    classes, prep = meta["classes"], meta["preprocessing"]
+    root = Path(args.images)
+    files = [(f, classes.index(c.name)) for c in sorted(root.iterdir()) if c.is_dir() and c.name in classes
+             for f in sorted(c.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]
+    unknown = sorted(c.name for c in root.iterdir() if c.is_dir() and c.name not in classes)
+    if unknown:
+        raise SystemExit(f"{root} has class folders the model does not know: {unknown[:5]}")
+    files = files[: args.limit] if args.limit else files
+    runner = make_runner(path, args.backend, d["precision"], args.threads)
+    correct = 0
+    for i in range(0, len(files), 32):
+        chunk = files[i:i + 32]
+        x = np.stack([preprocess_image(Image.open(f), prep) for f, _ in chunk])
+        correct += int((runner(x).argmax(1) == np.asarray([c for _, c in chunk])).sum())
+    res = {"model": d["model"], "artifact": path.name, "backend": runner.backend, "images": len(files),
+           "accuracy": round(100.0 * correct / max(1, len(files)), 3), "preprocessing": prep}
+    print(json.dumps(res, indent=2))
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 def _exports_index(folder: Path) -> dict:
@@ -466,6 +548,12 @@ def main(argv: list | None = None) -> None:
         p.add_argument("--repeats", type=int, default=50)
         p.add_argument("--rounds", type=int, default=3)
         p.add_argument("--out", default=None)
+    e = sub.add_parser("eval-images", help="accuracy of a model on a folder of class sub-folders (needs Pillow)")
+    e.add_argument("model")
+    e.add_argument("--images", required=True, help="a folder with one sub-folder per class")
+    e.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "openvino", "tensorrt"])
+    e.add_argument("--threads", type=int, default=None)
+    e.add_argument("--limit", type=int, default=None)
     args = ap.parse_args(argv)
     if args.cmd == "info":
         print(json.dumps(host_info(), indent=2))
@@ -476,6 +564,8 @@ def main(argv: list | None = None) -> None:
                                       args.workspace_mb), indent=2))
     elif args.cmd == "bench":
         cmd_bench(args)
+    elif args.cmd == "eval-images":
+        cmd_eval_images(args)
     else:
         cmd_bench_dir(args)
 

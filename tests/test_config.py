@@ -135,3 +135,12 @@ def test_starter_and_examples_validate() -> None:
     root = Path(__file__).resolve().parents[1]
     for p in [root / "edgekd" / "templates" / "starter.yaml", *sorted((root / "examples").glob("*.yaml"))]:
         load_config(p)
+
+
+def test_preprocess_keys_are_validated(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"data.preprocess.mean.*3 values"):
+        load_config(tiny_config(tmp_path, data={"source": "digits", "preprocess": {"mean": [0.5, 0.5]}}))
+    with pytest.raises(ConfigError, match=r"data.preprocess.resize"):
+        load_config(tiny_config(tmp_path, data={"source": "digits", "preprocess": {"resize": "stretch"}}))
+    with pytest.raises(ConfigError, match=r"stream: true streams image folders"):
+        load_config(tiny_config(tmp_path, data={"source": "digits", "stream": True}))

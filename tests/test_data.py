@@ -11,7 +11,8 @@ import torch
 from edgekd.core.config import AugmentConfig, DataConfig
 from edgekd.core.errors import DataError
 from edgekd.data import load_data
-from edgekd.data.bundle import augment, batches
+from edgekd.data.bundle import DataBundle, augment
+from edgekd.data.preprocess import Preprocess
 
 
 def test_digits_shapes_split_and_determinism() -> None:
@@ -93,7 +94,9 @@ def test_augment_shifts_but_keeps_content() -> None:
     assert not torch.equal(y, x)
 
 
-def test_batches_cover_everything_once() -> None:
-    x, y = torch.arange(10).view(10, 1), torch.arange(10)
-    seen = torch.cat([yb for _, yb in batches(x, y, 3, shuffle=True, generator=torch.Generator().manual_seed(0))])
-    assert sorted(seen.tolist()) == list(range(10))
+def test_train_epoch_covers_each_image_once_and_drops_the_ragged_batch() -> None:
+    x, y = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1).expand(10, 3, 1, 1), torch.arange(10)
+    d = DataBundle("t", x, y, x[:2], y[:2], [str(i) for i in range(10)], Preprocess(1, mean=(0,) * 3, std=(1,) * 3))
+    seen = torch.cat([yb for _, _, yb in d.train_epoch(3, torch.Generator().manual_seed(0))])
+    assert len(seen) == 9 and len(set(seen.tolist())) == 9  # 3 full batches, no repeats
+    assert len(list(d.train_epoch(3, torch.Generator().manual_seed(0), max_steps=2))) == 2

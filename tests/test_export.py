@@ -73,3 +73,29 @@ def test_int8_export_with_vendor_quantizers_is_refused_by_name(tmp_path: Path) -
     clean = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", graph.input, graph.output))
     onnx.save(clean, str(path))
     refuse_vendor_ops(path)  # standard ops pass
+
+
+def test_openvino_runner_leaves_the_signal_stack_as_it_was(tmp_path: Path) -> None:
+    """OpenVINO's compile_model installs an alternate signal stack it later frees; left in place,
+    Ctrl-C (or DataLoader's SIGCHLD handler) after the bench stage killed edgekd with SIGSEGV."""
+    import ctypes
+    import sys
+
+    from edgekd.core.signal_stack import _StackT
+    from edgekd.latency.backends.openvino_backend import OpenVINOBackend
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("sigaltstack checked on Linux")
+    libc = ctypes.CDLL(None)
+
+    def stack() -> tuple[int, int]:
+        s = _StackT()
+        libc.sigaltstack(None, ctypes.byref(s))
+        return (s.ss_sp or 0, s.ss_flags)
+
+    model = build_model("resnet18", 10, {"layers": [1, 1, 1, 1], "channels": [8, 8, 8, 8]}).eval()
+    torch.onnx.export(model, torch.randn(1, 3, 16, 16), tmp_path / "m.onnx", input_names=["input"], dynamo=False)
+    before = stack()
+    runner = OpenVINOBackend().load(tmp_path / "m.onnx", precision="fp32", threads=2)
+    runner.run(np.zeros((1, 3, 16, 16), np.float32))
+    assert stack() == before

@@ -118,6 +118,16 @@ class AugmentConfig(StrictModel):
 
     shift: int = Field(2, ge=0, description="random translation in pixels (pad-and-crop)")
     hflip: bool = False
+    crop_scale: tuple[float, float] | None = Field(
+        None, description="streamed image folders: timm's random-resized crop over this area fraction, "
+        "e.g. [0.25, 1.0], decoded per image by the workers (in-memory data is stored at the input size)")
+
+    @field_validator("crop_scale")
+    @classmethod
+    def _fraction(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not (0 < v[0] <= v[1] <= 1):
+            raise ValueError(f"crop_scale needs 0 < low <= high <= 1; got {list(v)}")
+        return v
 
 
 def _default_kd_loss() -> list[LossTerm]:
@@ -138,6 +148,8 @@ class TrainConfig(StrictModel):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     loss: list[LossTerm] = Field(default_factory=_default_kd_loss, min_length=1)
     grad_clip: PositiveFloat | None = 5.0
+    max_steps_per_epoch: PositiveInt | None = Field(
+        None, description="stop each epoch after this many batches (a quick probe of a large data set)")
 
     @property
     def uses_teacher(self) -> bool:
@@ -159,6 +171,10 @@ class TeacherTrainConfig(TrainConfig):
 
 class TeacherConfig(ModelRef):
     train: TeacherTrainConfig | None = None
+    expected_accuracy: float | None = Field(
+        None, gt=0, le=100, description="validation accuracy the checkpoint reached where it was trained; "
+        "edgekd stops (exit 4) when it reads less than this minus accuracy_tolerance")
+    accuracy_tolerance: NonNegativeFloat = Field(1.0, description="points below expected_accuracy still accepted")
 
 
 class DistillConfig(TrainConfig):
@@ -168,18 +184,53 @@ class DistillConfig(TrainConfig):
     )
 
 
+Stats = list[float] | Literal["imagenet", "dataset"]
+
+
+class PreprocessConfig(StrictModel):
+    """How the teacher expects its input. Every key left out is resolved: the checkpoint's
+    record (safetensors metadata or a sidecar JSON), else the model's timm ``pretrained_cfg``
+    (for a teacher loaded from a checkpoint), else squash + this data set's statistics."""
+
+    resize: Literal["squash", "crop"] | None = Field(
+        None, description="squash: both sides to the size; crop: shorter side to size/crop_fraction, centre crop")
+    crop_fraction: float | None = Field(None, gt=0, le=1, description="e.g. 0.875: resize to 256, crop 224")
+    interpolation: Literal["nearest", "bilinear", "bicubic"] | None = None
+    mean: Stats | None = Field(None, description="[r, g, b], imagenet, or dataset (this training set's mean)")
+    std: Stats | None = None
+    channels: Literal["RGB", "BGR"] | None = None
+
+    @field_validator("mean", "std")
+    @classmethod
+    def _three(cls, v: Any) -> Any:
+        if isinstance(v, list) and len(v) != 3:
+            raise ValueError(f"give 3 values (one per channel), or imagenet / dataset; got {v}")
+        return v
+
+
 class DataConfig(BaseModel):
     """Where images come from. Source-specific keys sit beside ``source``."""
 
     model_config = ConfigDict(extra="allow")
     source: str = "digits"
-    image_size: PositiveInt = 32
+    image_size: PositiveInt | None = Field(
+        None, description="model input size; default: the teacher checkpoint's record, timm's pretrained_cfg "
+        "for a checkpoint teacher, else 32")
     val_fraction: float = Field(0.2, gt=0, lt=1)
+    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    stream: Literal["auto"] | bool = Field(
+        "auto", description="image folders: read per batch by DataLoader workers instead of decoding into memory; "
+        "auto: stream when the decoded images would exceed stream_threshold_mb")
+    stream_threshold_mb: PositiveInt = 2048
+    workers: int | None = Field(None, ge=0, description="DataLoader worker processes; default: CPU cores, at most 8")
     _params: BaseModel | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _validate_params(self) -> DataConfig:
         self._params = _parse_params(registries.DATASETS, self.source, self.model_extra, "source")
+        if self.stream is True and self.source != "imagefolder":
+            raise ValueError(f"stream: true streams image folders; {self.source!r} is generated in memory "
+                             "(remove stream, or use source: imagefolder)")
         return self
 
     @property

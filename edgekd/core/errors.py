@@ -17,6 +17,7 @@ class EdgeKDError(Exception):
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         self.message = message
         self.hint = hint
+        self.finished_stages: list[str] = []  # set by the pipeline: what is kept for --resume
         super().__init__(message if hint is None else f"{message}\n  fix: {hint}")
 
 

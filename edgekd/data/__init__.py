@@ -1,5 +1,5 @@
-"""Data sets held in memory as uint8 tensors, batched and augmented on the device."""
+"""Data sets: in memory as uint8 tensors (small), or streamed from image folders (large)."""
 
-from edgekd.data.bundle import DataBundle, load_data
+from edgekd.data.bundle import Data, DataBundle, load_data
 
-__all__ = ["DataBundle", "load_data"]
+__all__ = ["Data", "DataBundle", "load_data"]

@@ -1,15 +1,16 @@
-"""The in-memory data set every stage shares.
+"""The data every stage shares, and the in-memory kind of it.
 
-Images are stored once as a uint8 tensor [N, 3, H, W] (small: 20k images at 32 px is
-60 MB), moved to the training device once, and normalised and augmented per batch there.
-Why not a DataLoader: a distillation step for a small student at 32 px takes ~16 ms per
-256 images on an H100, so per-sample Python transforms would be the whole cost.
+Small sets are stored once as a uint8 tensor [N, 3, H, W] (20k images at 32 px is 60 MB),
+moved to the training device once, and normalised and augmented per batch there. Why not
+a DataLoader for them: a distillation step for a small student at 32 px takes ~16 ms per
+256 images on an H100, so per-sample Python transforms would be the whole cost. Image
+folders that do not fit stream through DataLoader workers instead (``streaming.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -19,19 +20,23 @@ from edgekd.core import registries
 from edgekd.core.config import AugmentConfig, DataConfig
 from edgekd.core.errors import DataError
 from edgekd.core.rundir import hash_obj
+from edgekd.data.preprocess import Preprocess
 
 
-@dataclass
-class DataBundle:
+class Data:
+    """What every stage reads: classes, the input contract, batches of uint8 images.
+
+    Two kinds: ``DataBundle`` holds every image in memory at the input size (small sets:
+    indexed on the device, the fast path); ``StreamingData`` (``data/streaming.py``) decodes
+    image folders per batch in DataLoader workers (sets that do not fit). Both yield uint8
+    RGB batches on ``device``; ``normalize`` applies the contract on the device.
+    """
+
     name: str
-    train_x: torch.Tensor  # uint8 [N, 3, H, W]
-    train_y: torch.Tensor  # int64 [N]
-    val_x: torch.Tensor
-    val_y: torch.Tensor
     class_names: list[str]
-    mean: tuple[float, ...] = (0.5, 0.5, 0.5)
-    std: tuple[float, ...] = (0.25, 0.25, 0.25)
-    fingerprint_extra: dict[str, Any] = field(default_factory=dict)
+    preprocess: Preprocess
+    fingerprint_extra: dict[str, Any]
+    in_memory: bool = True
 
     @property
     def num_classes(self) -> int:
@@ -39,59 +44,126 @@ class DataBundle:
 
     @property
     def image_size(self) -> int:
-        return int(self.train_x.shape[-1])
+        return self.preprocess.size
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        return tuple(self.train_x.shape[1:])  # type: ignore[return-value]
+        return (3, self.image_size, self.image_size)
+
+    @property
+    def mean(self) -> tuple[float, ...]:
+        return self.preprocess.mean or ()
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        return self.preprocess.std or ()
+
+    @property
+    def num_train(self) -> int:
+        return int(self.train_y.shape[0])  # type: ignore[attr-defined]
+
+    @property
+    def num_val(self) -> int:
+        return int(self.val_y.shape[0])  # type: ignore[attr-defined]
 
     def fingerprint(self) -> str:
-        return hash_obj(
-            {
-                "name": self.name,
-                "train": list(self.train_x.shape),
-                "val": list(self.val_x.shape),
-                "classes": self.class_names,
-                **self.fingerprint_extra,
-            }
-        )
-
-    def to(self, device: torch.device | str) -> DataBundle:
-        """A copy with the tensors on ``device`` (done once per stage, not per batch)."""
-        return DataBundle(
-            self.name,
-            self.train_x.to(device),
-            self.train_y.to(device),
-            self.val_x.to(device),
-            self.val_y.to(device),
-            self.class_names,
-            self.mean,
-            self.std,
-            self.fingerprint_extra,
-        )
+        return hash_obj({"name": self.name, "train": self.num_train, "val": self.num_val,
+                         "classes": self.class_names, "input": self.preprocess.record(), **self.fingerprint_extra})
 
     def normalize(self, x_uint8: torch.Tensor) -> torch.Tensor:
-        """uint8 batch → float, normalised with the training set's per-channel statistics."""
-        mean = torch.tensor(self.mean, device=x_uint8.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x_uint8.device).view(1, -1, 1, 1)
-        return (x_uint8.float() / 255.0 - mean) / std
-
-    def val_inputs(self, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised validation inputs and labels (at most ``limit``)."""
-        n = self.val_x.shape[0] if limit is None else min(limit, self.val_x.shape[0])
-        return self.normalize(self.val_x[:n]), self.val_y[:n]
+        """uint8 batch → the float input the model expects (the run's preprocessing contract)."""
+        return self.preprocess.normalize(x_uint8)
 
     def preprocessing(self) -> dict[str, Any]:
         """What a deployed model expects, recorded next to every exported artifact."""
-        return {
-            "layout": "NCHW",
-            "dtype": "float32",
-            "size": [self.image_size, self.image_size],
-            "scale": "pixel / 255",
-            "mean": list(self.mean),
-            "std": list(self.std),
-            "channels": "RGB",
-        }
+        return self.preprocess.record()
+
+    def val_inputs(self, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised validation inputs and labels (the first ``limit``)."""
+        x, y = self.val_images(limit)
+        return self.normalize(x), y
+
+    def val_labels(self, limit: int | None = None) -> torch.Tensor:
+        return self.val_y if limit is None else self.val_y[:limit]  # type: ignore[attr-defined]
+
+    def val_images(self, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first ``limit`` validation images as one uint8 batch, and their labels."""
+        xs, ys = zip(*self.val_batches(512, limit), strict=True)
+        return torch.cat(xs), torch.cat(ys)
+
+    def channel_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Per-channel mean and std of the training images (the contract when none is stated)."""
+        raise NotImplementedError
+
+    def train_sample(self, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` training images drawn at random (seeded), unaugmented: search and calibration batches."""
+        raise NotImplementedError
+
+    def train_epoch(self, batch_size: int, generator: torch.Generator, *, crop_scale: tuple[float, float] | None = None,
+                    max_steps: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """One shuffled epoch of ``(indices, uint8 images, labels)``, the ragged last batch dropped."""
+        raise NotImplementedError
+
+    def val_batches(self, batch_size: int, limit: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        raise NotImplementedError
+
+    def to(self, device: torch.device | str) -> Data:
+        raise NotImplementedError
+
+    def with_class_order(self, names: list[str]) -> Data:
+        """The same images with labels renumbered so class ``i`` is ``names[i]`` (a teacher's order)."""
+        raise NotImplementedError
+
+
+def class_permutation(current: list[str], wanted: list[str]) -> torch.Tensor:
+    """``perm[old_label] = new_label`` taking ``current`` order to ``wanted`` (same names)."""
+    return torch.tensor([wanted.index(c) for c in current], dtype=torch.long)
+
+
+@dataclass
+class DataBundle(Data):
+    """Every image in memory as one uint8 tensor [N, 3, H, W], moved to the device once."""
+
+    name: str
+    train_x: torch.Tensor  # uint8 [N, 3, H, W]
+    train_y: torch.Tensor  # int64 [N]
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    class_names: list[str]
+    preprocess: Preprocess
+    fingerprint_extra: dict[str, Any] = field(default_factory=dict)
+
+    def to(self, device: torch.device | str) -> DataBundle:
+        """A copy with the tensors on ``device`` (done once per stage, not per batch)."""
+        return replace(self, train_x=self.train_x.to(device), train_y=self.train_y.to(device),
+                       val_x=self.val_x.to(device), val_y=self.val_y.to(device))
+
+    def with_class_order(self, names: list[str]) -> DataBundle:
+        perm = class_permutation(self.class_names, names)
+        return replace(self, train_y=perm.to(self.train_y.device)[self.train_y],
+                       val_y=perm.to(self.val_y.device)[self.val_y], class_names=list(names))
+
+    def channel_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        return channel_stats(self.train_x)
+
+    def train_sample(self, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        g = torch.Generator().manual_seed(seed)
+        idx = torch.randperm(self.num_train, generator=g)[: min(n, self.num_train)].to(self.train_x.device)
+        return self.train_x[idx], self.train_y[idx]
+
+    def train_epoch(self, batch_size: int, generator: torch.Generator, *, crop_scale: tuple[float, float] | None = None,
+                    max_steps: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        for step, idx in enumerate(batch_indices(self.num_train, batch_size, generator=generator,
+                                                 device=self.train_x.device)):
+            if max_steps is not None and step >= max_steps:
+                return
+            yield idx, self.train_x[idx], self.train_y[idx]
+
+    def val_batches(self, batch_size: int, limit: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = self.num_val if limit is None else min(limit, self.num_val)
+        for i in range(0, n, batch_size):
+            j = min(i + batch_size, n)
+            yield self.val_x[i:j], self.val_y[i:j]
 
 
 def batch_indices(n: int, batch_size: int, *, generator: torch.Generator,
@@ -102,27 +174,6 @@ def batch_indices(n: int, batch_size: int, *, generator: torch.Generator,
     stop = n - n % batch_size if n >= batch_size else n
     for i in range(0, stop, batch_size):
         yield order[i : i + batch_size]
-
-
-def batches(
-    x: torch.Tensor,
-    y: torch.Tensor,
-    batch_size: int,
-    *,
-    shuffle: bool,
-    generator: torch.Generator | None = None,
-    drop_last: bool = False,
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    n = x.shape[0]
-    order = (
-        torch.randperm(n, generator=generator).to(x.device)
-        if shuffle
-        else torch.arange(n, device=x.device)
-    )
-    stop = n - n % batch_size if drop_last and n >= batch_size else n
-    for i in range(0, stop, batch_size):
-        idx = order[i : i + batch_size]
-        yield x[idx], y[idx]
 
 
 def augment(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
@@ -170,21 +221,28 @@ def stratified_split(
     return tr, va
 
 
-Loader = Callable[[DataConfig, Any], DataBundle]
+Loader = Callable[[DataConfig, Any, Preprocess], Data]
 
 
-def load_data(cfg: DataConfig) -> DataBundle:
-    """Build the configured data set; checks it has at least two classes and a val split."""
+def load_data(cfg: DataConfig, prep: Preprocess | None = None) -> Data:
+    """Build the configured data set under the input contract ``prep`` (default: what the config
+    states); mean/std left open are this training set's statistics. Checks for two classes and
+    non-empty splits."""
+    from edgekd.data.preprocess import config_layer, resolve
+
+    prep = prep or resolve([config_layer(cfg)])
     loader: Loader = registries.DATASETS.get(cfg.source, key="data.source")
-    bundle = loader(cfg, cfg.params)
-    if bundle.num_classes < 2:
-        raise DataError(f"data set {cfg.source!r} has {bundle.num_classes} class; need at least 2")
-    if bundle.val_x.shape[0] == 0 or bundle.train_x.shape[0] == 0:
+    data = loader(cfg, cfg.params, prep)
+    if data.num_classes < 2:
+        raise DataError(f"data set {cfg.source!r} has {data.num_classes} class; need at least 2")
+    if data.num_val == 0 or data.num_train == 0:
         raise DataError(
             f"data set {cfg.source!r}: empty train or validation split",
             hint="add images or change data.val_fraction",
         )
-    return bundle
+    if prep.mean is None or prep.std is None:
+        data.preprocess = prep.fill_stats(*data.channel_stats())
+    return data
 
 
 def resize_uint8(x: torch.Tensor, size: int) -> torch.Tensor:

@@ -1,6 +1,9 @@
-"""A user's directory of class folders (``root/<class>/<image>``), loaded into memory.
+"""A user's directory of class folders (``root/<class>/<image>``).
 
-Images are decoded once with Pillow, converted to RGB and resized to ``image_size``.
+Images are decoded with Pillow as torchvision's ``ImageFolder`` does (any mode → RGB),
+then resized and cropped by the run's preprocessing contract with timm's transforms.
+Small sets are decoded once into memory (by DataLoader workers); sets whose decoded
+size exceeds ``data.stream_threshold_mb`` (or ``data.stream: true``) stream per batch.
 An unreadable image is an error naming its path (or, with ``skip_bad_images``, a
 warning), never a silent hole in the data.
 """
@@ -10,7 +13,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,7 +20,10 @@ from edgekd.core.config import DataConfig
 from edgekd.core.errors import DataError
 from edgekd.core.registries import DATASETS
 from edgekd.core.rundir import hash_obj
-from edgekd.data.bundle import DataBundle, channel_stats, stratified_split
+from edgekd.data.bundle import Data, DataBundle, stratified_split
+from edgekd.data.images import decode_all, default_workers
+from edgekd.data.preprocess import Preprocess
+from edgekd.data.streaming import StreamingData
 
 log = logging.getLogger(__name__)
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -55,44 +60,29 @@ def _scan(root: Path, classes: list[str] | None, max_per_class: int | None) -> t
     return files, labels, classes
 
 
-def _decode(files: list[Path], labels: list[int], size: int, skip_bad: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    from PIL import Image, UnidentifiedImageError
-
-    arrays, kept = [], []
-    for f, y in zip(files, labels, strict=True):
-        try:
-            with Image.open(f) as im:
-                im = im.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-                arrays.append(np.asarray(im, dtype=np.uint8))
-                kept.append(y)
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            if not skip_bad:
-                raise DataError(
-                    f"cannot read image {f}: {exc}",
-                    hint="delete or replace the file, or set data.skip_bad_images: true",
-                ) from None
-            log.warning("skipping unreadable image %s (%s)", f, exc)
-    if not arrays:
-        raise DataError("no readable images")
-    x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-    return x, torch.tensor(kept, dtype=torch.long)
+def _listing(files: list[Path]) -> list[tuple[str, int]]:
+    return [(str(f), f.stat().st_size) for f in files]
 
 
 @DATASETS.register("imagefolder", params=ImageFolderParams, help="your folder of class sub-folders")
-def load_imagefolder(cfg: DataConfig, p: ImageFolderParams) -> DataBundle:
+def load_imagefolder(cfg: DataConfig, p: ImageFolderParams, prep: Preprocess) -> Data:
     files, labels, classes = _scan(p.path, None, p.max_per_class)
-    x, y = _decode(files, labels, cfg.image_size, p.skip_bad_images)
-    listing = [(str(f), f.stat().st_size) for f in files]
+    y = torch.tensor(labels, dtype=torch.long)
     if p.val_path is not None:
         vfiles, vlabels, _ = _scan(p.val_path, classes, p.max_per_class)
-        vx, vy = _decode(vfiles, vlabels, cfg.image_size, p.skip_bad_images)
-        listing += [(str(f), f.stat().st_size) for f in vfiles]
-        tx, ty = x, y
+        tf, ty, vf, vy = files, y, vfiles, torch.tensor(vlabels, dtype=torch.long)
     else:
         tr, va = stratified_split(y, cfg.val_fraction, p.split_seed)
-        tx, ty, vx, vy = x[tr], y[tr], x[va], y[va]
-    mean, std = channel_stats(tx)
-    return DataBundle(
-        "imagefolder", tx, ty, vx, vy, classes, mean, std,
-        {"files": hash_obj(listing), "size": cfg.image_size, "vf": cfg.val_fraction, "seed": p.split_seed},
-    )
+        tf, ty, vf, vy = [files[i] for i in tr], y[tr], [files[i] for i in va], y[va]
+    extra = {"files": hash_obj(_listing(tf) + _listing(vf)), "vf": cfg.val_fraction, "seed": p.split_seed}
+    decoded_mb = (len(tf) + len(vf)) * 3 * prep.size * prep.size / 2**20
+    stream = cfg.stream if cfg.stream != "auto" else decoded_mb > cfg.stream_threshold_mb
+    workers = default_workers(len(tf) + len(vf), cfg.workers)
+    if stream:
+        log.info("streaming %d images (%.0f MB decoded) with %d workers", len(tf) + len(vf), decoded_mb, workers)
+        return StreamingData("imagefolder", [str(f) for f in tf], ty, [str(f) for f in vf], vy, classes, prep,
+                             extra, workers=workers, skip_bad=p.skip_bad_images)  # str: 1M Paths cost ~0.5 GB
+    transform = prep.eval_transform()
+    tx, ty = decode_all(tf, ty, transform, workers=workers, skip_bad=p.skip_bad_images)
+    vx, vy = decode_all(vf, vy, transform, workers=workers, skip_bad=p.skip_bad_images)
+    return DataBundle("imagefolder", tx, ty, vx, vy, classes, prep, extra)

@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edgekd.core.config import DataConfig
 from edgekd.core.registries import DATASETS
-from edgekd.data.bundle import DataBundle, channel_stats
+from edgekd.data.bundle import DataBundle
+from edgekd.data.preprocess import Preprocess
 
 SHAPES = ("disc", "square", "triangle", "cross", "ring", "diamond")
 TEXTURES = ("solid", "stripes", "checker", "dots")
@@ -140,12 +141,11 @@ def class_names(num_classes: int) -> list[str]:
 
 
 @DATASETS.register("synthetic", params=SyntheticParams, help="generated shapes × textures, hard on purpose")
-def load_synthetic(cfg: DataConfig, p: SyntheticParams) -> DataBundle:
-    # train and val come from disjoint seeds, so no image is in both
-    tx, ty = generate(p.train_size, cfg.image_size, p.num_classes, p.difficulty, p.seed * 2)
-    vx, vy = generate(p.val_size, cfg.image_size, p.num_classes, p.difficulty, p.seed * 2 + 1)
-    mean, std = channel_stats(tx)
+def load_synthetic(cfg: DataConfig, p: SyntheticParams, prep: Preprocess) -> DataBundle:
+    # train and val come from disjoint seeds, so no image is in both; drawn at the input size (no crop)
+    tx, ty = generate(p.train_size, prep.size, p.num_classes, p.difficulty, p.seed * 2)
+    vx, vy = generate(p.val_size, prep.size, p.num_classes, p.difficulty, p.seed * 2 + 1)
     return DataBundle(
-        "synthetic", tx, ty, vx, vy, class_names(p.num_classes), mean, std,
-        {"params": p.model_dump(), "size": cfg.image_size},
+        "synthetic", tx, ty, vx, vy, class_names(p.num_classes), prep,
+        {"params": p.model_dump(), "size": prep.size},
     )

@@ -7,6 +7,7 @@ the data's class count is an error that says so, not a silent partial load.
 
 from __future__ import annotations
 
+import json
 import pickle
 import re
 import zipfile
@@ -51,6 +52,66 @@ def read_state_dict(path: Path, *, what: str = "checkpoint") -> dict[str, torch.
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise ModelError(f"{what} {path} is corrupt or not a torch checkpoint: {exc}") from None
     return _unwrap(obj, path, what)
+
+
+RECORD_KEYS = ("classes", "class_names", "class_to_idx", "preprocess", "accuracy")
+
+
+def _class_list(value: object) -> list[str] | None:
+    """``["cat", "dog"]``, or torchvision ImageFolder's ``class_to_idx`` ``{"cat": 0, "dog": 1}``."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            return None
+    if isinstance(value, Mapping):
+        return [str(k) for k, _ in sorted(value.items(), key=lambda kv: int(kv[1]))]
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value]
+    return None
+
+
+def read_record(path: Path) -> dict[str, object]:
+    """What a checkpoint says about itself, beside its tensors: class names (in output order),
+    preprocessing, accuracy. Read from, first to last: a sidecar ``<file>.json`` or
+    ``<stem>.json``; safetensors metadata; the non-tensor entries of a torch checkpoint dict
+    (``{"state_dict": ..., "class_to_idx": ...}``). Empty when it says nothing."""
+    path = Path(path)
+    raw: dict[str, object] = {}
+    for side in (path.with_name(path.name + ".json"), path.with_suffix(".json")):
+        if side.exists() and side != path:
+            try:
+                raw = {**json.loads(side.read_text()), "_from": f"sidecar {side.name}"}
+            except (json.JSONDecodeError, OSError) as exc:
+                raise ModelError(f"checkpoint sidecar {side} is not valid JSON: {exc}") from None
+            break
+    if not raw and path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+        raw = {k.removeprefix("edgekd."): v for k, v in meta.items()}
+        raw["_from"] = "safetensors metadata"
+    elif not raw:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(obj, Mapping):
+            raw = {k: v for k, v in obj.items() if k in RECORD_KEYS}
+            raw["_from"] = "checkpoint dict"
+    out: dict[str, object] = {"from": raw.get("_from", "")}
+    classes = _class_list(raw.get("classes", raw.get("class_names", raw.get("class_to_idx"))))
+    if classes:
+        out["classes"] = classes
+    prep = raw.get("preprocess")
+    if isinstance(prep, str):
+        try:
+            prep = json.loads(prep)
+        except json.JSONDecodeError:
+            raise ModelError(f"checkpoint {path}: its 'preprocess' metadata is not JSON: {prep[:80]!r}") from None
+    if isinstance(prep, Mapping):
+        out["preprocess"] = dict(prep)
+    if isinstance(raw.get("accuracy"), int | float | str) and str(raw["accuracy"]).replace(".", "", 1).isdigit():
+        out["accuracy"] = float(raw["accuracy"])  # type: ignore[arg-type]
+    return out
 
 
 def _unwrap(obj: object, path: Path, what: str) -> dict[str, torch.Tensor]:
@@ -102,9 +163,14 @@ def load_weights(model: nn.Module, path: Path, *, num_classes: int, what: str = 
 
 
 def save_state_dict(state: Mapping[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
-    """Write tensors as safetensors, atomically (shared storage is cloned apart)."""
-    from safetensors.torch import save_file
-
+    """Write tensors atomically, in the format the suffix promises: safetensors for ``.safetensors``,
+    else a weights-only torch file (``{"state_dict": ..., **metadata}``) that ``torch.load(...,
+    weights_only=True)`` and edgekd both read. Shared storage is cloned apart."""
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items() if isinstance(v, torch.Tensor)}
     with atomic_path(Path(path)) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+        if Path(path).suffix == ".safetensors":
+            from safetensors.torch import save_file
+
+            save_file(tensors, str(tmp), metadata=metadata)
+        else:
+            torch.save({"state_dict": tensors, **(metadata or {})}, tmp)

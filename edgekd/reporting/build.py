@@ -142,8 +142,11 @@ def build_report(ctx: Any, command: str = "") -> Report:
                   "latency_budget_ms": t.latency_budget_ms} for t in ctx.targets]
         + [{"name": n, "description": "measured with the device kit", "measured_here": False, "imported": True}
            for n in imported_targets],
-        data={"source": data.name, "classes": data.num_classes, "train": int(data.train_x.shape[0]),
-              "val": int(data.val_x.shape[0]), "image_size": data.image_size},
+        data={"source": data.name, "classes": data.num_classes, "train": data.num_train,
+              "val": data.num_val, "image_size": data.image_size,
+              "streamed": not data.in_memory, "preprocess": data.preprocessing(),
+              "preprocess_summary": data.preprocess.describe(),
+              "preprocess_sources": dict(data.preprocess.sources), "notes": list(ctx.data_notes)},
         models=_model_rows(results),
         latency=latency,
         speedups=bench.metrics.get("speedups", {}) if bench else {},

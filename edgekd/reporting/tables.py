@@ -133,9 +133,29 @@ def environment_section(r: Report) -> Section:
     return s
 
 
+def input_section(r: Report) -> Section:
+    """The input contract every model and exported file uses, and where each part came from."""
+    s = Section("Input (preprocessing)", ["Setting", "Value", "From"])
+    prep, src = r.data.get("preprocess") or {}, r.data.get("preprocess_sources") or {}
+    for k in ("size", "resize", "crop_fraction", "interpolation", "mean", "std", "channels"):
+        if k in prep:
+            v = prep[k]
+            shown = ", ".join(f"{x:.4g}" for x in v) if k in ("mean", "std") else (
+                f"{v[0]}×{v[1]}" if k == "size" else str(v))
+            s.rows.append([k, shown, src.get(k, "–")])
+    if r.data.get("preprocess_summary"):
+        s.lines.append(f"Every model, exported file and the device kit use: {r.data['preprocess_summary']}.")
+    s.lines += list(r.data.get("notes") or [])
+    if r.data.get("streamed"):
+        s.lines.append("Images were streamed from the folder by DataLoader workers (not held in memory).")
+    return s
+
+
 def sections(r: Report) -> list[Section]:
     out = [search_section(r)] if r.search else []
     out.append(models_section(r))
+    if r.data.get("preprocess"):
+        out.append(input_section(r))
     if r.latency:
         out += [latency_section(r), speedup_section(r), deployment_section(r)]
     if any(e.get("status") == "deferred" for e in r.exports):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+from rich.markup import escape
 from torch import nn
 
 from edgekd.core.config import Config
@@ -21,7 +22,7 @@ from edgekd.core.errors import ModelError
 from edgekd.core.profiles import Profile
 from edgekd.core.progress import Reporter
 from edgekd.core.rundir import RunDir
-from edgekd.data.bundle import DataBundle, load_data
+from edgekd.data.bundle import Data
 
 MODEL_ORDER = ("teacher", "student", "pruned", "quantized")
 
@@ -52,19 +53,29 @@ class RunContext:
         self.reporter = reporter
         self.device = device
         self.results: dict[str, StageResult] = {}
-        self._data: DataBundle | None = None
-        self._device_data: DataBundle | None = None
+        self._data: Data | None = None
+        self._device_data: Data | None = None
+        self.data_notes: list[str] = []
         self._teacher: nn.Module | None = None
 
     @property
-    def data(self) -> DataBundle:
-        """The data set on the CPU, loaded once per run."""
+    def data(self) -> Data:
+        """The data set on the CPU, loaded once per run under the teacher's input contract."""
         if self._data is None:
-            self._data = load_data(self.config.data)
+            from edgekd.models.input_contract import load_run_data
+
+            self._data, self.data_notes = load_run_data(self.config)
+            d = self._data
+            how = "in memory" if d.in_memory else f"streamed by {getattr(d, 'workers', 0)} DataLoader workers"
+            self.reporter.line(f"[cyan]data[/]: {d.name}, {d.num_train} train / {d.num_val} validation images, "
+                               f"{d.num_classes} classes, {how}")
+            self.reporter.line(f"[cyan]input[/]: {escape(d.preprocess.describe())} ({escape(input_sources(d))})")
+            for note in self.data_notes:
+                self.reporter.line(f"[yellow]data[/]: {escape(note)}")
         return self._data
 
     @property
-    def device_data(self) -> DataBundle:
+    def device_data(self) -> Data:
         """The data set moved once to the training device."""
         if self._device_data is None:
             self._device_data = self.data.to(self.device)
@@ -129,6 +140,14 @@ class RunContext:
             for p in self._teacher.parameters():
                 p.requires_grad_(False)
         return self._teacher
+
+
+def input_sources(data: Data) -> str:
+    """Where the contract came from, compactly: ``size: config; mean, std: timm pretrained_cfg of resnet18``."""
+    by_source: dict[str, list[str]] = {}
+    for k, src in data.preprocess.sources.items():
+        by_source.setdefault(src, []).append(k)
+    return "; ".join(f"{', '.join(ks)}: {src}" for src, ks in by_source.items())
 
 
 class Stage:

@@ -8,6 +8,7 @@ for inspection). ``exports.json`` lists what was written, with parity numbers.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -62,8 +63,10 @@ class ExportStage(Stage):
             models = {"teacher": models["teacher"], last: models[last]} if "teacher" in models else {last: models[last]}
         records: list[Exported] = []
         artifacts: dict[str, Path] = {}
-        vx, vy = ctx.data.val_inputs(VALIDATION_BUNDLE)
-        bundle = {"inputs": vx.cpu().numpy().astype(np.float32), "labels": vy.cpu().numpy()}
+        images, vy = ctx.data.val_images(VALIDATION_BUNDLE)
+        bundle = {"inputs": ctx.data.normalize(images).cpu().numpy().astype(np.float32), "labels": vy.cpu().numpy(),
+                  "images": images.cpu().numpy(),  # uint8, after resize/crop: the kit normalises them itself
+                  "preprocessing": np.array(json.dumps(ctx.data.preprocessing()))}
         with ctx.reporter.task("export", total=len(models) * len(formats)) as advance:
             for label, folder in models.items():
                 model, spec = load_model(folder)

@@ -58,13 +58,12 @@ class QuantizeStage(Stage):
         model.to(device)
         fp32_acc = evaluate(model, data, device)
         preset = resolved_preset(ctx)
-        g = torch.Generator().manual_seed(ctx.config.seed)
-        idx = torch.randperm(data.train_x.shape[0], generator=g)[: cfg.calibration_size].to(data.train_x.device)
-        calib = calibration_batches(data.normalize(data.train_x[idx]), cfg.calibration_size)
+        calib_x, _ = data.train_sample(cfg.calibration_size, ctx.config.seed)
+        calib = calibration_batches(data.normalize(calib_x), cfg.calibration_size)
         overflow_fix, why = resolved_overflow_fix(ctx)
         folded = fold_batchnorm(model.eval()) if cfg.fold_batchnorm else []  # exact in eval mode
         ctx.reporter.line(f"[cyan]quantize[/]: {spec.model} ({src_label}) INT8 {cfg.method.upper()}, "
-                          f"{preset} preset, {len(idx)} calibration images; overflow fix {overflow_fix} ({why})")
+                          f"{preset} preset, {calib_x.shape[0]} calibration images; overflow fix {overflow_fix} ({why})")
         qmodel = quantize(model, calib, symmetric=preset != "mixed", per_channel=cfg.per_channel,
                           ignored=cfg.ignored_scope, signed_activations=preset == "tensorrt",
                           overflow_fix=overflow_fix, quiet=ctx.reporter.quiet)

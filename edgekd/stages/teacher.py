@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from edgekd.core.errors import ConfigError
+from edgekd.core.config import TeacherConfig
+from edgekd.core.errors import ConfigError, ModelError
+from edgekd.data.bundle import Data
 from edgekd.models.artifact import ModelSpec, save_model
 from edgekd.models.build import build_model
 from edgekd.models.checkpoint import load_weights, save_state_dict
 from edgekd.models.stats import model_stats
-from edgekd.stages.base import RunContext, Stage, StageResult
+from edgekd.stages.base import RunContext, Stage, StageResult, input_sources
 from edgekd.train.evaluate import evaluate
 from edgekd.train.trainer import train
 
@@ -45,14 +49,18 @@ class TeacherStage(Stage):
         if ckpt is not None and (ckpt.exists() or cfg.train is None):
             load_weights(model, ckpt, num_classes=data.num_classes, what="teacher checkpoint")
             model.to(ctx.device)
-            metrics.update(source=f"checkpoint {ckpt}", accuracy=round(evaluate(model, ctx.device_data, ctx.device), 3))
+            acc = evaluate(model, ctx.device_data, ctx.device)
+            metrics.update(source=f"checkpoint {ckpt}", accuracy=round(acc, 3))
+            check_loaded_teacher(acc, data, cfg, ckpt)
         elif cfg.train is not None:
-            ctx.reporter.line(f"[cyan]teacher[/]: training {cfg.model} for {cfg.train.epochs} epochs")
+            missing = f"checkpoint {ckpt} not found: " if ckpt is not None else ""
+            ctx.reporter.line(f"[cyan]teacher[/]: {missing}training {cfg.model} for {cfg.train.epochs} epochs"
+                              + (f", then saving it to {ckpt}" if ckpt is not None else ""))
             result = train(model, ctx.device_data, cfg.train, device=ctx.device, seed=ctx.config.seed,
                            reporter=ctx.reporter, label=f"teacher {cfg.model}", best_path=out / "best.safetensors")
             metrics.update(source="trained", **result.metrics())
             if ckpt is not None:  # train-if-missing: keep the weights where the config points, for reuse
-                save_state_dict(model.state_dict(), ckpt)
+                save_state_dict(model.state_dict(), ckpt, teacher_record(data, metrics["accuracy"]))
                 log.info("teacher weights saved to %s", ckpt)
         else:
             raise ConfigError(
@@ -64,9 +72,43 @@ class TeacherStage(Stage):
         metrics.update(model_stats(model, data.image_size))
         if metrics["accuracy"] < 100.0 / data.num_classes + 1.0:
             log.warning("teacher accuracy %.2f%% is near chance: check the checkpoint and data", metrics["accuracy"])
+        metrics["preprocess"] = data.preprocessing()
         spec = ModelSpec(cfg.model, data.num_classes, dict(cfg.kwargs), data.preprocessing(), role="teacher",
                          info={"accuracy": metrics["accuracy"]})
         folder = save_model(model, spec, out / "model")
         (out / "best.safetensors").unlink(missing_ok=True)
         ctx.reporter.line(f"[green]teacher[/]: {cfg.model} {metrics['accuracy']:.2f}% ({metrics['source']})")
         return StageResult(metrics, {"model:teacher": folder})
+
+
+def teacher_record(data: Data, accuracy: float) -> dict[str, str]:
+    """What a checkpoint edgekd writes says about itself: class order, input contract, accuracy."""
+    return {"classes": json.dumps(data.class_names), "preprocess": json.dumps(data.preprocessing()),
+            "accuracy": str(round(accuracy, 3)), "format": "edgekd-teacher/1"}
+
+
+def chance_floor(num_classes: int, n_val: int) -> float:
+    """Accuracy (%) a teacher must beat not to count as near chance: twice chance, or chance plus
+    three binomial standard errors on this many images, whichever is higher."""
+    p = 1.0 / num_classes
+    return 100.0 * max(2 * p, p + 3 * math.sqrt(p * (1 - p) / max(1, n_val)))
+
+
+def check_loaded_teacher(acc: float, data: Data, cfg: TeacherConfig, ckpt: Path) -> None:
+    """Stop before anything is distilled from a teacher that reads near chance or below what it reached."""
+    floor = chance_floor(data.num_classes, data.num_val)
+    if cfg.expected_accuracy is not None and acc < cfg.expected_accuracy - cfg.accuracy_tolerance:
+        why = (f"below teacher.expected_accuracy {cfg.expected_accuracy:g}% "
+               f"(tolerance {cfg.accuracy_tolerance:g} points)")
+    elif acc < floor:
+        why = f"near chance ({100 / data.num_classes:.1f}% for {data.num_classes} classes; needs > {floor:.1f}%)"
+    else:
+        return
+    raise ModelError(
+        f"the teacher checkpoint {ckpt} reads {acc:.2f}% on {data.num_val} validation images, {why}: this run "
+        f"is not feeding it what it was trained on. Input now: {data.preprocess.describe()} ({input_sources(data)})",
+        hint="check, most likely first: normalisation (data.preprocess.mean/std: imagenet, dataset or [r, g, b], "
+        "as in the training script's Normalize); class order (folders sort by name; record the script's classes "
+        "with the checkpoint: a sidecar JSON {\"classes\": [...]} or class_to_idx); resolution and crop "
+        "(data.image_size, data.preprocess.resize: crop, crop_fraction, interpolation); channels (RGB/BGR)",
+    )

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from edgekd.data.bundle import DataBundle
+from edgekd.data.bundle import Data
 
 
 @contextmanager
@@ -28,17 +28,23 @@ def full_fp32() -> Iterator[None]:
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, data: DataBundle, device: torch.device, batch_size: int = 512, limit: int | None = None) -> torch.Tensor:
+def predict(model: nn.Module, data: Data, device: torch.device, batch_size: int = 512,
+            limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits on the first ``limit`` validation images, and those images' labels (CPU)."""
     was_training = model.training
     model.eval()
-    xs = data.val_x if limit is None else data.val_x[:limit]
-    outs = []
+    outs, labels = [], []
     with full_fp32():
-        for i in range(0, xs.shape[0], batch_size):
-            xb = data.normalize(xs[i : i + batch_size].to(device))
-            outs.append(model(xb).float().cpu())
+        for xb, yb in data.val_batches(batch_size, limit):
+            outs.append(model(data.normalize(xb.to(device))).float().cpu())
+            labels.append(yb.cpu())
     model.train(was_training)
-    return torch.cat(outs)
+    return torch.cat(outs), torch.cat(labels)
+
+
+def predict_logits(model: nn.Module, data: Data, device: torch.device, batch_size: int = 512,
+                   limit: int | None = None) -> torch.Tensor:
+    return predict(model, data, device, batch_size, limit)[0]
 
 
 def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
@@ -46,5 +52,5 @@ def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
     return float((logits.argmax(1).cpu() == targets.cpu()).float().mean() * 100.0)
 
 
-def evaluate(model: nn.Module, data: DataBundle, device: torch.device, batch_size: int = 512) -> float:
-    return accuracy(predict_logits(model, data, device, batch_size), data.val_y)
+def evaluate(model: nn.Module, data: Data, device: torch.device, batch_size: int = 512) -> float:
+    return accuracy(*predict(model, data, device, batch_size))

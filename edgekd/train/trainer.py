@@ -21,8 +21,7 @@ from torch import nn
 from edgekd.core.config import TrainConfig
 from edgekd.core.errors import ConfigError, TrainingError
 from edgekd.core.progress import SILENT, Reporter
-from edgekd.data.bundle import DataBundle, augment, batch_indices
-from edgekd.data.bundle import batches as batches_of
+from edgekd.data.bundle import Data, DataBundle, augment
 from edgekd.models.checkpoint import save_state_dict
 from edgekd.models.features import FeatureTap, default_feature_layer
 from edgekd.train.evaluate import evaluate
@@ -125,13 +124,14 @@ def teacher_logits(teacher: nn.Module, data: DataBundle, batch_size: int = 512) 
 
     Without augmentation the teacher sees the same images every epoch, so its forward
     pass need not be repeated: for a small student this removes most of a KD step's cost.
+    In-memory data only: streamed data computes them per batch.
     """
     teacher.eval()
     x = data.train_x
     return torch.cat([teacher(data.normalize(x[i : i + batch_size])).float() for i in range(0, x.shape[0], batch_size)])
 
 
-def loss_gradients(student: nn.Module, data: DataBundle, cfg: TrainConfig, *, teacher: nn.Module | None,
+def loss_gradients(student: nn.Module, data: Data, cfg: TrainConfig, *, teacher: nn.Module | None,
                    batches: int, seed: int = 0) -> None:
     """Accumulate the configured loss's gradients over a few training batches into ``.grad``."""
     gen = torch.Generator().manual_seed(seed)
@@ -140,10 +140,7 @@ def loss_gradients(student: nn.Module, data: DataBundle, cfg: TrainConfig, *, te
         student.train()
         if teacher is not None:
             teacher.eval()
-        for i, (xb, yb) in enumerate(batches_of(data.train_x, data.train_y, cfg.batch_size, shuffle=True,
-                                                generator=gen, drop_last=True)):
-            if i >= batches:
-                break
+        for _, xb, yb in data.train_epoch(cfg.batch_size, gen, max_steps=batches):
             computer(data.normalize(xb), yb).backward()
     finally:
         computer.close()
@@ -151,7 +148,7 @@ def loss_gradients(student: nn.Module, data: DataBundle, cfg: TrainConfig, *, te
 
 def train(
     student: nn.Module,
-    data: DataBundle,
+    data: Data,
     cfg: TrainConfig,
     *,
     teacher: nn.Module | None = None,
@@ -179,13 +176,18 @@ def train(
         for p in teacher.parameters():
             p.requires_grad_(False)
 
-    n = data.train_x.shape[0]
+    n = data.num_train
     bs = min(cfg.batch_size, n)
+    crop = cfg.augment.crop_scale
+    if crop is not None and data.in_memory:
+        raise ConfigError(f"{label}: augment.crop_scale needs images streamed from a folder, but this data set is "
+                          "held in memory at the input size",
+                          hint="set data.stream: true (image folders), or remove augment.crop_scale")
     no_augment = cfg.augment.shift == 0 and not cfg.augment.hflip
     cached = None
-    if computer.needs_teacher and not computer.needs_features and no_augment:
+    if computer.needs_teacher and not computer.needs_features and no_augment and data.in_memory:
         cached = teacher_logits(teacher, data)  # type: ignore[arg-type]
-    steps_per_epoch = max(1, n // bs)
+    steps_per_epoch = max(1, min(n // bs, cfg.max_steps_per_epoch or n))
     opt = _optimizer(student, cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, steps_per_epoch))
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
@@ -199,8 +201,8 @@ def train(
             for epoch in range(1, cfg.epochs + 1):
                 student.train()
                 loss_sum, count, te = 0.0, 0, time.perf_counter()
-                for step, idx in enumerate(batch_indices(n, bs, generator=gen, device=data.train_x.device)):
-                    xb, yb = data.train_x[idx], data.train_y[idx]
+                batches = data.train_epoch(bs, gen, crop_scale=crop, max_steps=cfg.max_steps_per_epoch)
+                for step, (idx, xb, yb) in enumerate(batches):
                     xb = data.normalize(augment(xb, cfg.augment, gen))
                     if cuda:
                         xb = xb.contiguous(memory_format=torch.channels_last)
@@ -223,6 +225,7 @@ def train(
                     count += xb.shape[0]
                     advance(1)
                 seen += count
+                train_seconds = time.perf_counter() - te
                 acc = evaluate(student, data, device)
                 history.append({
                     "epoch": epoch,
@@ -230,6 +233,7 @@ def train(
                     "val_accuracy": round(acc, 3),
                     "lr": round(sched.get_last_lr()[0], 6),
                     "seconds": round(time.perf_counter() - te, 2),
+                    "images_per_second": round(count / max(train_seconds, 1e-9), 1),  # the training loop alone
                 })
                 if acc > best_acc:
                     best_acc, best_epoch = acc, epoch

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekd.core.errors import BenchError
+from edgekd.core.signal_stack import keep_signal_stack
 from edgekd.core.registries import BACKENDS
 from edgekd.latency.backends.base import Backend, Runner
 
@@ -45,7 +46,8 @@ class OpenVINOBackend(Backend):
             if req is None:
                 m = model.clone()
                 m.reshape({m.inputs[0].any_name: list(x.shape)})
-                compiled = core.compile_model(m, ov_device, config)
+                with keep_signal_stack():  # see core/signal_stack.py: OpenVINO leaves a dangling one
+                    compiled = core.compile_model(m, ov_device, config)
                 req = requests[x.shape] = compiled.create_infer_request()
             req.infer({0: x})  # type: ignore[attr-defined]
             return req.get_output_tensor(0).data.copy()  # type: ignore[attr-defined]

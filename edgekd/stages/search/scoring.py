@@ -108,10 +108,3 @@ class Normalizer:
         sem = s.semantic_distance / self.semantic_scale if self.use != "relation" else 0.0
         rel = s.relation_distance / self.relation_scale if self.use != "semantic" else 0.0
         return -(sem + rel)
-
-
-def fixed_batch(x_uint8: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The one mini-batch every candidate is scored on (class-balanced when possible)."""
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(x_uint8.shape[0], generator=g)[: min(batch_size, x_uint8.shape[0])]
-    return x_uint8[idx], y[idx]

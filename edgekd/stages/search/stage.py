@@ -21,7 +21,7 @@ from edgekd.search_spaces.spaces import build_space
 from edgekd.stages.base import RunContext, Stage, StageResult
 from edgekd.stages.search.evaluate import Budgets, Candidate, evaluate_candidate
 from edgekd.stages.search.evolution import Searcher
-from edgekd.stages.search.scoring import fixed_batch, signature
+from edgekd.stages.search.scoring import signature
 
 
 def no_feasible_error(cands: list[Candidate], budgets: Budgets) -> SearchError:
@@ -58,7 +58,7 @@ class SearchStage(Stage):
         seed = ctx.config.seed
         data = ctx.data
         space = build_space(cfg.space.name, cfg.space.params)
-        xb, yb = fixed_batch(data.train_x, data.train_y, cfg.batch_size, seed)
+        xb, yb = data.train_sample(cfg.batch_size, seed)  # the one batch every candidate is scored on
         x, y = data.normalize(xb), yb
         t0 = time.perf_counter()
         torch.manual_seed(seed)  # the teacher architecture at random init, as DisWOT prescribes

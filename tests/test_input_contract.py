@@ -1,0 +1,175 @@
+"""A teacher trained elsewhere: its preprocessing and class order resolved, a broken one refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TEACHER, tiny_config
+from safetensors.torch import save_file
+
+import edgekd
+from edgekd.core.config import Config
+from edgekd.core.errors import ModelError
+from edgekd.data import load_data
+from edgekd.models.build import build_model
+from edgekd.models.checkpoint import read_record, read_state_dict
+from edgekd.models.input_contract import load_run_data, resolve_contract
+
+IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+PERM = [3, 7, 0, 9, 1, 5, 2, 8, 4, 6]  # the outside script's class i is digit PERM[i]
+
+
+def _config(tmp_path: Path, **over) -> Config:
+    return Config.model_validate(tiny_config(tmp_path, **over))
+
+
+def _dummy_checkpoint(path: Path, metadata: dict[str, str] | None = None) -> Path:
+    save_file({"w": torch.zeros(1)}, str(path), metadata=metadata)
+    return path
+
+
+def test_contract_from_timm_pretrained_cfg_for_a_checkpoint_teacher(tmp_path: Path) -> None:
+    ckpt = _dummy_checkpoint(tmp_path / "t.safetensors")
+    teacher = {"model": "resnet18", "checkpoint": str(ckpt)}
+    p = resolve_contract(_config(tmp_path, teacher=teacher, data={"source": "digits"})).preprocess
+    # timm's own resolve_data_config for resnet18 (its default pretrained tag, a1_in1k)
+    assert (p.size, p.resize, p.crop_fraction, p.interpolation) == (224, "crop", 0.95, "bicubic")
+    assert (p.mean, p.std) == IMAGENET
+    assert p.sources["mean"] == "timm pretrained_cfg of resnet18"
+    # a size and a normalisation the config states win, the rest still comes from timm
+    cfg = _config(tmp_path, teacher=teacher, data={"source": "digits", "image_size": 64,
+                                                   "preprocess": {"mean": "dataset", "std": "dataset"}})
+    p = resolve_contract(cfg).preprocess
+    assert (p.size, p.interpolation, p.mean, p.std) == (64, "bicubic", None, None)
+    assert p.sources["size"] == "config (data.image_size)"
+    # a timm tag with another recipe: torchvision's weights ported to timm
+    p = resolve_contract(_config(tmp_path, teacher={**teacher, "model": "resnet18.tv_in1k"},
+                                 data={"source": "digits"})).preprocess
+    assert (p.crop_fraction, p.interpolation) == (0.875, "bilinear")
+
+
+def test_contract_from_an_entry_points_pretrained_cfg(tmp_path: Path, monkeypatch) -> None:
+    mod = tmp_path / "my_models.py"
+    mod.write_text("import torchvision\n"
+                   "def vgg(num_classes):\n"
+                   "    m = torchvision.models.resnet18(num_classes=num_classes)\n"
+                   "    m.pretrained_cfg = {'input_size': (3, 160, 160), 'interpolation': 'bilinear',\n"
+                   "                        'crop_pct': 0.9, 'crop_mode': 'center',\n"
+                   "                        'mean': (0.5, 0.5, 0.5), 'std': (0.5, 0.5, 0.5)}\n"
+                   "    return m\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ckpt = _dummy_checkpoint(tmp_path / "t.safetensors")
+    cfg = _config(tmp_path, teacher={"model": "my_models:vgg", "checkpoint": str(ckpt)}, data={"source": "digits"})
+    p = resolve_contract(cfg).preprocess
+    assert (p.size, p.crop_fraction, p.mean) == (160, 0.9, (0.5, 0.5, 0.5))
+
+
+def test_checkpoint_record_wins_over_timm_and_config_over_both(tmp_path: Path) -> None:
+    rec = {"size": [48, 48], "resize": "squash", "crop_fraction": 1.0, "interpolation": "nearest",
+           "mean": [0.1, 0.2, 0.3], "std": [0.4, 0.5, 0.6], "channels": "BGR"}
+    ckpt = _dummy_checkpoint(tmp_path / "t.safetensors", {"preprocess": json.dumps(rec)})
+    teacher = {"model": "resnet18", "checkpoint": str(ckpt)}
+    p = resolve_contract(_config(tmp_path, teacher=teacher, data={"source": "digits"})).preprocess
+    assert (p.size, p.resize, p.interpolation, p.mean, p.channels) == (48, "squash", "nearest", (0.1, 0.2, 0.3), "BGR")
+    assert p.sources["size"] == "teacher checkpoint (safetensors metadata)"
+    p = resolve_contract(_config(tmp_path, teacher=teacher, data={
+        "source": "digits", "image_size": 24, "preprocess": {"mean": "imagenet", "channels": "RGB"}})).preprocess
+    assert (p.size, p.mean, p.std, p.channels) == (24, IMAGENET[0], (0.4, 0.5, 0.6), "RGB")
+
+
+def test_teacher_trained_in_the_run_keeps_data_set_statistics(tmp_path: Path) -> None:
+    data, _ = load_run_data(_config(tmp_path))  # no checkpoint: edgekd trains it, edgekd chooses its input
+    assert data.preprocess.size == 16 and data.preprocess.resize == "squash"
+    assert data.preprocess.sources["mean"] == "data set statistics"
+    x, _ = data.val_inputs(400)
+    assert abs(float(x.mean())) < 0.2  # normalised with its own statistics
+
+
+@pytest.fixture(scope="module")
+def outside_teacher(tmp_path_factory) -> tuple[Path, float]:
+    """A tiny timm ResNet trained by a plain PyTorch loop on digits at 16 px, ImageNet-normalised,
+    with its own class order (class i = digit PERM[i]); saved as a bare state_dict."""
+    d = load_data(Config.model_validate(tiny_config(Path("."))).data)
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in IMAGENET)
+    norm = lambda x: (x.float() / 255 - mean) / std  # noqa: E731
+    to_script = torch.tensor([PERM.index(c) for c in range(10)])  # digit → the script's label
+    torch.manual_seed(0)
+    model = build_model(TEACHER["model"], 10, TEACHER["kwargs"])
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    for _ in range(6):
+        model.train()
+        for i in torch.randperm(d.num_train).split(64):
+            loss = torch.nn.functional.cross_entropy(model(norm(d.train_x[i])), to_script[d.train_y[i]])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval()
+    with torch.no_grad():
+        acc = float((model(norm(d.val_x)).argmax(1) == to_script[d.val_y]).float().mean() * 100)
+    out = tmp_path_factory.mktemp("outside") / "teacher.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out))
+    return out, acc
+
+
+def _outside_cfg(tmp_path: Path, ckpt: Path, **teacher_over) -> dict:
+    return tiny_config(tmp_path, teacher={**TEACHER, "checkpoint": str(ckpt), **teacher_over},
+                       data={"source": "digits", "image_size": 16,
+                             "preprocess": {"mean": "imagenet", "std": "imagenet"}},
+                       stages=["distill", "report"], distill={"epochs": 1, "batch_size": 64})
+
+
+def test_class_order_from_a_sidecar_is_mapped_and_the_teacher_reads_what_its_script_measured(
+        tmp_path: Path, outside_teacher) -> None:
+    ckpt, script_acc = outside_teacher
+    assert script_acc > 80
+    local = tmp_path / "teacher.safetensors"
+    local.write_bytes(ckpt.read_bytes())
+    (tmp_path / "teacher.json").write_text(json.dumps({"class_to_idx": {str(d): i for i, d in enumerate(PERM)}}))
+    assert read_record(local)["classes"] == [str(d) for d in PERM]
+    report = edgekd.compress(_outside_cfg(tmp_path, local, expected_accuracy=script_acc), ["host"], quiet=True)
+    assert report.model("teacher").accuracy == pytest.approx(script_acc, abs=0.01)
+    assert "renumbered to the teacher checkpoint's order" in " ".join(report.data["notes"])
+    assert report.data["preprocess"]["mean"] == list(IMAGENET[0])
+
+
+def test_a_teacher_read_wrongly_stops_the_run_before_anything_is_distilled(tmp_path: Path, outside_teacher) -> None:
+    ckpt, script_acc = outside_teacher  # no class record: the folder order mislabels every class
+    with pytest.raises(ModelError, match=r"(?s)near chance.*normalisation.*class order.*resolution") as exc:
+        edgekd.compress(_outside_cfg(tmp_path, ckpt), ["host"], quiet=True)
+    assert exc.value.exit_code == 4
+    assert not (tmp_path / "tiny" / "distill").exists()
+    manifest = tmp_path / "tiny" / "manifest.json"
+    assert not manifest.exists() or "distill" not in json.loads(manifest.read_text())["stages"]
+
+
+def test_a_teacher_below_its_expected_accuracy_stops_the_run(tmp_path: Path, outside_teacher) -> None:
+    ckpt, script_acc = outside_teacher
+    (tmp_path / "teacher.json").write_text(json.dumps({"classes": [str(d) for d in PERM]}))
+    local = tmp_path / "teacher.safetensors"
+    local.write_bytes(ckpt.read_bytes())
+    cfg = _outside_cfg(tmp_path, local, expected_accuracy=100.0, accuracy_tolerance=0.0)
+    cfg["data"]["preprocess"] = {"mean": "dataset", "std": "dataset"}  # not what the script used
+    with pytest.raises(ModelError, match=r"below teacher.expected_accuracy 100%"):
+        edgekd.compress(cfg, ["host"], quiet=True)
+
+
+def test_class_names_that_differ_from_the_data_are_refused(tmp_path: Path, outside_teacher) -> None:
+    ckpt, _ = outside_teacher
+    local = tmp_path / "teacher.safetensors"
+    save_file(read_state_dict(ckpt), str(local), metadata={"classes": json.dumps(list("abcdefghij"))})
+    with pytest.raises(ModelError, match=r"classes do not match the data's: only in the checkpoint \['a'"):
+        edgekd.compress(_outside_cfg(tmp_path, local), ["host"], quiet=True)
+
+
+def test_a_pt_teacher_checkpoint_that_edgekd_trains_is_a_torch_file_with_its_record(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, stages=["report"])
+    cfg["teacher"]["checkpoint"] = str(tmp_path / "teacher.pt")
+    cfg["teacher"]["train"]["epochs"] = 1
+    edgekd.compress(cfg, ["host"], quiet=True)
+    obj = torch.load(tmp_path / "teacher.pt", weights_only=True)  # what the suffix promises
+    assert "state_dict" in obj and json.loads(obj["classes"]) == [str(i) for i in range(10)]
+    rec = read_record(tmp_path / "teacher.pt")
+    assert rec["preprocess"]["size"] == [16, 16] and rec["classes"][0] == "0"
