@@ -93,6 +93,24 @@ class OrtRunner:
         return self.sess.run(None, {self.name: x})[0]
 
 
+def _signal_stack(restore=None):
+    """Read (or restore) this thread's alternate signal stack. OpenVINO's compile_model leaves one
+    it later frees, and the next Ctrl-C then kills Python with SIGSEGV (same fix as edgekd's)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    class StackT(ctypes.Structure):
+        _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int), ("ss_size", ctypes.c_size_t)]
+
+    libc = ctypes.CDLL(None)
+    if restore is not None:
+        libc.sigaltstack(ctypes.byref(restore), None)
+        return None
+    now = StackT()
+    return now if libc.sigaltstack(None, ctypes.byref(now)) == 0 else None
+
+
 class OpenVINORunner:
     backend = "openvino"
 
@@ -116,7 +134,11 @@ class OpenVINORunner:
         if req is None:
             m = self.model.clone()
             m.reshape({m.inputs[0].any_name: list(x.shape)})
-            req = self.requests[x.shape] = self.core.compile_model(m, self.ov_device, self.config).create_infer_request()
+            stack = _signal_stack()
+            try:
+                req = self.requests[x.shape] = self.core.compile_model(m, self.ov_device, self.config).create_infer_request()
+            finally:
+                _signal_stack(stack)
         req.infer({0: x})
         return req.get_output_tensor(0).data.copy()
 
@@ -355,13 +377,11 @@ def preprocess_image(img, prep: dict) -> np.ndarray:
 
 
 def normalize(images: np.ndarray, prep: dict) -> np.ndarray:
-    """uint8 [N, 3, H, W] RGB → the model's float input."""
-    x = images.astype(np.float32) / 255.0
-    if prep.get("channels") == "BGR":
-        x = x[:, ::-1]
+    """uint8 [N, 3, H, W] RGB → the model's float input (mean/std in RGB order; BGR reverses after)."""
     mean = np.asarray(prep["mean"], np.float32).reshape(1, -1, 1, 1)
     std = np.asarray(prep["std"], np.float32).reshape(1, -1, 1, 1)
-    return ((x - mean) / std).astype(np.float32)
+    x = (images.astype(np.float32) / 255.0 - mean) / std
+    return np.ascontiguousarray(x[:, ::-1] if prep.get("channels") == "BGR" else x, dtype=np.float32)
 
 
 def model_meta(folder: Path, model: str) -> dict | None:

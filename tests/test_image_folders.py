@@ -138,3 +138,36 @@ def _val_files(folder: Path) -> list[Path]:
 
     classes = sorted(p.name for p in (folder / "val").iterdir())
     return [f for c in classes for f in sorted((folder / "val" / c).rglob("*")) if f.suffix.lower() in EXTENSIONS]
+
+
+def test_random_crops_repeat_for_the_same_seed_and_skipped_files_keep_validation_aligned(
+        folder: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from edgekd.train.evaluate import predict
+
+    for workers in (0, 2):
+        d = load_data(_cfg(folder, stream=True, workers=workers))
+        a, b = ([x for _, x, _ in d.train_epoch(32, torch.Generator().manual_seed(7), crop_scale=(0.3, 1.0),
+                                                max_steps=2)] for _ in range(2))
+        assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+        plain = next(iter(d.train_epoch(32, torch.Generator().manual_seed(7))))[1]
+        assert not torch.equal(a[0], plain)  # the crops are real
+    copy = tmp_path / "f"
+    shutil.copytree(folder, copy)
+    first = sorted((copy / "val" / sorted(p.name for p in (copy / "val").iterdir())[0]).iterdir())[1]
+    first.write_bytes(b"not an image")
+    d = load_data(_cfg(copy, stream=True, workers=0, skip_bad_images=True))
+    model = build_model(STUDENT["model"], 4, STUDENT["kwargs"])
+    logits, labels = predict(model, d, torch.device("cpu"), limit=20)
+    x, y = d.val_inputs(20)
+    assert len(logits) == len(x) == 20 and torch.equal(labels, y)
+
+
+def test_crop_scale_on_in_memory_data_stops_before_the_teacher_is_trained(folder: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, data={"source": "imagefolder", "path": str(folder / "train"),
+                                      "val_path": str(folder / "val"), "image_size": 24},
+                      distill={"epochs": 1, "augment": {"crop_scale": [0.3, 1.0]}})
+    with pytest.raises(ConfigError, match=r"distill.augment.crop_scale needs images streamed"):
+        edgekd.compress(cfg, ["host"], quiet=True)
+    assert not (tmp_path / "tiny" / "teacher" / "model").exists()

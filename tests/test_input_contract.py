@@ -173,3 +173,39 @@ def test_a_pt_teacher_checkpoint_that_edgekd_trains_is_a_torch_file_with_its_rec
     assert "state_dict" in obj and json.loads(obj["classes"]) == [str(i) for i in range(10)]
     rec = read_record(tmp_path / "teacher.pt")
     assert rec["preprocess"]["size"] == [16, 16] and rec["classes"][0] == "0"
+
+
+def test_near_chance_floor_leaves_real_binary_and_ten_class_teachers_alone() -> None:
+    from edgekd.stages.teacher import chance_floor
+
+    assert chance_floor(10, 1000) == pytest.approx(19.0)  # 11.25% (the user's report) is refused
+    assert chance_floor(2, 400) == pytest.approx(57.5)  # chance + 3 standard errors on 400 images
+    assert chance_floor(2, 100_000) == pytest.approx(55.0)  # a 90% binary teacher passes
+    assert chance_floor(1000, 50_000) < 11.0
+
+
+def test_bgr_reverses_channels_after_normalising_with_rgb_statistics() -> None:
+    from edgekd.data.preprocess import Preprocess
+
+    x = torch.randint(0, 256, (2, 3, 4, 4), dtype=torch.uint8)
+    rgb = Preprocess(4, mean=IMAGENET[0], std=IMAGENET[1])
+    bgr = Preprocess(4, mean=IMAGENET[0], std=IMAGENET[1], channels="BGR")
+    assert torch.allclose(bgr.normalize(x), rgb.normalize(x).flip(1))
+
+
+def test_a_checkpoint_record_that_holds_code_is_refused_cleanly(tmp_path: Path) -> None:
+    bad = tmp_path / "t.pt"
+    torch.save({"state_dict": {"w": torch.zeros(1)}, "classes": ["a"], "x": Path("a")}, bad)
+    with pytest.raises(ModelError, match="refused to load teacher checkpoint"):
+        read_record(bad)
+    (tmp_path / "u.json").write_text("[1, 2]")
+    _dummy_checkpoint(tmp_path / "u.safetensors")
+    with pytest.raises(ModelError, match="not an object"):
+        read_record(tmp_path / "u.safetensors")
+
+
+def test_an_edgekd_trained_checkpoint_without_a_record_keeps_data_set_statistics(tmp_path: Path) -> None:
+    ckpt = _dummy_checkpoint(tmp_path / "old.safetensors")  # written before records existed
+    cfg = _config(tmp_path, teacher={**TEACHER, "checkpoint": str(ckpt), "train": {"epochs": 1}})
+    p = resolve_contract(cfg).preprocess
+    assert p.mean is None and p.size == 16 and p.sources["mean"] == "data set statistics"

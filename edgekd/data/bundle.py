@@ -20,7 +20,7 @@ from edgekd.core import registries
 from edgekd.core.config import AugmentConfig, DataConfig
 from edgekd.core.errors import DataError
 from edgekd.core.rundir import hash_obj
-from edgekd.data.preprocess import Preprocess
+from edgekd.data.preprocess import Preprocess, config_layer, resolve
 
 
 class Data:
@@ -83,9 +83,6 @@ class Data:
         x, y = self.val_images(limit)
         return self.normalize(x), y
 
-    def val_labels(self, limit: int | None = None) -> torch.Tensor:
-        return self.val_y if limit is None else self.val_y[:limit]  # type: ignore[attr-defined]
-
     def val_images(self, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The first ``limit`` validation images as one uint8 batch, and their labels."""
         xs, ys = zip(*self.val_batches(512, limit), strict=True)
@@ -105,6 +102,8 @@ class Data:
         raise NotImplementedError
 
     def val_batches(self, batch_size: int, limit: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Validation images in order, ``limit`` of them at most (counted as yielded: an unreadable
+        file skipped by policy does not shift what the first ``limit`` images are)."""
         raise NotImplementedError
 
     def to(self, device: torch.device | str) -> Data:
@@ -228,8 +227,6 @@ def load_data(cfg: DataConfig, prep: Preprocess | None = None) -> Data:
     """Build the configured data set under the input contract ``prep`` (default: what the config
     states); mean/std left open are this training set's statistics. Checks for two classes and
     non-empty splits."""
-    from edgekd.data.preprocess import config_layer, resolve
-
     prep = prep or resolve([config_layer(cfg)])
     loader: Loader = registries.DATASETS.get(cfg.source, key="data.source")
     data = loader(cfg, cfg.params, prep)

@@ -89,13 +89,20 @@ def iterate(
 
 def decode_all(files: Sequence[Path | str], labels: torch.Tensor, transform: Transform, *, workers: int,
                skip_bad: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every file decoded into one uint8 tensor [N, 3, H, W] (the in-memory path), in file order."""
+    """Every file decoded into one uint8 tensor [N, 3, H, W] (the in-memory path), in file order.
+
+    Written into one preallocated tensor: concatenating the decoded chunks at the end held the
+    set twice (50k images at 224 px: 15 GB peak for 7.5 GB of pixels, measured).
+    """
     order = list(range(len(files)))
     chunks = [order[i : i + 256] for i in range(0, len(order), 256)]
-    xs, ys = [], []
+    out, ys, n = None, [], 0
     for x, y, _ in iterate(files, labels, transform, chunks, workers=workers, skip_bad=skip_bad):
-        xs.append(x)
+        if out is None:
+            out = torch.empty((len(files), *x.shape[1:]), dtype=x.dtype)
+        out[n : n + len(x)] = x
+        n += len(x)
         ys.append(y)
-    if not xs:
+    if out is None:
         raise DataError(f"no readable images among {len(files)} files (first: {files[0] if files else '-'})")
-    return torch.cat(xs), torch.cat(ys)
+    return (out if n == len(files) else out[:n].clone()), torch.cat(ys)

@@ -76,14 +76,14 @@ class Preprocess:
         return f"{self.size} px, {geo} ({self.interpolation}), {norm}{bgr}"
 
     def normalize(self, x_uint8: torch.Tensor) -> torch.Tensor:
-        """uint8 batch [N, 3, H, W] (RGB) → the float input the model expects."""
+        """uint8 batch [N, 3, H, W] (RGB) → the float input the model expects. ``mean``/``std`` are
+        in RGB order (as the images are read, and as ``imagenet`` and data set statistics are);
+        with ``channels: BGR`` the normalised channels are then reversed."""
         assert self.mean is not None and self.std is not None, "preprocessing statistics not resolved"
-        x = x_uint8.float() / 255.0
-        if self.channels == "BGR":
-            x = x.flip(1)
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
-        return (x - mean) / std
+        mean = torch.tensor(self.mean, device=x_uint8.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x_uint8.device).view(1, -1, 1, 1)
+        x = (x_uint8.float() / 255.0 - mean) / std
+        return x.flip(1) if self.channels == "BGR" else x
 
     def eval_transform(self):
         """PIL image → uint8 tensor [3, size, size], as timm evaluates (resize, centre crop)."""
@@ -134,8 +134,7 @@ def from_timm_config(cfg: dict[str, Any], source: str) -> dict[str, Any]:
     """timm's resolved data config (``resolve_data_config``) as resolution candidates."""
     out: dict[str, Any] = {
         "size": int(cfg["input_size"][-1]),
-        "interpolation": cfg.get("interpolation", "bilinear") if cfg.get("interpolation") in INTERPOLATIONS
-        else "bicubic",
+        "interpolation": cfg["interpolation"] if cfg.get("interpolation") in INTERPOLATIONS else "bicubic",
         "crop_fraction": float(cfg.get("crop_pct") or 0.875),
         "resize": "squash" if cfg.get("crop_mode") == "squash" else "crop",
         "mean": tuple(cfg["mean"]),

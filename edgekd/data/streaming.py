@@ -10,6 +10,7 @@ random-resized crop per image. Teacher logits are computed per batch (no cache).
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -37,7 +38,6 @@ class StreamingData(Data):
     skip_bad: bool = False
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     in_memory: bool = False
-    _epoch: int = 0
 
     def to(self, device: torch.device | str) -> StreamingData:
         return replace(self, device=torch.device(device))
@@ -65,18 +65,27 @@ class StreamingData(Data):
 
     def train_epoch(self, batch_size: int, generator: torch.Generator, *, crop_scale: tuple[float, float] | None = None,
                     max_steps: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """As the in-memory path draws it; with ``crop_scale`` one more draw from ``generator`` seeds
+        the workers' random crops."""
         n = self.num_train
         order = torch.randperm(n, generator=generator).tolist()  # as batch_indices draws it
         stop = n - n % batch_size if n >= batch_size else n
         batches = [order[i : i + batch_size] for i in range(0, stop, batch_size)][:max_steps]
-        transform = (self.preprocess.train_transform(crop_scale) if crop_scale is not None
-                     else self.preprocess.eval_transform())
-        self._epoch += 1  # worker seeds differ per epoch without drawing from the trainer's generators
-        seed = hash((generator.initial_seed(), self._epoch)) % 2**31
+        seed = 0
+        transform = self.preprocess.eval_transform()  # deterministic: the in-memory path's images
+        if crop_scale is not None:  # timm's random crops: seeded from the trainer's generator, so a run
+            transform = self.preprocess.train_transform(crop_scale)  # (or a resumed one) crops the same
+            seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+            if self.workers == 0:
+                random.seed(seed)  # timm draws from Python's random; workers are seeded by the DataLoader
         yield from self._decode(self.train_files, self.train_y, transform, batches, seed)
 
     def val_batches(self, batch_size: int, limit: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = self.num_val if limit is None else min(limit, self.num_val)
+        n = self.num_val
+        want = n if limit is None else min(limit, n)
         batches = [list(range(i, min(i + batch_size, n))) for i in range(0, n, batch_size)]
         for _, x, y in self._decode(self.val_files, self.val_y, self.preprocess.eval_transform(), batches):
-            yield x, y
+            yield x[:want], y[:want]  # decode on past skipped files until ``limit`` images are out
+            want -= len(x)
+            if want <= 0:
+                return

@@ -36,8 +36,13 @@ def read_state_dict(path: Path, *, what: str = "checkpoint") -> dict[str, torch.
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError) as exc:
             raise ModelError(f"{what} {path} is not a readable safetensors file: {exc}") from None
+    return _unwrap(_torch_load(path, what), path, what)
+
+
+def _torch_load(path: Path, what: str) -> object:
+    """``torch.load(weights_only=True)``; what it refuses or cannot read is a ``ModelError`` saying why."""
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         found = re.search(r"unsupported global:?\s*(?:GLOBAL\s*)?([\w.]+)", str(exc), re.IGNORECASE)
         if found or "GLOBAL" in str(exc):
@@ -51,10 +56,9 @@ def read_state_dict(path: Path, *, what: str = "checkpoint") -> dict[str, torch.
                          hint="re-save it with torch.save(model.state_dict(), f) or as safetensors") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise ModelError(f"{what} {path} is corrupt or not a torch checkpoint: {exc}") from None
-    return _unwrap(obj, path, what)
 
 
-RECORD_KEYS = ("classes", "class_names", "class_to_idx", "preprocess", "accuracy")
+RECORD_KEYS = ("classes", "class_names", "class_to_idx", "preprocess")
 
 
 def _class_list(value: object) -> list[str] | None:
@@ -71,29 +75,36 @@ def _class_list(value: object) -> list[str] | None:
     return None
 
 
-def read_record(path: Path) -> dict[str, object]:
-    """What a checkpoint says about itself, beside its tensors: class names (in output order),
-    preprocessing, accuracy. Read from, first to last: a sidecar ``<file>.json`` or
-    ``<stem>.json``; safetensors metadata; the non-tensor entries of a torch checkpoint dict
+def read_record(path: Path, what: str = "teacher checkpoint") -> dict[str, object]:
+    """What a checkpoint says about itself, beside its tensors: class names (in output order) and
+    preprocessing. Read from, first to last: a sidecar ``<file>.json`` or ``<stem>.json``;
+    safetensors metadata; the non-tensor entries of a torch checkpoint dict
     (``{"state_dict": ..., "class_to_idx": ...}``). Empty when it says nothing."""
     path = Path(path)
     raw: dict[str, object] = {}
     for side in (path.with_name(path.name + ".json"), path.with_suffix(".json")):
         if side.exists() and side != path:
             try:
-                raw = {**json.loads(side.read_text()), "_from": f"sidecar {side.name}"}
+                raw = json.loads(side.read_text())
             except (json.JSONDecodeError, OSError) as exc:
-                raise ModelError(f"checkpoint sidecar {side} is not valid JSON: {exc}") from None
+                raise ModelError(f"{what} sidecar {side} is not valid JSON: {exc}") from None
+            if not isinstance(raw, dict):
+                raise ModelError(f"{what} sidecar {side} holds a {type(raw).__name__}, not an object",
+                                 hint='write {"classes": [...], "preprocess": {...}}')
+            raw["_from"] = f"sidecar {side.name}"
             break
     if not raw and path.suffix == ".safetensors":
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
 
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
+        try:
+            with safe_open(str(path), "pt") as f:
+                meta = f.metadata() or {}
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise ModelError(f"{what} {path} is not a readable safetensors file: {exc}") from None
         raw = {k.removeprefix("edgekd."): v for k, v in meta.items()}
         raw["_from"] = "safetensors metadata"
     elif not raw:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = _torch_load(path, what)
         if isinstance(obj, Mapping):
             raw = {k: v for k, v in obj.items() if k in RECORD_KEYS}
             raw["_from"] = "checkpoint dict"
@@ -109,8 +120,6 @@ def read_record(path: Path) -> dict[str, object]:
             raise ModelError(f"checkpoint {path}: its 'preprocess' metadata is not JSON: {prep[:80]!r}") from None
     if isinstance(prep, Mapping):
         out["preprocess"] = dict(prep)
-    if isinstance(raw.get("accuracy"), int | float | str) and str(raw["accuracy"]).replace(".", "", 1).isdigit():
-        out["accuracy"] = float(raw["accuracy"])  # type: ignore[arg-type]
     return out
 
 

@@ -11,8 +11,10 @@ are facts about it, not choices. Field by field, the first source that states on
    timm model has one, and an entry point may set ``model.pretrained_cfg`` on what it returns);
 4. defaults: squash to 32 px, bilinear, mean/std of this training set.
 
-A teacher trained in this run skips 2 and 3: edgekd chooses its input, so today's
-data-set-statistics behaviour stays (and is stated in the report).
+A teacher trained in this run skips 2 and 3: edgekd chooses its input, so the
+data-set-statistics default stays (and is stated in the report). So does a checkpoint with
+``teacher.train`` set (train-if-missing): edgekd wrote it, with or without a record (older
+versions wrote none), so timm's ImageNet defaults never apply to it.
 """
 
 from __future__ import annotations
@@ -67,9 +69,10 @@ def resolve_contract(config: Config) -> Contract:
         if record.get("preprocess"):
             layers.append(from_record(record["preprocess"], f"teacher checkpoint ({record['from']})"))
         t = config.teacher
-        timm_cfg = timm_data_config(t.model, t.kwargs, len(contract_classes) if contract_classes else 1000)
-        if timm_cfg is not None:
-            layers.append(from_timm_config(timm_cfg, f"timm pretrained_cfg of {t.model}"))
+        if t.train is None:  # with teacher.train, edgekd trains (and owns) this checkpoint: its input is edgekd's
+            timm_cfg = timm_data_config(t.model, t.kwargs, len(contract_classes) if contract_classes else 1000)
+            if timm_cfg is not None:
+                layers.append(from_timm_config(timm_cfg, f"timm pretrained_cfg of {t.model}"))
     return Contract(resolve(layers), contract_classes)  # type: ignore[arg-type]
 
 

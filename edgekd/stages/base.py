@@ -18,11 +18,12 @@ from rich.markup import escape
 from torch import nn
 
 from edgekd.core.config import Config
-from edgekd.core.errors import ModelError
+from edgekd.core.errors import ConfigError, ModelError
 from edgekd.core.profiles import Profile
 from edgekd.core.progress import Reporter
 from edgekd.core.rundir import RunDir
 from edgekd.data.bundle import Data
+from edgekd.models.input_contract import load_run_data
 
 MODEL_ORDER = ("teacher", "student", "pruned", "quantized")
 
@@ -62,10 +63,14 @@ class RunContext:
     def data(self) -> Data:
         """The data set on the CPU, loaded once per run under the teacher's input contract."""
         if self._data is None:
-            from edgekd.models.input_contract import load_run_data
-
             self._data, self.data_notes = load_run_data(self.config)
             d = self._data
+            if d.in_memory:
+                crop = [k for k, t in training_configs(self.config).items() if t.augment.crop_scale is not None]
+                if crop:
+                    raise ConfigError(f"{crop[0]}.augment.crop_scale needs images streamed from a folder, but "
+                                      f"this data set is held in memory at the input size",
+                                      hint="set data.stream: true (image folders), or remove augment.crop_scale")
             how = "in memory" if d.in_memory else f"streamed by {getattr(d, 'workers', 0)} DataLoader workers"
             self.reporter.line(f"[cyan]data[/]: {d.name}, {d.num_train} train / {d.num_val} validation images, "
                                f"{d.num_classes} classes, {how}")
@@ -140,6 +145,12 @@ class RunContext:
             for p in self._teacher.parameters():
                 p.requires_grad_(False)
         return self._teacher
+
+
+def training_configs(config: Config) -> dict[str, Any]:
+    """Every training stage's settings, by config key."""
+    out = {"distill": config.distill, "prune.finetune": config.prune.finetune, "quantize.train": config.quantize.train}
+    return {"teacher.train": config.teacher.train, **out} if config.teacher.train else out
 
 
 def input_sources(data: Data) -> str:

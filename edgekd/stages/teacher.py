@@ -70,8 +70,9 @@ class TeacherStage(Stage):
             )
         model.eval()
         metrics.update(model_stats(model, data.image_size))
-        if metrics["accuracy"] < 100.0 / data.num_classes + 1.0:
-            log.warning("teacher accuracy %.2f%% is near chance: check the checkpoint and data", metrics["accuracy"])
+        if metrics["accuracy"] < chance_floor(data.num_classes, data.num_val):  # trained here: its budget, not its input
+            log.warning("the teacher trained here reads %.2f%%, near chance: give it more epochs or a better "
+                        "learning rate (teacher.train)", metrics["accuracy"])
         metrics["preprocess"] = data.preprocessing()
         spec = ModelSpec(cfg.model, data.num_classes, dict(cfg.kwargs), data.preprocessing(), role="teacher",
                          info={"accuracy": metrics["accuracy"]})
@@ -88,10 +89,11 @@ def teacher_record(data: Data, accuracy: float) -> dict[str, str]:
 
 
 def chance_floor(num_classes: int, n_val: int) -> float:
-    """Accuracy (%) a teacher must beat not to count as near chance: twice chance, or chance plus
-    three binomial standard errors on this many images, whichever is higher."""
+    """Accuracy (%) a teacher must beat not to count as near chance: chance plus a tenth of the
+    way to 100%, or plus three binomial standard errors on this many images, whichever is more
+    (10 classes: 19%; 2 classes: 55%, or more on a small validation set)."""
     p = 1.0 / num_classes
-    return 100.0 * max(2 * p, p + 3 * math.sqrt(p * (1 - p) / max(1, n_val)))
+    return 100.0 * (p + max((1 - p) / 10, 3 * math.sqrt(p * (1 - p) / max(1, n_val))))
 
 
 def check_loaded_teacher(acc: float, data: Data, cfg: TeacherConfig, ckpt: Path) -> None:

@@ -27,10 +27,17 @@ def full_fp32() -> Iterator[None]:
         torch.backends.cudnn.allow_tf32 = before
 
 
+def eval_batch_size(image_size: int) -> int:
+    """512 images at 32 px; fewer at real resolution, so a batch's float input stays near 32 MB
+    (512 at 224 px would hold 300 MB of input and gigabytes of activations)."""
+    return max(32, min(512, 2**23 // (3 * image_size * image_size)))
+
+
 @torch.no_grad()
-def predict(model: nn.Module, data: Data, device: torch.device, batch_size: int = 512,
+def predict(model: nn.Module, data: Data, device: torch.device, batch_size: int | None = None,
             limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits on the first ``limit`` validation images, and those images' labels (CPU)."""
+    batch_size = batch_size or eval_batch_size(data.image_size)
     was_training = model.training
     model.eval()
     outs, labels = [], []
@@ -42,7 +49,7 @@ def predict(model: nn.Module, data: Data, device: torch.device, batch_size: int 
     return torch.cat(outs), torch.cat(labels)
 
 
-def predict_logits(model: nn.Module, data: Data, device: torch.device, batch_size: int = 512,
+def predict_logits(model: nn.Module, data: Data, device: torch.device, batch_size: int | None = None,
                    limit: int | None = None) -> torch.Tensor:
     return predict(model, data, device, batch_size, limit)[0]
 
@@ -52,5 +59,5 @@ def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
     return float((logits.argmax(1).cpu() == targets.cpu()).float().mean() * 100.0)
 
 
-def evaluate(model: nn.Module, data: Data, device: torch.device, batch_size: int = 512) -> float:
+def evaluate(model: nn.Module, data: Data, device: torch.device, batch_size: int | None = None) -> float:
     return accuracy(*predict(model, data, device, batch_size))

@@ -24,7 +24,7 @@ from edgekd.core.progress import SILENT, Reporter
 from edgekd.data.bundle import Data, DataBundle, augment
 from edgekd.models.checkpoint import save_state_dict
 from edgekd.models.features import FeatureTap, default_feature_layer
-from edgekd.train.evaluate import evaluate
+from edgekd.train.evaluate import eval_batch_size, evaluate
 from edgekd.train.losses import LossInputs, build_loss_terms
 
 
@@ -119,7 +119,7 @@ class LossComputer:
 
 
 @torch.no_grad()
-def teacher_logits(teacher: nn.Module, data: DataBundle, batch_size: int = 512) -> torch.Tensor:
+def teacher_logits(teacher: nn.Module, data: DataBundle, batch_size: int | None = None) -> torch.Tensor:
     """The teacher's logits for every (unaugmented) training image, computed once.
 
     Without augmentation the teacher sees the same images every epoch, so its forward
@@ -128,6 +128,7 @@ def teacher_logits(teacher: nn.Module, data: DataBundle, batch_size: int = 512) 
     """
     teacher.eval()
     x = data.train_x
+    batch_size = batch_size or eval_batch_size(data.image_size)
     return torch.cat([teacher(data.normalize(x[i : i + batch_size])).float() for i in range(0, x.shape[0], batch_size)])
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from edgekd.core.errors import BenchError
-from edgekd.core.signal_stack import keep_signal_stack
 from edgekd.core.registries import BACKENDS
+from edgekd.core.signal_stack import keep_signal_stack
 from edgekd.latency.backends.base import Backend, Runner
 
 OV_PRECISION = {"fp32": "f32", "fp16": "f16", "int8": "f32"}  # int8 IR: FakeQuantize ops decide, f32 elsewhere
