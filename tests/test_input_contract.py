@@ -44,7 +44,7 @@ def test_contract_from_timm_pretrained_cfg_for_a_checkpoint_teacher(tmp_path: Pa
                                                    "preprocess": {"mean": "dataset", "std": "dataset"}})
     p = resolve_contract(cfg).preprocess
     assert (p.size, p.interpolation, p.mean, p.std) == (64, "bicubic", None, None)
-    assert p.sources["size"] == "config (data.image_size)"
+    assert p.sources["size"] == "config"
     # a timm tag with another recipe: torchvision's weights ported to timm
     p = resolve_contract(_config(tmp_path, teacher={**teacher, "model": "resnet18.tv_in1k"},
                                  data={"source": "digits"})).preprocess
@@ -209,3 +209,18 @@ def test_an_edgekd_trained_checkpoint_without_a_record_keeps_data_set_statistics
     cfg = _config(tmp_path, teacher={**TEACHER, "checkpoint": str(ckpt), "train": {"epochs": 1}})
     p = resolve_contract(cfg).preprocess
     assert p.mean is None and p.size == 16 and p.sources["mean"] == "data set statistics"
+
+
+def test_the_cli_exits_4_naming_the_input_and_claims_nothing_was_kept(tmp_path: Path, outside_teacher) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from edgekd.cli import app
+
+    ckpt, _ = outside_teacher
+    cfg = tmp_path / "m.yaml"
+    cfg.write_text(yaml.safe_dump(_outside_cfg(tmp_path, ckpt)))
+    r = CliRunner().invoke(app, ["compress", str(cfg), "--target", "host", "--quiet"])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 4 and "near chance" in out and "mean/std imagenet" in out
+    assert "finished stages" not in out  # nothing finished: no --resume advice

@@ -152,15 +152,15 @@ def config_layer(cfg: Any) -> dict[str, tuple[Any, str]]:
     """What ``data.image_size`` and ``data.preprocess`` state (a ``DataConfig``), as the first layer."""
     out: dict[str, tuple[Any, str]] = {}
     if cfg.image_size is not None:
-        out["size"] = (cfg.image_size, "config (data.image_size)")
+        out["size"] = (cfg.image_size, "config")
     p = cfg.preprocess
     for k in ("resize", "crop_fraction", "interpolation", "channels"):
         if getattr(p, k) is not None:
-            out[k] = (getattr(p, k), f"config (data.preprocess.{k})")
+            out[k] = (getattr(p, k), "config")
     for k in ("mean", "std"):
         v = getattr(p, k)
         if v is not None:
-            out[k] = (named_stats(v, k), "data set statistics (config)" if v == "dataset" else f"config (data.preprocess.{k})")
+            out[k] = (named_stats(v, k), "data set statistics (config)" if v == "dataset" else "config")
     return out
 
 
