@@ -39,23 +39,31 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class Component(BaseModel):
-    """A registry name plus its own parameters, flat: ``{name: kl, temperature: 4}``."""
+class WithParams(BaseModel):
+    """A section whose extra keys are a registered entry's parameters, parsed by its own model."""
 
-    model_config = ConfigDict(extra="allow")
-    registry: ClassVar[Registry]
-    name: str
     _params: BaseModel | None = PrivateAttr(default=None)
 
-    @model_validator(mode="after")
-    def _validate_params(self) -> Component:
-        self._params = _parse_params(self.registry, self.name, self.model_extra, "name")
-        return self
+    def _parse(self, registry: Registry, name: str, key: str) -> None:
+        self._params = _parse_params(registry, name, self.model_extra, key)
 
     @property
     def params(self) -> BaseModel:
         assert self._params is not None
         return self._params
+
+
+class Component(WithParams):
+    """A registry name plus its own parameters, flat: ``{name: kl, temperature: 4}``."""
+
+    model_config = ConfigDict(extra="allow")
+    registry: ClassVar[Registry]
+    name: str
+
+    @model_validator(mode="after")
+    def _validate_params(self) -> Component:
+        self._parse(self.registry, self.name, "name")
+        return self
 
     def spec(self) -> dict[str, Any]:
         """Plain-data form, for hashing and the saved config."""
@@ -86,7 +94,7 @@ class PreprocessConfig(StrictModel):
         return v
 
 
-class DataConfig(BaseModel):
+class DataConfig(WithParams):
     """Where images come from. Source-specific keys sit beside ``source``."""
 
     model_config = ConfigDict(extra="allow")
@@ -101,20 +109,14 @@ class DataConfig(BaseModel):
         "auto: stream when the decoded images would exceed stream_threshold_mb")
     stream_threshold_mb: PositiveInt = 2048
     workers: int | None = Field(None, ge=0, description="DataLoader worker processes; default: CPU cores, at most 8")
-    _params: BaseModel | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _validate_params(self) -> DataConfig:
-        self._params = _parse_params(registries.DATASETS, self.source, self.model_extra, "source")
+        self._parse(registries.DATASETS, self.source, "source")
         if self.stream is True and self.source != "imagefolder":
             raise ValueError(f"stream: true streams image folders; {self.source!r} is generated in memory "
                              "(remove stream, or use source: imagefolder)")
         return self
-
-    @property
-    def params(self) -> BaseModel:
-        assert self._params is not None
-        return self._params
 
     def spec(self) -> dict[str, Any]:
         return {

@@ -51,14 +51,6 @@ class Data:
         return (3, self.image_size, self.image_size)
 
     @property
-    def mean(self) -> tuple[float, ...]:
-        return self.preprocess.mean or ()
-
-    @property
-    def std(self) -> tuple[float, ...]:
-        return self.preprocess.std or ()
-
-    @property
     def num_train(self) -> int:
         return int(self.train_y.shape[0])  # type: ignore[attr-defined]
 

@@ -21,7 +21,6 @@ import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 NAMED_STATS = {"imagenet": (tuple(IMAGENET_DEFAULT_MEAN), tuple(IMAGENET_DEFAULT_STD))}
-RESIZE_POLICIES = ("squash", "crop")
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 
 
