@@ -44,12 +44,12 @@ def _eager(model: torch.nn.Module, dtype: torch.dtype):
 def latency(rounds: int = 5, repeats: int = 40) -> list[dict]:
     import copy
 
-    from edgekd.exporters.onnx import export_onnx
-    from edgekd.latency.backends.base import default_threads
-    from edgekd.latency.backends.onnxruntime_backend import OnnxRuntimeBackend
-    from edgekd.latency.backends.torch_backend import TorchBackend
     from edgekd.latency.timing import summarize, time_calls
     from edgekd.models.build import build_model
+    from edgekd.onnx_io import export_onnx
+    from edgekd.runtimes.base import default_threads
+    from edgekd.runtimes.onnxruntime import OnnxRuntimeBackend
+    from edgekd.runtimes.torch import TorchBackend
 
     rows = []
     for name, size in MODELS:

@@ -17,12 +17,12 @@ import common
 import numpy as np
 import torch
 
-from edgekd.exporters.onnx import export_onnx, strip_quantizers
-from edgekd.latency.backends.onnxruntime_backend import OnnxRuntimeBackend, optimized_op_types, ort_session
 from edgekd.latency.timing import summarize, time_calls
 from edgekd.models.build import build_model
+from edgekd.onnx_io import export_onnx, strip_quantizers
 from edgekd.quantization.bn_fold import fold_batchnorm
 from edgekd.quantization.nncf_int8 import quantize
+from edgekd.runtimes.onnxruntime import OnnxRuntimeBackend, optimized_op_types, ort_session
 
 MODELS = [("resnet18", {}, 64), ("resnet18", {"channels": [32, 64, 128, 256]}, 32),
           ("mobilenetv3_small_100", {}, 64), ("edgekd.search_spaces.builders:mobilenetv3",

@@ -27,7 +27,6 @@ import torch
 
 from edgekd.core.config import BenchConfig
 from edgekd.core.profiles import resolve_target
-from edgekd.latency.backends.base import default_threads
 from edgekd.latency.calibrate import Sample, errors, fit, summary
 from edgekd.latency.host_calibration import (
     ZOO,
@@ -41,6 +40,7 @@ from edgekd.latency.host_calibration import (
 )
 from edgekd.latency.measure import BenchItem, measure_items
 from edgekd.latency.onnx_graph import analyze
+from edgekd.runtimes.base import default_threads
 
 PASSES = 10  # over calibration and evaluation models together
 LATER_PASSES = 5

@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 from edgekd.core.offline import disable_telemetry
+from edgekd.core.version import __version__
 
 disable_telemetry()  # before anything imports NNCF
 
-__version__ = "0.1.0"
 
 _API = ("compress", "run_stage", "search", "distill", "prune", "quantize", "export", "bench")
 _ERRORS = ("EdgeKDError", "ConfigError", "DataError", "ModelError", "TrainingError", "PruningError",

@@ -113,7 +113,7 @@ class Pipeline:
         if not single:
             for name in self.plan():
                 self._run_stage(STAGES[name](), ctx, upstream, allow_skip=self.resume)
-            return build_report(ctx, self.command)
+            return build_report(ctx.facts())
         order = ["teacher", *[s for s in STAGE_ORDER if s in self.config.stages or s in only]]
         first = min(order.index(s) for s in only)
         done = self.run_dir.manifest["stages"]
@@ -122,10 +122,11 @@ class Pipeline:
                 self._run_stage(STAGES[name](), ctx, upstream, allow_skip=False)
             elif order.index(name) < first and name in done:
                 ctx.results[name] = self._restore(done[name])
+                ctx.sections[name] = STAGES[name]().section(ctx.results[name])
                 upstream[name] = {k: a["sha256"] for k, a in done[name]["artifacts"].items()}
             elif name == "teacher" and NEEDS_TRAINED_TEACHER & set(only):
                 self._run_stage(STAGES[name](), ctx, upstream, allow_skip=True)
-        return build_report(ctx, self.command)
+        return build_report(ctx.facts())
 
     def _input_hash(self, stage: Stage, ctx: RunContext, upstream: dict[str, dict[str, str]]) -> str:
         return hash_obj({"stage": stage.name, "settings": stage.settings(ctx), "upstream": upstream})
@@ -150,4 +151,5 @@ class Pipeline:
                                       device=str(ctx.device))
             ctx.results[stage.name] = result
             rec = self.run_dir.manifest["stages"][stage.name]
+        ctx.sections[stage.name] = stage.section(ctx.results[stage.name])
         upstream[stage.name] = {k: a["sha256"] for k, a in rec["artifacts"].items()}

@@ -34,6 +34,10 @@ from pathlib import Path
 import numpy as np
 
 SCHEMA = "edgekd-kit-results/1"
+# file suffix -> (format, runtime): a copy of edgekd's formats table (edgekd/core/formats.py),
+# kept equal by a test, since this file imports nothing of edgekd
+SUFFIX_FORMAT = {".onnx": ("onnx", "onnxruntime"), ".xml": ("openvino", "openvino"),
+                 ".engine": ("tensorrt", "tensorrt"), ".plan": ("tensorrt", "tensorrt")}
 TRTEXEC_PATHS = ("trtexec", "/usr/src/tensorrt/bin/trtexec", "/usr/local/tensorrt/bin/trtexec")
 
 
@@ -324,7 +328,7 @@ def describe(path: Path, index: dict) -> dict:
         if e.get("path") and Path(e["path"]).name == rel:
             return {"model": e["model"], "format": e["format"], "precision": e["precision"]}
     m = re.match(r"(?P<model>[a-z_]+?)(?:_(?P<prec>fp32|fp16|int8))?(?:_[\w-]+)?\.(?P<ext>onnx|xml|engine|plan)$", rel)
-    fmt = {"onnx": "onnx", "xml": "openvino", "engine": "tensorrt", "plan": "tensorrt"}[path.suffix.lstrip(".")]
+    fmt = SUFFIX_FORMAT[path.suffix][0]
     return {"model": m.group("model") if m else path.stem, "format": fmt,
             "precision": (m.group("prec") if m and m.group("prec") else "fp32")}
 
@@ -332,7 +336,7 @@ def describe(path: Path, index: dict) -> dict:
 def make_runner(path: Path, backend: str, precision: str, threads: int | None):
     suffix = path.suffix
     if backend == "auto":
-        backend = {".onnx": "onnxruntime", ".xml": "openvino", ".engine": "tensorrt", ".plan": "tensorrt"}[suffix]
+        backend = SUFFIX_FORMAT[suffix][1]
     if backend == "onnxruntime":
         return OrtRunner(path, threads)
     if backend == "openvino":
@@ -476,7 +480,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
 def cmd_bench_dir(args: argparse.Namespace) -> None:
     folder = Path(args.folder)
     index = _exports_index(folder)
-    paths = sorted(p for p in folder.iterdir() if p.suffix in (".onnx", ".xml", ".engine", ".plan"))
+    paths = sorted(p for p in folder.iterdir() if p.suffix in SUFFIX_FORMAT)
     if args.only:
         paths = [p for p in paths if p.suffix in {f".{s}" for s in args.only.split(",")}]
     bundle = _bundle(folder / "validation.npz")

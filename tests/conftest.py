@@ -42,3 +42,14 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory):
     cfg = tiny_config(out)
     report = edgekd.compress(cfg, ["host"], quiet=True)
     return cfg, report, out / "tiny"
+
+
+def export_plan(export: Any = None, targets: list[Any] | None = None) -> Any:
+    """The run plan for an exporter test: this export section, these target profiles."""
+    from edgekd.core.config import Config
+    from edgekd.plan import plan_run
+
+    cfg = tiny_config(Path("/nonexistent"))
+    if export is not None:
+        cfg["export"] = export.model_dump(mode="json")
+    return plan_run(Config.model_validate(cfg), targets or [], host_vnni=None)

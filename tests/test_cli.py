@@ -10,6 +10,7 @@ from conftest import tiny_config
 from typer.testing import CliRunner
 
 from edgekd.cli import app
+from edgekd.reporting.schema import SCHEMA_VERSION
 
 runner = CliRunner()
 
@@ -48,7 +49,7 @@ def test_success_json_and_existing_run(finished_run, tmp_path: Path) -> None:
     r = runner.invoke(app, ["compress", str(p), "--resume", "--json"])
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
-    assert data["schema_version"] == "1.0" and data["run_name"] == "tiny"
+    assert data["schema_version"] == SCHEMA_VERSION and data["run_name"] == "tiny"
     r = runner.invoke(app, ["compress", str(p), "--quiet"])
     assert r.exit_code == 12 and "--resume" in r.output
 

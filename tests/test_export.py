@@ -8,15 +8,16 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from conftest import export_plan
 
 from edgekd.core.config import DataConfig, ExportConfig
 from edgekd.core.errors import ExportError
 from edgekd.data import load_data
 from edgekd.exporters.base import ExportJob, validate
 from edgekd.exporters.onnx import OnnxExporter
-from edgekd.latency.backends.base import Runner
 from edgekd.models.artifact import ModelSpec
 from edgekd.models.build import build_model
+from edgekd.runtimes.base import Runner
 from edgekd.train.evaluate import predict_logits
 
 
@@ -31,7 +32,7 @@ def job_parts():
 
 def test_onnx_export_parity(job_parts, tmp_path: Path) -> None:
     data, model, spec, ref = job_parts
-    job = ExportJob("student", model, spec, data, tmp_path, ExportConfig(opset=13), [], ref)
+    job = ExportJob("student", model, spec, data, tmp_path, ExportConfig(opset=13), export_plan(ExportConfig(opset=13)), ref)
     (rec,) = OnnxExporter().export(job)
     assert rec.path.exists() and rec.precision == "fp32"
     m = onnx.load(str(rec.path))
@@ -43,7 +44,7 @@ def test_onnx_export_parity(job_parts, tmp_path: Path) -> None:
 
 def test_broken_export_is_caught(job_parts, tmp_path: Path) -> None:
     data, model, spec, ref = job_parts
-    job = ExportJob("student", model, spec, data, tmp_path, ExportConfig(), [], ref)
+    job = ExportJob("student", model, spec, data, tmp_path, ExportConfig(), export_plan(ExportConfig()), ref)
     shuffled = Runner(lambda x: np.roll(ref.numpy()[: x.shape[0]], 1, axis=1), "fake", "0", "cpu", "fp32", 1)
     with pytest.raises(ExportError, match=r"(?s)disagrees with PyTorch.*accuracy .* vs .*PyTorch"):
         validate(shuffled, job, what="broken.onnx", precision="fp32")
@@ -57,7 +58,7 @@ def test_int8_export_with_vendor_quantizers_is_refused_by_name(tmp_path: Path) -
     which ONNX Runtime cannot load: the export names the layers instead of failing inside ORT."""
     from onnx import TensorProto, helper
 
-    from edgekd.exporters.onnx import refuse_vendor_ops
+    from edgekd.onnx_io import refuse_vendor_ops
 
     name = "/blocks/blocks.0/blocks.0.0/ghost1/cheap_operation/cheap_operation.2/blocks/0/0/ghost1/cheap_operation/2/relu_/0__0.0/FakeQuantize"
     node = helper.make_node("FakeQuantize", ["x", "lo", "hi", "lo", "hi"], ["y"], name=name, domain="org.openvinotoolkit",
@@ -82,7 +83,7 @@ def test_openvino_runner_leaves_the_signal_stack_as_it_was(tmp_path: Path) -> No
     import sys
 
     from edgekd.core.signal_stack import _StackT
-    from edgekd.latency.backends.openvino_backend import OpenVINOBackend
+    from edgekd.runtimes.openvino import OpenVINOBackend
 
     if not sys.platform.startswith("linux"):
         pytest.skip("sigaltstack checked on Linux")

@@ -9,12 +9,12 @@ import torch
 from torch import nn
 
 from edgekd.core.profiles import Calibration, resolve_target
-from edgekd.exporters.onnx import export_onnx
 from edgekd.latency.calibrate import Sample, errors, fit, summary
 from edgekd.latency.choice import choose
 from edgekd.latency.onnx_graph import LayerCost, analyze
 from edgekd.latency.roofline import efficiency, predict
 from edgekd.models.build import build_model
+from edgekd.onnx_io import export_onnx
 
 DEVICES = ["jetson-orin-nano", "jetson-agx-orin", "jetson-nano", "raspberry-pi-5", "intel-x86-cpu"]
 
@@ -218,7 +218,7 @@ def test_int8_block_costs_what_onnxruntime_runs(tmp_path: Path) -> None:
     kernels ONNX Runtime actually picks for the same graph."""
     import onnx
 
-    from edgekd.latency.backends.onnxruntime_backend import optimized_op_types
+    from edgekd.runtimes.onnxruntime import optimized_op_types
 
     for per_channel in (False, True):
         model = _int8_block(per_channel)

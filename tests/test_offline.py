@@ -29,6 +29,7 @@ def test_importing_edgekd_turns_nncf_telemetry_off() -> None:
 
 def test_openvino_export_does_not_use_the_reporting_converter(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import openvino as ov
+    from conftest import export_plan
 
     from edgekd.core.config import DataConfig, ExportConfig
     from edgekd.data import load_data
@@ -46,7 +47,7 @@ def test_openvino_export_does_not_use_the_reporting_converter(monkeypatch: pytes
     data = load_data(DataConfig(source="digits", image_size=16))
     model = build_model("resnet18", 10, {"layers": [1, 1, 1, 1], "channels": [4, 8, 8, 8]}).eval()
     spec = ModelSpec("resnet18", 10, {"layers": [1, 1, 1, 1], "channels": [4, 8, 8, 8]}, data.preprocessing())
-    job = ExportJob("student", model, spec, data, tmp_path, ExportConfig(precisions=["fp32"]), [],
+    job = ExportJob("student", model, spec, data, tmp_path, ExportConfig(precisions=["fp32"]), export_plan(ExportConfig(precisions=["fp32"])),
                     predict_logits(model, data, torch.device("cpu"), limit=64))
     job.previous.extend(OnnxExporter().export(job))
     (ir,) = OpenVINOExporter().export(job)

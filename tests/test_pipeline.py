@@ -16,6 +16,7 @@ from conftest import tiny_config
 
 import edgekd
 from edgekd.core.errors import ExportError, RunDirError
+from edgekd.reporting.schema import SCHEMA_VERSION
 
 
 def test_report_files_and_contents(finished_run) -> None:
@@ -23,7 +24,7 @@ def test_report_files_and_contents(finished_run) -> None:
     for f in ("report.json", "report.md", "report.html"):
         assert (run / "report" / f).exists()
     data = json.loads((run / "report" / "report.json").read_text())
-    assert data["schema_version"] == "1.0"
+    assert data["schema_version"] == SCHEMA_VERSION
     assert {m["label"] for m in data["models"]} == {"teacher", "student"}
     student = report.model("student")
     assert student.accuracy > 20 and student.runtime_accuracy["onnx fp32 (onnxruntime)"] == pytest.approx(student.accuracy)

@@ -13,13 +13,13 @@ from torch import nn
 
 import edgekd
 from edgekd.core.errors import PruningError
-from edgekd.exporters.onnx import export_onnx
-from edgekd.latency.backends.onnxruntime_backend import OnnxRuntimeBackend
 from edgekd.models.artifact import ModelSpec, load_model, save_model
 from edgekd.models.build import build_model
 from edgekd.models.stats import count_macs
+from edgekd.onnx_io import export_onnx
 from edgekd.pruning.importance import Magnitude, MagnitudeParams
 from edgekd.pruning.structured import ChannelPruner
+from edgekd.runtimes.onnxruntime import OnnxRuntimeBackend
 
 FAMILIES = [
     ("resnet18", {"layers": [1, 1, 1, 1], "channels": [16, 32, 64, 128]}, 16),

@@ -11,6 +11,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from conftest import export_plan
 
 import edgekd
 from edgekd.core.config import DataConfig, ExportConfig
@@ -19,13 +20,15 @@ from edgekd.data import load_data
 from edgekd.exporters.base import SIGNIFICANCE, ExportJob, validate
 from edgekd.exporters.onnx import OnnxExporter
 from edgekd.exporters.openvino_ir import OpenVINOExporter
-from edgekd.latency.backends.base import Runner
-from edgekd.latency.backends.onnxruntime_backend import optimized_op_types
 from edgekd.models.artifact import ModelSpec, load_model, save_model
 from edgekd.models.build import build_model
+from edgekd.plan import overflow_fix as resolve_overflow_fix
+from edgekd.plan import plan_target
 from edgekd.quantization.bn_fold import fold_batchnorm
 from edgekd.quantization.nncf_int8 import calibration_batches, quantize, quantized_layers, quantizer_config
-from edgekd.quantization.overflow import host_has_vnni, resolve_overflow_fix
+from edgekd.quantization.overflow import host_has_vnni
+from edgekd.runtimes.base import Runner
+from edgekd.runtimes.onnxruntime import optimized_op_types
 from edgekd.train.evaluate import predict_logits
 
 KW = {"layers": [1, 1, 1, 1], "channels": [8, 16, 32, 64]}
@@ -73,7 +76,7 @@ def test_qdq_onnx_and_openvino_int8(quantized, tmp_path: Path) -> None:
     data, q, spec, folder = quantized
     model, spec = load_model(folder)
     ref = predict_logits(model, data, torch.device("cpu"))
-    job = ExportJob("quantized", model, spec, data, tmp_path, ExportConfig(), [], ref)
+    job = ExportJob("quantized", model, spec, data, tmp_path, ExportConfig(), export_plan(ExportConfig()), ref)
     (rec,) = OnnxExporter().export(job)
     assert rec.precision == "int8"
     graph = onnx.load(str(rec.path))
@@ -137,8 +140,8 @@ def test_batchnorm_folding_is_exact_and_keeps_activations() -> None:
 
 def test_unfolded_int8_convs_stay_float_in_onnxruntime(tmp_path: Path) -> None:
     """Why the quantize stage folds: with BN between conv and quantizer ORT cannot use INT8 kernels."""
-    from edgekd.exporters.onnx import export_onnx, strip_quantizers
     from edgekd.latency.onnx_graph import analyze
+    from edgekd.onnx_io import export_onnx, strip_quantizers
 
     x = torch.randn(2, 3, 16, 16)
     counts = {}
@@ -160,7 +163,7 @@ def test_unfolded_int8_convs_stay_float_in_onnxruntime(tmp_path: Path) -> None:
 def test_parity_check_catches_a_broken_int8_export(quantized, tmp_path: Path) -> None:
     data, q, spec, _ = quantized
     ref = predict_logits(q, data, torch.device("cpu"))
-    job = ExportJob("quantized", q, spec, data, tmp_path, ExportConfig(), [], ref)
+    job = ExportJob("quantized", q, spec, data, tmp_path, ExportConfig(), export_plan(ExportConfig()), ref)
     rng = np.random.default_rng(0)
     noisy = Runner(lambda x: ref.numpy()[: x.shape[0]] + rng.normal(0, 3, (x.shape[0], 10)), "fake", "0", "cpu",
                    "int8", 1)
@@ -207,7 +210,7 @@ def test_overflow_fix_follows_the_cpu(tmp_path: Path) -> None:
     assert resolve_overflow_fix("auto", [], True, False)[0] == "enable"
     assert resolve_overflow_fix("auto", [], False, False)[0] == "first_layer_only"  # no OpenVINO: nothing saturates
     assert resolve_overflow_fix("auto", [], True, True)[0] == "first_layer_only"
-    old_cpu = resolve_target("intel-x86-cpu")[0].model_copy(update={"int8_vnni": False})
+    old_cpu = plan_target(resolve_target("intel-x86-cpu")[0].model_copy(update={"int8_vnni": False}))
     fix, why = resolve_overflow_fix("auto", [old_cpu], False, True)
     assert fix == "enable" and "intel-x86-cpu" in why
     assert resolve_overflow_fix("disable", [old_cpu], True, False)[0] == "disable"  # the user decides

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, ValidationError, field_validator
 
 from edgekd.core.errors import ProfileError
+from edgekd.core.formats import unknown_runtime_message
 from edgekd.core.registry import format_validation_error
 
 Precision = Literal["fp32", "fp16", "int8"]
@@ -74,6 +75,16 @@ class Profile(BaseModel):
     sources: list[str] = Field(default_factory=list)
     notes: str = ""
     path: Path | None = Field(None, exclude=True)
+
+    @field_validator("runtimes")
+    @classmethod
+    def _known_runtimes(cls, runtimes: list[str]) -> list[str]:
+        """Checked against the formats table, so a typo is caught when the profile loads."""
+        for r in runtimes:
+            msg = unknown_runtime_message(r)
+            if msg:
+                raise ValueError(msg)
+        return runtimes
 
 
 def user_profile_dir() -> Path:

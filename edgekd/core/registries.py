@@ -1,7 +1,12 @@
-"""The project's registries, each with the modules that fill it (imported on first use)."""
+"""The project's registries, each with the modules that fill it (imported on first use).
+
+Exporters and benchmark backends are listed in the formats table (core/formats.py), so a
+new format or runtime is registered in one place.
+"""
 
 from __future__ import annotations
 
+from edgekd.core import formats
 from edgekd.core.registry import Registry
 
 DATASETS: Registry = Registry(
@@ -10,16 +15,5 @@ DATASETS: Registry = Registry(
 LOSSES: Registry = Registry("distillation loss", ("edgekd.train.losses",))
 SEARCH_SPACES: Registry = Registry("search space", ("edgekd.search_spaces.spaces",))
 IMPORTANCES: Registry = Registry("pruning importance", ("edgekd.pruning.importance",))
-EXPORTERS: Registry = Registry(
-    "exporter",
-    ("edgekd.exporters.onnx", "edgekd.exporters.openvino_ir", "edgekd.exporters.tensorrt"),
-)
-BACKENDS: Registry = Registry(
-    "benchmark backend",
-    (
-        "edgekd.latency.backends.torch_backend",
-        "edgekd.latency.backends.onnxruntime_backend",
-        "edgekd.latency.backends.openvino_backend",
-        "edgekd.latency.backends.tensorrt_backend",
-    ),
-)
+EXPORTERS: Registry = Registry("exporter", lambda: tuple(f.exporter for f in formats.FORMATS if f.exporter))
+BACKENDS: Registry = Registry("benchmark backend", lambda: tuple(r.module for r in formats.RUNTIMES))

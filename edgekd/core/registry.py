@@ -39,11 +39,11 @@ class Entry(Generic[T]):
 class Registry(Generic[T]):
     """A named collection of builders of one kind (``what`` is used in messages)."""
 
-    def __init__(self, what: str, modules: tuple[str, ...] = ()) -> None:
+    def __init__(self, what: str, modules: tuple[str, ...] | Callable[[], tuple[str, ...]] = ()) -> None:
         self.what = what
-        self._modules = modules
+        self._modules = modules  # or a function giving them (read from a table when asked)
         self._entries: dict[str, Entry[T]] = {}
-        self._loaded = False
+        self._imported: set[str] = set()
 
     def register(
         self, name: str, *, params: type[BaseModel] = NoParams, help: str = ""
@@ -58,9 +58,10 @@ class Registry(Generic[T]):
         return deco
 
     def _load(self) -> None:
-        if not self._loaded:
-            self._loaded = True
-            for mod in self._modules:
+        modules = self._modules() if callable(self._modules) else self._modules
+        for mod in modules:
+            if mod not in self._imported:
+                self._imported.add(mod)
                 importlib.import_module(mod)
 
     def names(self) -> list[str]:

@@ -19,10 +19,11 @@ from torch import nn
 
 from edgekd.core.config import ExportConfig
 from edgekd.core.errors import ExportError
-from edgekd.core.profiles import Profile
 from edgekd.data.bundle import DataBundle
-from edgekd.latency.backends.base import Runner
 from edgekd.models.artifact import ModelSpec
+from edgekd.plan import RunPlan
+from edgekd.quantization.recipe import QuantRecipe
+from edgekd.runtimes.base import Runner
 
 
 @dataclass
@@ -33,7 +34,7 @@ class ExportJob:
     data: DataBundle
     out_dir: Path
     cfg: ExportConfig
-    targets: list[Profile]
+    plan: RunPlan  # formats, opset and per-target runtimes, resolved once for the run
     torch_logits: torch.Tensor  # reference outputs on the validation inputs
     previous: list[Exported] = field(default_factory=list)  # earlier exporters' results
 
@@ -41,10 +42,14 @@ class ExportJob:
     def quantized(self) -> bool:
         return self.spec.quantization is not None
 
+    @property
+    def recipe(self) -> QuantRecipe | None:
+        """How the model was quantized (None for a float model)."""
+        return QuantRecipe.from_record(self.spec.quantization)
+
     def opset(self) -> int:
-        """The configured opset, lowered to what every target's runtime accepts."""
-        caps = [t.max_onnx_opset for t in self.targets if t.max_onnx_opset]
-        return min([self.cfg.opset, *caps])
+        """The configured opset, lowered to what every target's runtime accepts (the plan)."""
+        return self.plan.opset
 
     def onnx_artifact(self) -> Exported | None:
         return next((e for e in self.previous if e.format == "onnx" and e.status == "ok"), None)

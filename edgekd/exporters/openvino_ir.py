@@ -11,7 +11,7 @@ from pathlib import Path
 from edgekd.core.errors import ExportError
 from edgekd.core.registries import EXPORTERS
 from edgekd.exporters.base import Exported, Exporter, ExportJob, file_size_mb, validate
-from edgekd.latency.backends.openvino_backend import OpenVINOBackend
+from edgekd.runtimes.openvino import OpenVINOBackend
 
 
 @EXPORTERS.register("openvino", help="OpenVINO IR: FP32, FP16, INT8 (from the Q/DQ ONNX)")
@@ -43,7 +43,7 @@ class OpenVINOExporter(Exporter):
             try:
                 parity = validate(runner, job, what=f"{xml.name} ({prec}, openvino)", precision=prec)
             except ExportError as exc:
-                if job.quantized and job.spec.quantization.get("preset") == "tensorrt":
+                if job.recipe is not None and job.recipe.signed_activations:
                     exc.hint = ("this model was quantized for TensorRT (signed INT8 activations), which OpenVINO's "
                                 "CPU kernels on this machine do not reproduce; for Intel targets quantize with "
                                 "quantize.preset: mixed (a separate run), or leave openvino out of the targets. "

@@ -11,24 +11,12 @@ from __future__ import annotations
 import shlex
 
 from edgekd.core.errors import ExportError
-from edgekd.core.profiles import Profile
 from edgekd.core.registries import EXPORTERS
 from edgekd.devicekit import load_kit
 from edgekd.exporters.base import Exported, Exporter, ExportJob, file_size_mb, validate
 from edgekd.exporters.tensorrt_rules import check_qdq
-
-
-def tensorrt_here() -> str | None:
-    """None when engines can be built here, else why not."""
-    try:
-        import tensorrt  # noqa: F401
-    except ImportError:
-        return "the tensorrt package is not installed here (pip install 'edgekd[tensorrt]' on a CUDA machine)"
-    import torch
-
-    if not torch.cuda.is_available():
-        return "no CUDA GPU here"
-    return None
+from edgekd.plan import TargetPlan
+from edgekd.runtimes.tensorrt import TensorRTBackend, tensorrt_here
 
 
 def _major(version: str | None) -> int:
@@ -46,7 +34,7 @@ class TensorRTExporter(Exporter):
         src = job.onnx_artifact()
         if src is None or src.path is None:
             raise ExportError("the tensorrt exporter needs the ONNX export first", hint="keep 'onnx' in export.formats")
-        targets = [t for t in job.targets if "tensorrt" in t.runtimes] or [None]
+        targets: list[TargetPlan | None] = list(job.plan.targets_running("tensorrt")) or [None]
         if job.quantized:
             problems = check_qdq(src.path)
             if problems:
@@ -62,7 +50,7 @@ class TensorRTExporter(Exporter):
         return out
 
     @staticmethod
-    def _precisions(job: ExportJob, target: Profile | None) -> list[str]:
+    def _precisions(job: ExportJob, target: TargetPlan | None) -> list[str]:
         allowed = target.precisions if target else ["fp32", "fp16", "int8"]
         if job.quantized:
             return ["int8"] if "int8" in allowed else []
@@ -70,9 +58,9 @@ class TensorRTExporter(Exporter):
         wanted = ["fp16", *(["fp32"] if "precisions" in job.cfg.model_fields_set and "fp32" in job.cfg.precisions else [])]
         return [p for p in wanted if p in allowed]
 
-    def _one(self, job: ExportJob, onnx_path, prec: str, target: Profile | None) -> Exported:
+    def _one(self, job: ExportJob, onnx_path, prec: str, target: TargetPlan | None) -> Exported:
         kit = load_kit()
-        suffix = f"_{target.name}" if target else ""
+        suffix = f"_{target.target}" if target else ""
         engine = job.out_dir / f"{job.label}_{prec}{suffix}.engine"
         size = job.spec.input_size
         batch = job.cfg.engine_batch
@@ -82,13 +70,11 @@ class TensorRTExporter(Exporter):
         kit_cmd = (f"python3 edgekd_kit.py build-engine {onnx_path.name} --precision {prec} --batch {batch} "
                    f"--out {engine.name}")
         reason = tensorrt_here()
-        where = target.name if target else None
+        where = target.target if target else None
         if reason is not None:
             return Exported(job.label, "tensorrt", prec, None, "deferred", command=kit_cmd, trtexec=trtexec,
                             target=where, note=f"engines are built on the device: {reason}")
         info = kit.build_engine(onnx_path, prec, batch, max(8, batch), engine, 1024)
-        from edgekd.latency.backends.tensorrt_backend import TensorRTBackend
-
         runner = TensorRTBackend().load(engine, precision=prec, threads=None, device="cuda")
         parity = validate(runner, job, what=f"{engine.name} ({prec}, tensorrt)", precision=prec)
         return Exported(job.label, "tensorrt", prec, engine, "ok", file_size_mb(engine), parity, command=kit_cmd,

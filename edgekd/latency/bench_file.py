@@ -15,13 +15,12 @@ import numpy as np
 
 from edgekd.core.config import BenchConfig
 from edgekd.core.errors import BenchError
+from edgekd.core.formats import format_of_path, model_suffixes
 from edgekd.core.profiles import Profile
 from edgekd.core.progress import SILENT, Reporter
-from edgekd.latency.backends.base import backends_for
 from edgekd.latency.measure import BenchItem, LatencyRecord, measure_items
 from edgekd.latency.predict import predict_records
-
-SUFFIX_FORMAT = {".onnx": "onnx", ".xml": "openvino", ".engine": "tensorrt", ".plan": "tensorrt"}
+from edgekd.runtimes.base import backends_for
 
 
 def describe_file(path: Path) -> tuple[str, str, int]:
@@ -31,9 +30,11 @@ def describe_file(path: Path) -> tuple[str, str, int]:
 
         spec = read_spec(path)
         return "torch", "int8" if spec.quantization else "fp32", spec.input_size
-    fmt = SUFFIX_FORMAT.get(path.suffix)
-    if fmt is None:
-        raise BenchError(f"{path}: unknown model format", hint="give an .onnx, .xml, .engine or an edgekd model folder")
+    known = format_of_path(path)
+    if known is None:
+        raise BenchError(f"{path}: unknown model format",
+                         hint=f"give a {', '.join(model_suffixes())} file or an edgekd model folder")
+    fmt = known.name
     onnx_path = _sibling_onnx(path)
     size = 32
     precision = "fp32"

@@ -113,20 +113,16 @@ def last_level_cache_mb() -> float | None:
 
 
 def export_zoo_model(m: ZooModel, folder: Path, num_classes: int = 10) -> Path:
-    from edgekd.exporters.onnx import export_onnx, refuse_vendor_ops, strip_quantizers
     from edgekd.models.build import build_model
+    from edgekd.onnx_io import export_onnx, refuse_vendor_ops, strip_quantizers
+    from edgekd.quantization.recipe import QuantRecipe, apply_recipe
 
     torch.manual_seed(0)
     model = build_model(m.name, num_classes, m.kwargs).eval()
     x = torch.randn(2, 3, m.size, m.size)
     path = folder / f"{abs(hash(m.label))}.onnx"
-    if m.int8:
-        from edgekd.quantization.bn_fold import fold_batchnorm
-        from edgekd.quantization.nncf_int8 import quantize
-
-        fold_batchnorm(model)  # as the quantize stage does
-        q = quantize(model, [torch.randn(16, 3, m.size, m.size)], symmetric=False, per_channel=True, ignored=[],
-                     quiet=True)
+    if m.int8:  # the quantize stage's CPU recipe; latency does not depend on the calibration values
+        q, _ = apply_recipe(model, [torch.randn(16, 3, m.size, m.size)], QuantRecipe("mixed"), quiet=True)
         refuse_vendor_ops(export_onnx(strip_quantizers(q, x), x, path, 17))
         return path
     return export_onnx(model, x, path, 17)
@@ -134,8 +130,8 @@ def export_zoo_model(m: ZooModel, folder: Path, num_classes: int = 10) -> Path:
 
 def measure_onnx(path: Path, size: int, threads: int, repeats: int = 60, batch: int = 1) -> float:
     """Median ms of ``repeats`` ONNX Runtime calls in one fresh session."""
-    from edgekd.latency.backends.onnxruntime_backend import OnnxRuntimeBackend
     from edgekd.latency.timing import summarize, time_calls
+    from edgekd.runtimes.onnxruntime import OnnxRuntimeBackend
 
     runner = OnnxRuntimeBackend().load(path, precision="fp32", threads=threads)
     x = np.random.default_rng(0).standard_normal((batch, 3, size, size)).astype(np.float32)

@@ -18,8 +18,8 @@ import numpy as np
 
 from edgekd.core.config import BenchConfig
 from edgekd.core.progress import SILENT, Reporter
-from edgekd.latency.backends.base import Runner, default_threads, get_backend
 from edgekd.latency.timing import summarize, time_calls
+from edgekd.runtimes.base import Runner, default_threads, get_backend
 
 
 @dataclass

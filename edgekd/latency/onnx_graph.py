@@ -119,134 +119,152 @@ def unread_taps(x: list[int], w: list[int], attrs: dict) -> float:
     return 1.0 - used
 
 
-def analyze(source: str | Path | bytes | onnx.ModelProto, batch: int = 1) -> list[LayerCost]:
-    model = load_graph(source, batch)
-    shapes = _shape_map(model)
-    producers = {o: n for n in model.graph.node for o in n.output}
-    users: dict[str, list[onnx.NodeProto]] = {}  # tensor name -> the nodes that read it
-    for n in model.graph.node:
-        for i in n.input:
-            users.setdefault(i, []).append(n)
-    init_names = {i.name for i in model.graph.initializer}
-    integer_tensors = _integer_tensors(model)
+class _Graph:
+    """An ONNX graph with the lookups the cost model needs: shapes, producers, readers, and
+    which layers a runtime runs in integer arithmetic (the Q/DQ patterns it fuses)."""
 
-    def numel(name: str) -> float:
-        return float(np.prod(shapes.get(name, [0]))) if name else 0.0
+    def __init__(self, model: onnx.ModelProto) -> None:
+        self.model = model
+        self.shapes = _shape_map(model)
+        self.producers = {o: n for n in model.graph.node for o in n.output}
+        self.users: dict[str, list[onnx.NodeProto]] = {}  # tensor name -> the nodes that read it
+        for n in model.graph.node:
+            for i in n.input:
+                self.users.setdefault(i, []).append(n)
+        self.init_names = {i.name for i in model.graph.initializer}
+        self.integer_tensors = _integer_tensors(model)
+        self._constant: dict[str, bool] = {}
+        self.integer = self._integer_layers()
 
-    memo: dict[str, bool] = {}
+    def numel(self, name: str) -> float:
+        return float(np.prod(self.shapes.get(name, [0]))) if name else 0.0
 
-    def constant(name: str) -> bool:
+    def constant(self, name: str) -> bool:
         """An initializer, or computed from initializers only (folded when the model loads)."""
-        if name not in memo:
-            memo[name] = False  # placeholder while this name's inputs are looked at
-            p = producers.get(name)
-            memo[name] = name in init_names or (p is not None and (p.op_type == "Constant" or (
-                p.op_type in FREE_OPS | COPY_OPS | QDQ and all(constant(i) for i in p.input if i))))
-        return memo[name]
+        if name not in self._constant:
+            self._constant[name] = False  # placeholder while this name's inputs are looked at
+            p = self.producers.get(name)
+            self._constant[name] = name in self.init_names or (p is not None and (p.op_type == "Constant" or (
+                p.op_type in FREE_OPS | COPY_OPS | QDQ and all(self.constant(i) for i in p.input if i))))
+        return self._constant[name]
 
-    def source_dq(name: str) -> onnx.NodeProto | None:
+    def source_dq(self, name: str) -> onnx.NodeProto | None:
         """The DequantizeLinear a tensor comes from, looking through ops runtimes move DQs across."""
-        p = producers.get(name)
+        p = self.producers.get(name)
         while p is not None and p.op_type in PASS_THROUGH:
-            p = producers.get(p.input[0])
+            p = self.producers.get(p.input[0])
         return p if p is not None and p.op_type == "DequantizeLinear" else None
 
-    def from_dq(name: str) -> bool:
-        return source_dq(name) is not None
-
-    def per_tensor_dq(name: str) -> bool:
+    def per_tensor_dq(self, name: str) -> bool:
         """From a DQ with one scale: integer kernels take no per-channel activation scales, in
         or out (NNCF quantizes depthwise inputs per channel; ONNX Runtime keeps the convs on
         both sides of such a quantizer float)."""
-        dq = source_dq(name)
-        return dq is not None and len(dq.input) > 1 and numel(dq.input[1]) <= 1
+        dq = self.source_dq(name)
+        return dq is not None and len(dq.input) > 1 and self.numel(dq.input[1]) <= 1
 
-    def quantized_output(name: str) -> bool:
-        after = users.get(name, [])
+    def quantized_output(self, name: str) -> bool:
+        after = self.users.get(name, [])
         if len(after) == 1 and after[0].op_type in OUTPUT_ACTS:
-            after = users.get(after[0].output[0], [])
-        return bool(after) and all(u.op_type == "QuantizeLinear" and numel(u.input[1]) <= 1 for u in after)
+            after = self.users.get(after[0].output[0], [])
+        return bool(after) and all(u.op_type == "QuantizeLinear" and self.numel(u.input[1]) <= 1 for u in after)
 
-    nodes = model.graph.node
-    integer = {id(n) for n in nodes if n.op_type in COMPUTE and len(n.input) > 1
-               and per_tensor_dq(n.input[0]) and from_dq(n.input[1]) and quantized_output(n.output[0])}
-    # ONNX Runtime's QLinear element-wise kernels need every input from a DQ (an initializer
-    # operand keeps the op float)
-    integer |= {id(n) for n in nodes if n.op_type in INTEGER_ELEMENTWISE
-                and all(per_tensor_dq(i) for i in n.input if i) and quantized_output(n.output[0])}
-    integer |= {id(n) for n in nodes if n.op_type == "MaxPool" and per_tensor_dq(n.input[0])}
+    def _integer_layers(self) -> set[int]:
+        nodes = self.model.graph.node
+        integer = {id(n) for n in nodes if n.op_type in COMPUTE and len(n.input) > 1
+                   and self.per_tensor_dq(n.input[0]) and self.source_dq(n.input[1]) is not None
+                   and self.quantized_output(n.output[0])}
+        # ONNX Runtime's QLinear element-wise kernels need every input from a DQ (an initializer
+        # operand keeps the op float)
+        integer |= {id(n) for n in nodes if n.op_type in INTEGER_ELEMENTWISE
+                    and all(self.per_tensor_dq(i) for i in n.input if i) and self.quantized_output(n.output[0])}
+        integer |= {id(n) for n in nodes if n.op_type == "MaxPool" and self.per_tensor_dq(n.input[0])}
+        return integer
 
-    def consumed_as_integer(name: str) -> bool:
+    def consumed_as_integer(self, name: str) -> bool:
         """Every reader of ``name`` is an integer layer, looking through pass-through ops."""
-        after = users.get(name, [])
-        return bool(after) and all(id(u) in integer or (u.op_type in PASS_THROUGH and u.op_type != "MaxPool"
-                                                        and consumed_as_integer(u.output[0])) for u in after)
+        after = self.users.get(name, [])
+        return bool(after) and all(id(u) in self.integer or (u.op_type in PASS_THROUGH and u.op_type != "MaxPool"
+                                                             and self.consumed_as_integer(u.output[0]))
+                                   for u in after)
 
-    def absorbed(node: onnx.NodeProto) -> bool:
+    def absorbed(self, node: onnx.NodeProto) -> bool:
         """Whether a Q/DQ node disappears into integer compute layers."""
         if node.op_type == "DequantizeLinear":
-            return consumed_as_integer(node.output[0])
-        src = producers.get(node.input[0])
+            return self.consumed_as_integer(node.output[0])
+        src = self.producers.get(node.input[0])
         if src is not None and src.op_type in OUTPUT_ACTS:
-            src = producers.get(src.input[0])
-        return src is not None and id(src) in integer
+            src = self.producers.get(src.input[0])
+        return src is not None and id(src) in self.integer
 
+
+def analyze(source: str | Path | bytes | onnx.ModelProto, batch: int = 1) -> list[LayerCost]:
+    """The cost of every layer a runtime runs, in graph order (free, folded, fused ops skipped)."""
+    g = _Graph(load_graph(source, batch))
     layers: list[LayerCost] = []
-    for node in model.graph.node:
+    for node in g.model.graph.node:
         op = node.op_type
         if op in FREE_OPS:
             continue
         if op in COPY_OPS:
             outs = [o for o in node.output if o]
-            if not (constant(outs[0]) or outs[0] in integer_tensors):
-                moved = sum(numel(o) for o in outs)  # read once, written once
+            if not (g.constant(outs[0]) or outs[0] in g.integer_tensors):
+                moved = sum(g.numel(o) for o in outs)  # read once, written once
                 layers.append(LayerCost(node.name or outs[0], op, "copy", moved, 2 * moved * 4, "fp32"))
             continue
         if op in QDQ:
-            folded = op == "QuantizeLinear" and constant(node.input[0])
-            if not folded and not absorbed(node):  # runs: reads one precision, writes the other
-                n_el = numel(node.input[0])
+            folded = op == "QuantizeLinear" and g.constant(node.input[0])
+            if not folded and not g.absorbed(node):  # runs: reads one precision, writes the other
+                n_el = g.numel(node.input[0])
                 layers.append(LayerCost(node.name or node.output[0], op, "elementwise", n_el, n_el * 5, "fp32"))
             continue
-        ins = [i for i in node.input if i]
-        out = node.output[0]
-        if op in FUSABLE and id(node) not in integer:
-            src = producers.get(ins[0]) if ins else None
-            side_inputs = [i for i in ins[1:] if i not in init_names]
-            if src is not None and src.op_type in COMPUTE | FUSABLE and len(users.get(ins[0], [])) == 1:
-                extra = sum(numel(i) for i in side_inputs) * 4  # a residual Add still reads its other input
-                if extra and layers:
-                    layers[-1].bytes += extra
-                continue
-        precision = "int8" if id(node) in integer else "fp32"
-        eb = ELEM_BYTES[precision]
-        io_bytes = (sum(numel(i) for i in ins) + numel(out)) * eb
-        w_bytes = sum(numel(i) for i in ins[1:] if constant(i)) * eb
-        if op in ("Conv", "ConvTranspose"):
-            w = shapes.get(ins[1], [])
-            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-            group = int(attrs.get("group", 1))
-            y = shapes.get(out, [])
-            if op == "Conv":
-                macs = float(np.prod(y)) * float(np.prod(w[1:])) if y and w else 0.0
-            else:  # each input pixel scatters into kernel × output channels
-                macs = numel(ins[0]) * float(np.prod(w[1:])) if w else 0.0
-            cin = shapes.get(ins[0], [0, 0])[1]
-            kind = "conv" if group == 1 else "dwconv" if group == cin else "gconv"  # grouped: own efficiency
-            unread = numel(ins[1]) * eb * (unread_taps(shapes.get(ins[0], []), w, attrs) if op == "Conv" else 0.0)
-            layers.append(LayerCost(node.name or out, op, kind, 2 * macs, io_bytes - unread, precision,
-                                    w_bytes - unread))
-        elif op in ("Gemm", "MatMul"):
-            a = shapes.get(ins[0], [])
-            attrs = {x.name: helper.get_attribute_value(x) for x in node.attribute}
-            k = (a[-2] if attrs.get("transA") else a[-1]) if a else 0
-            macs = numel(out) * k
-            layers.append(LayerCost(node.name or out, op, "gemm", 2 * macs, io_bytes, precision, w_bytes))
-        elif op in ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean"):
-            layers.append(LayerCost(node.name or out, op, "pool", numel(ins[0]), io_bytes, precision))
-        else:
-            layers.append(LayerCost(node.name or out, op, "elementwise", numel(out), io_bytes, precision))
+        if _fused_into_previous(g, node, layers):
+            continue
+        layers.append(_compute_cost(g, node))
     return layers
+
+
+def _fused_into_previous(g: _Graph, node: onnx.NodeProto, layers: list[LayerCost]) -> bool:
+    """An activation or residual Add that runs inside the layer before it (its only reader)."""
+    ins = [i for i in node.input if i]
+    if node.op_type not in FUSABLE or id(node) in g.integer:
+        return False
+    src = g.producers.get(ins[0]) if ins else None
+    if src is None or src.op_type not in COMPUTE | FUSABLE or len(g.users.get(ins[0], [])) != 1:
+        return False
+    extra = sum(g.numel(i) for i in ins[1:] if i not in g.init_names) * 4  # a residual Add still reads its other input
+    if extra and layers:
+        layers[-1].bytes += extra
+    return True
+
+
+def _compute_cost(g: _Graph, node: onnx.NodeProto) -> LayerCost:
+    op = node.op_type
+    ins = [i for i in node.input if i]
+    out = node.output[0]
+    precision = "int8" if id(node) in g.integer else "fp32"
+    eb = ELEM_BYTES[precision]
+    io_bytes = (sum(g.numel(i) for i in ins) + g.numel(out)) * eb
+    w_bytes = sum(g.numel(i) for i in ins[1:] if g.constant(i)) * eb
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    if op in ("Conv", "ConvTranspose"):
+        w = g.shapes.get(ins[1], [])
+        group = int(attrs.get("group", 1))
+        y = g.shapes.get(out, [])
+        if op == "Conv":
+            macs = float(np.prod(y)) * float(np.prod(w[1:])) if y and w else 0.0
+        else:  # each input pixel scatters into kernel × output channels
+            macs = g.numel(ins[0]) * float(np.prod(w[1:])) if w else 0.0
+        cin = g.shapes.get(ins[0], [0, 0])[1]
+        kind = "conv" if group == 1 else "dwconv" if group == cin else "gconv"  # grouped: own efficiency
+        unread = g.numel(ins[1]) * eb * (unread_taps(g.shapes.get(ins[0], []), w, attrs) if op == "Conv" else 0.0)
+        return LayerCost(node.name or out, op, kind, 2 * macs, io_bytes - unread, precision, w_bytes - unread)
+    if op in ("Gemm", "MatMul"):
+        a = g.shapes.get(ins[0], [])
+        k = (a[-2] if attrs.get("transA") else a[-1]) if a else 0
+        return LayerCost(node.name or out, op, "gemm", 2 * g.numel(out) * k, io_bytes, precision, w_bytes)
+    if op in ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean"):
+        return LayerCost(node.name or out, op, "pool", g.numel(ins[0]), io_bytes, precision)
+    return LayerCost(node.name or out, op, "elementwise", g.numel(out), io_bytes, precision)
 
 
 def weight_bytes(source: str | Path | onnx.ModelProto) -> int:

@@ -16,8 +16,9 @@ import torch
 from torch import nn
 
 from edgekd.core.profiles import Profile
-from edgekd.latency.backends.base import default_threads
 from edgekd.latency.timing import summarize, time_calls
+from edgekd.plan import plan_target
+from edgekd.runtimes.base import default_threads
 
 
 @dataclass
@@ -43,7 +44,7 @@ class LatencyOracle:
         self.opset = min(opset, profile.max_onnx_opset or opset)
 
     def _onnx(self, model: nn.Module, input_size: int, folder: Path) -> Path:
-        from edgekd.exporters.onnx import export_onnx
+        from edgekd.onnx_io import export_onnx
 
         return export_onnx(model, torch.randn(1, 3, input_size, input_size), folder / "m.onnx", self.opset)
 
@@ -60,7 +61,7 @@ class LatencyOracle:
             model.train(was_training)
 
     def _measure(self, path: Path, input_size: int) -> LatencyEstimate:
-        from edgekd.latency.backends.onnxruntime_backend import OnnxRuntimeBackend
+        from edgekd.runtimes.onnxruntime import OnnxRuntimeBackend
 
         runner = OnnxRuntimeBackend().load(path, precision="fp32", threads=self.threads)
         x = np.random.default_rng(0).standard_normal((self.batch, 3, input_size, input_size)).astype(np.float32)
@@ -74,5 +75,5 @@ class LatencyOracle:
         from edgekd.latency.roofline import predict
 
         pred = predict(analyze(path, self.batch), self.profile, self.precision)
-        backend = f"roofline ({self.profile.runtimes[0]})"
+        backend = f"roofline ({plan_target(self.profile).runtime})"
         return LatencyEstimate(pred.ms, "predicted", backend, self.precision, self.profile.name)

@@ -8,8 +8,7 @@ from edgekd.core.profiles import Profile
 from edgekd.latency.measure import LatencyRecord
 from edgekd.latency.onnx_graph import analyze
 from edgekd.latency.roofline import predict
-
-RUNTIME_FORMAT = {"tensorrt": "tensorrt", "openvino": "openvino", "onnxruntime": "onnx", "torch": "torch"}
+from edgekd.plan import plan_target
 
 
 def candidate_precisions(profile: Profile, quantized: bool) -> list[str]:
@@ -23,14 +22,14 @@ def predict_records(model: str, onnx_path: Path, profile: Profile, *, quantized:
                     batch: int = 1) -> list[LatencyRecord]:
     """One predicted record per deployable precision, on the profile's preferred runtime."""
     layers = analyze(onnx_path, batch)
-    runtime = profile.runtimes[0]
+    deploy = plan_target(profile)  # the runtime and format the target deploys with
     out = []
     for prec in candidate_precisions(profile, quantized):
         p = predict(layers, profile, prec)
         calibrated = "calibrated" if p.calibrated and not str(profile.calibration.fitted_on).startswith("prior") \
             else "uncalibrated priors"
         out.append(LatencyRecord(
-            model=model, backend=runtime, format=RUNTIME_FORMAT.get(runtime, runtime), precision=prec,
+            model=model, backend=deploy.runtime, format=deploy.format, precision=prec,
             batch_size=batch, threads=profile.cores, device=profile.kind, target=profile.name, kind="predicted",
             median_ms=p.ms, throughput_ips=round(batch / p.ms * 1e3, 2) if p.ms else None, samples=None,
             backend_version="roofline", host=profile.description,

@@ -20,9 +20,9 @@ from edgekd.core.errors import ProfileError
 from edgekd.core.profiles import resolve_target, user_profile_dir
 from edgekd.core.progress import Reporter
 from edgekd.core.rundir import atomic_write_text
-from edgekd.latency.backends.base import default_threads
 from edgekd.latency.calibrate import Sample, errors, fit, summary
 from edgekd.latency.onnx_graph import analyze
+from edgekd.runtimes.base import default_threads
 
 INT8_OVER_FP32 = 2.0  # nominal: AVX2 int8 dot products without VNNI do ~2x the FP32 FMA rate
 

@@ -6,7 +6,8 @@ of products into 16 bits: 255·127·2 overflows and the convolution saturates. M
 here (AMD EPYC, AVX2, no VNNI): a digits ResNet lost 2.8 accuracy points in OpenVINO
 against the same Q/DQ file in ONNX Runtime; with 7-bit weights (NNCF's ``overflow_fix``)
 the two agree. VNNI CPUs, ARM and GPUs accumulate in 32 bits and do not need it, and it
-costs one bit of weight resolution, so ``auto`` enables it only where it matters.
+costs one bit of weight resolution, so ``auto`` enables it only where it matters (the
+decision is made once per run in edgekd/plan.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgekd.core.hostinfo import CPUINFO, cpuinfo_field
-from edgekd.core.profiles import Profile
 
 VNNI_FLAGS = {"avx512_vnni", "avx_vnni", "amx_int8"}
 
@@ -24,17 +24,3 @@ def host_has_vnni(cpuinfo: Path = CPUINFO) -> bool | None:
     NNCF's default stands) or there is no x86 flags line (ARM: no vpmaddubsw path)."""
     flags = cpuinfo_field("flags", cpuinfo)
     return None if flags is None else bool(VNNI_FLAGS & set(flags.split()))
-
-
-def resolve_overflow_fix(setting: str, targets: list[Profile], openvino_exported: bool,
-                         host_vnni: bool | None) -> tuple[str, str]:
-    """NNCF's ``overflow_fix`` value (enable | first_layer_only | disable) and why."""
-    if setting != "auto":
-        return ("first_layer_only" if setting == "first_layer" else setting), "set in quantize.overflow_fix"
-    risky = [t.name for t in targets if t.int8_vnni is False and "openvino" in t.runtimes]
-    if risky:
-        return "enable", f"7-bit weights: {', '.join(risky)} runs OpenVINO INT8 on a CPU without VNNI"
-    if openvino_exported and host_vnni is False:
-        return "enable", ("7-bit weights: the OpenVINO INT8 export is validated on this machine, "
-                          "whose CPU lacks VNNI (INT8 convolutions would saturate)")
-    return "first_layer_only", "NNCF's default (first layer only): no OpenVINO target on a CPU without VNNI"

@@ -1,4 +1,4 @@
-"""Assembling the report from the run's stage results."""
+"""Assembling the report from the stages' sections (reporting/sections.py)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edgekd import __version__
 from edgekd.core.hostinfo import CPUINFO, cpuinfo_field
+from edgekd.core.version import __version__
 from edgekd.latency.choice import choose
 from edgekd.reporting.schema import ModelRow, Report
-
-STAGE_OF = {"teacher": "teacher", "student": "distill", "baseline": "distill", "pruned": "prune", "quantized": "quantize"}
+from edgekd.reporting.sections import RunFacts, Section
 
 
 def environment() -> dict[str, Any]:
@@ -43,24 +42,16 @@ def environment() -> dict[str, Any]:
     return env
 
 
-def _model_rows(results: dict[str, Any]) -> list[ModelRow]:
-    rows: list[ModelRow] = []
-    metrics = {name: r.metrics for name, r in results.items()}
-    stats = metrics.get("bench", {}).get("models", {})
-    for label, stage in STAGE_OF.items():
-        m = metrics.get(stage)
-        if not m:
-            continue
-        if label == "baseline":
-            if "baseline" not in m:
-                continue
-            rows.append(ModelRow(label="baseline", model=m["model"], accuracy=m["baseline"]["accuracy"],
-                                 params=m.get("params"), macs=m.get("macs"), stage="distill (no teacher)"))
-            continue
-        s = stats.get(label, {})
-        rows.append(ModelRow(label=label, model=m.get("model", ""), accuracy=m.get("accuracy"),
-                             params=s.get("params", m.get("params")), macs=s.get("macs", m.get("macs")), stage=stage))
-    for e in metrics.get("export", {}).get("exports", []):
+def _model_rows(sections: list[Section]) -> list[ModelRow]:
+    """Every model the stages produced, in pipeline order, with the bench stage's measured
+    parameters/MACs and each export's size and accuracy in its own runtime."""
+    rows = [row.model_copy(deep=True) for sec in sections for row in sec.models]
+    stats = {label: s for sec in sections for label, s in sec.model_stats.items()}
+    for row in rows:
+        s = stats.get(row.label, {}) if row.label != "baseline" else {}
+        row.params = s.get("params", row.params)
+        row.macs = s.get("macs", row.macs)
+    for e in (e for sec in sections for e in sec.exports):
         row = next((r for r in rows if r.label == e["model"]), None)
         if row is None:
             continue
@@ -73,29 +64,16 @@ def _model_rows(results: dict[str, Any]) -> list[ModelRow]:
     return rows
 
 
-def _comparisons(results: dict[str, Any]) -> dict[str, Any]:
+def _merged(sections: list[Section], name: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    d = results.get("distill")
-    if d is not None and "baseline" in d.metrics:
-        m = d.metrics
-        out["distillation"] = {
-            "student": m["model"], "with_teacher": m["accuracy"], "without_teacher": m["baseline"]["accuracy"],
-            "gain_points": m["kd_gain"], "teacher": m.get("teacher_accuracy"), "epochs": len(m["history"]),
-        }
-    for name in ("search", "prune", "quantize"):
-        r = results.get(name)
-        if r is not None and "comparison" in r.metrics:
-            out[name] = r.metrics["comparison"]
+    for sec in sections:
+        out.update(getattr(sec, name))
     return out
 
 
-def _search(results: dict[str, Any]) -> dict[str, Any]:
-    r = results.get("search")
-    if r is None:
-        return {}
-    keep = ("space", "space_size", "strategy", "evaluated", "feasible", "seconds", "seconds_per_candidate",
-            "score", "budgets", "normalizer", "chosen", "top")
-    return {k: r.metrics.get(k) for k in keep}
+def training_histories(sections: list[Section]) -> dict[str, list[dict[str, Any]]]:
+    """Training curves by model label, in pipeline order (for the HTML report's plots)."""
+    return _merged(sections, "histories")
 
 
 def imported_records(run_root: Path) -> list[dict[str, Any]]:
@@ -108,55 +86,58 @@ def imported_records(run_root: Path) -> list[dict[str, Any]]:
     return out
 
 
-TRAINING_STAGES = ("teacher", "distill", "prune", "quantize")
-
-
-def _training_device(ctx: Any) -> str:
+def _training_device(facts: RunFacts) -> str:
     """The device(s) the training stages ran on, as recorded when each ran (a resumed run
     may have trained its teacher on cuda and runs the rest on cpu)."""
-    stages = ctx.run.manifest["stages"]
     used: dict[str, list[str]] = {}
-    for name in TRAINING_STAGES:
-        device = stages.get(name, {}).get("device")
-        if name in ctx.results and device:
-            used.setdefault(device, []).append(name)
+    for sec in facts.sections:
+        device = facts.records.get(sec.stage, {}).get("device")
+        if sec.training and device:
+            used.setdefault(device, []).append(sec.stage)
     if len(used) <= 1:
-        return next(iter(used), str(ctx.device))
+        return next(iter(used), facts.device)
     return "; ".join(f"{device} ({', '.join(names)})" for device, names in used.items())
 
 
-def build_report(ctx: Any, command: str = "") -> Report:
-    """A Report from a finished (or partly finished) run context."""
-    results = ctx.results
-    data = ctx.data
-    bench = results.get("bench")
-    latency = (bench.metrics.get("latency", []) if bench else []) + imported_records(ctx.run.root)
-    imported_targets = sorted({r["target"] for r in latency} - {t.name for t in ctx.targets})
+def _data(facts: RunFacts) -> dict[str, Any]:
+    d = facts.data
+    return {"source": d.name, "classes": d.num_classes, "train": d.num_train, "val": d.num_val,
+            "image_size": d.image_size, "streamed": not d.in_memory, "preprocess": d.preprocessing(),
+            "preprocess_summary": d.preprocess.describe(), "preprocess_sources": dict(d.preprocess.sources),
+            "notes": list(facts.data_notes)}
+
+
+def _targets(facts: RunFacts, latency: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    imported = sorted({r["target"] for r in latency} - {t.name for t in facts.targets})
+    return ([{"name": t.name, "description": t.description, "measured_here": t.measured_here,
+              "latency_budget_ms": t.latency_budget_ms} for t in facts.targets]
+            + [{"name": n, "description": "measured with the device kit", "measured_here": False, "imported": True}
+               for n in imported])
+
+
+def build_report(facts: RunFacts) -> Report:
+    """A Report from a finished (or partly finished) run's sections."""
+    sections = facts.sections
+    latency = [r for sec in sections for r in sec.latency] + imported_records(facts.root)
     return Report(
         edgekd_version=__version__,
-        run_name=ctx.run.root.name,
-        run_dir=str(ctx.run.root),
+        run_name=facts.root.name,
+        run_dir=str(facts.root),
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        command=command,
-        targets=[{"name": t.name, "description": t.description, "measured_here": t.measured_here,
-                  "latency_budget_ms": t.latency_budget_ms} for t in ctx.targets]
-        + [{"name": n, "description": "measured with the device kit", "measured_here": False, "imported": True}
-           for n in imported_targets],
-        data={"source": data.name, "classes": data.num_classes, "train": data.num_train,
-              "val": data.num_val, "image_size": data.image_size,
-              "streamed": not data.in_memory, "preprocess": data.preprocessing(),
-              "preprocess_summary": data.preprocess.describe(),
-              "preprocess_sources": dict(data.preprocess.sources), "notes": list(ctx.data_notes)},
-        models=_model_rows(results),
+        command=facts.command,
+        targets=_targets(facts, latency),
+        data=_data(facts),
+        models=_model_rows(sections),
         latency=latency,
-        speedups=bench.metrics.get("speedups", {}) if bench else {},
+        speedups=_merged(sections, "speedups"),
         choices=choose(latency),
-        comparisons=_comparisons(results),
-        exports=results["export"].metrics.get("exports", []) if "export" in results else [],
-        search=_search(results),
-        pruning=results["prune"].metrics.get("steps_summary", {}) if "prune" in results else {},
-        stages={name: {"seconds": ctx.run.manifest["stages"].get(name, {}).get("seconds"), "resumed": r.skipped,
-                       "device": ctx.run.manifest["stages"].get(name, {}).get("device")}
-                for name, r in results.items()},
-        environment={**environment(), "training_device": _training_device(ctx)},
+        comparisons=_merged(sections, "comparisons"),
+        exports=[e for sec in sections for e in sec.exports],
+        search=_merged(sections, "search"),
+        pruning=_merged(sections, "pruning"),
+        plan=facts.plan.model_dump(mode="json"),
+        stages={sec.stage: {"seconds": facts.records.get(sec.stage, {}).get("seconds"),
+                            "resumed": facts.resumed.get(sec.stage, False),
+                            "device": facts.records.get(sec.stage, {}).get("device")} for sec in sections},
+        environment={**environment(), "training_device": _training_device(facts)},
     )

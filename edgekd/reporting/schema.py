@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: + plan
 
 
 class ModelRow(BaseModel):
@@ -42,6 +42,7 @@ class Report(BaseModel):
     exports: list[dict[str, Any]] = Field(default_factory=list)
     search: dict[str, Any] = Field(default_factory=dict)  # chosen architecture and the top of the ranking
     pruning: dict[str, Any] = Field(default_factory=dict)  # per-step accuracy / MACs
+    plan: dict[str, Any] = Field(default_factory=dict)  # the target-dependent decisions (edgekd/plan.py)
     stages: dict[str, Any] = Field(default_factory=dict)
     environment: dict[str, Any] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)

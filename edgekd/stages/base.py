@@ -24,6 +24,8 @@ from edgekd.core.progress import Reporter
 from edgekd.core.rundir import RunDir
 from edgekd.data.bundle import Data
 from edgekd.models.input_contract import load_run_data
+from edgekd.plan import RunPlan, plan_run
+from edgekd.reporting.sections import RunFacts, Section
 
 MODEL_ORDER = ("teacher", "student", "pruned", "quantized")
 
@@ -51,9 +53,11 @@ class RunContext:
         self.command = command  # as typed by the user, for the report
         self.run = run
         self.targets = targets
+        self.plan: RunPlan = plan_run(config, targets)  # target-dependent decisions, made once
         self.reporter = reporter
         self.device = device
         self.results: dict[str, StageResult] = {}
+        self.sections: dict[str, Section] = {}  # each finished stage's part of the report
         self._data: Data | None = None
         self._device_data: Data | None = None
         self.data_notes: list[str] = []
@@ -133,6 +137,13 @@ class RunContext:
             spec = ModelSpec(ref.model, self.data.num_classes, dict(ref.kwargs), self.data.preprocessing())
         return "student", save_model(model, spec, out / "input")
 
+    def facts(self) -> RunFacts:
+        """What the report is built from (reporting sits below the stages: it gets facts, not the context)."""
+        return RunFacts(root=self.run.root, command=self.command, targets=self.targets, data=self.data,
+                        data_notes=self.data_notes, plan=self.plan, device=str(self.device),
+                        sections=list(self.sections.values()), records=dict(self.run.manifest["stages"]),
+                        resumed={name: r.skipped for name, r in self.results.items()})
+
     def teacher(self) -> nn.Module:
         """The trained teacher (frozen, eval mode), loaded once."""
         if self._teacher is None:
@@ -171,3 +182,7 @@ class Stage:
 
     def run(self, ctx: RunContext, out: Path) -> StageResult:
         raise NotImplementedError
+
+    def section(self, result: StageResult) -> Section:
+        """This stage's part of the report, from its metrics (also when restored by --resume)."""
+        return Section(stage=self.name)

@@ -18,11 +18,12 @@ import torch
 
 from edgekd.core.errors import BenchError
 from edgekd.core.rundir import atomic_write_json
-from edgekd.latency.backends.base import backends_for
 from edgekd.latency.measure import BenchItem, LatencyRecord, measure_items, speedups
 from edgekd.latency.predict import predict_records
 from edgekd.models.artifact import load_model
 from edgekd.models.stats import model_stats
+from edgekd.reporting.sections import Section
+from edgekd.runtimes.base import backends_for
 from edgekd.stages.base import RunContext, Stage, StageResult
 
 
@@ -55,6 +56,11 @@ class BenchStage(Stage):
     def settings(self, ctx: RunContext) -> Any:
         return {"bench": ctx.config.bench.model_dump(mode="json"),
                 "targets": [t.model_dump(mode="json") for t in ctx.targets]}
+
+    def section(self, result: StageResult) -> Section:
+        m = result.metrics
+        return Section(stage="bench", latency=m.get("latency", []), speedups=m.get("speedups", {}),
+                       model_stats=m.get("models", {}))
 
     def run(self, ctx: RunContext, out: Path) -> StageResult:
         cfg = ctx.config.bench

@@ -19,6 +19,8 @@ from edgekd.models.artifact import ModelSpec, save_model
 from edgekd.models.build import build_model
 from edgekd.models.checkpoint import load_weights
 from edgekd.models.stats import model_stats
+from edgekd.reporting.schema import ModelRow
+from edgekd.reporting.sections import Section, trained_model_section
 from edgekd.stages.base import RunContext, Stage, StageResult
 from edgekd.train.trainer import train
 
@@ -42,6 +44,21 @@ class DistillStage(Stage):
         student = ctx.config.student.model_dump(mode="json") if ctx.config.student else None
         return {"distill": ctx.config.distill.model_dump(mode="json"), "student": student,
                 "seed": ctx.config.seed, "data": ctx.data.fingerprint()}
+
+    def section(self, result: StageResult) -> Section:
+        """The student, and (when measured) its no-teacher baseline and what KD gained."""
+        m = result.metrics
+        sec = trained_model_section("distill", "student", m)
+        if "baseline" in m:
+            sec.models.append(ModelRow(label="baseline", model=m["model"], accuracy=m["baseline"]["accuracy"],
+                                       params=m.get("params"), macs=m.get("macs"), stage="distill (no teacher)"))
+            if m["baseline"].get("history"):
+                sec.histories["student without teacher"] = m["baseline"]["history"]
+            sec.comparisons["distillation"] = {
+                "student": m["model"], "with_teacher": m["accuracy"], "without_teacher": m["baseline"]["accuracy"],
+                "gain_points": m["kd_gain"], "teacher": m.get("teacher_accuracy"), "epochs": len(m["history"]),
+            }
+        return sec
 
     def run(self, ctx: RunContext, out: Path) -> StageResult:
         cfg = ctx.config.distill

@@ -18,33 +18,15 @@ import torch
 
 from edgekd.core import registries
 from edgekd.core.errors import ExportError
-from edgekd.core.profiles import Profile
 from edgekd.core.rundir import atomic_path, atomic_write_json
 from edgekd.devicekit import KIT_NAME, kit_path
 from edgekd.exporters.base import Exported, ExportJob
 from edgekd.models.artifact import load_model
+from edgekd.reporting.sections import Section
 from edgekd.stages.base import RunContext, Stage, StageResult
 from edgekd.train.evaluate import predict_logits
 
 VALIDATION_BUNDLE = 256  # images shipped with the exports so the device kit can check accuracy on the device
-RUNTIME_FORMATS = {"tensorrt": "tensorrt", "openvino": "openvino", "onnxruntime": "onnx"}
-
-
-def export_formats(configured: list[str], targets: list[Profile]) -> tuple[list[str], set[str]]:
-    """All formats to write (ONNX first: the others build on it) and the required ones.
-
-    Required: ONNX, the formats the user listed, and the format each device target deploys
-    with (its first runtime). A required artifact that fails validation fails the stage; an
-    optional one (e.g. OpenVINO on ``host`` for a model quantized for TensorRT) is reported
-    as failed, with both accuracies, and the run goes on.
-    """
-    wanted = ["onnx", *configured]
-    required = {"onnx", *configured}
-    for t in targets:
-        wanted += [RUNTIME_FORMATS[r] for r in t.runtimes if r in RUNTIME_FORMATS]
-        if not t.measured_here and t.runtimes and t.runtimes[0] in RUNTIME_FORMATS:
-            required.add(RUNTIME_FORMATS[t.runtimes[0]])
-    return list(dict.fromkeys(wanted)), required
 
 
 class ExportStage(Stage):
@@ -52,11 +34,14 @@ class ExportStage(Stage):
 
     def settings(self, ctx: RunContext) -> Any:
         return {"export": ctx.config.export.model_dump(mode="json"),
-                "targets": [t.model_dump(mode="json") for t in ctx.targets]}
+                "targets": [t.model_dump(mode="json") for t in ctx.targets]}  # the plan derives from both
+
+    def section(self, result: StageResult) -> Section:
+        return Section(stage="export", exports=result.metrics.get("exports", []))
 
     def run(self, ctx: RunContext, out: Path) -> StageResult:
         cfg = ctx.config.export
-        formats, required = export_formats(cfg.formats, ctx.targets)
+        formats, required = ctx.plan.export_formats, ctx.plan.required_formats
         models = ctx.model_dirs()
         if cfg.models == "final" and len(models) > 2:
             last = list(models)[-1]
@@ -72,7 +57,7 @@ class ExportStage(Stage):
                 model, spec = load_model(folder)
                 model = model.cpu()  # exports are traced and validated on the CPU
                 ref = predict_logits(model, ctx.data, torch.device("cpu"), limit=cfg.validate_samples)
-                job = ExportJob(label, model, spec, ctx.data, out, cfg, ctx.targets, ref)
+                job = ExportJob(label, model, spec, ctx.data, out, cfg, ctx.plan, ref)
                 for fmt in formats:
                     exporter = registries.EXPORTERS.get(fmt, key="export.formats")()
                     try:

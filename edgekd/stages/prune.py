@@ -18,6 +18,7 @@ from edgekd.latency.oracle import LatencyOracle
 from edgekd.models.artifact import ModelSpec, load_model, reload_outputs, save_model
 from edgekd.models.stats import count_macs, count_params
 from edgekd.pruning.structured import ChannelPruner, size_measure
+from edgekd.reporting.sections import Section, trained_model_section
 from edgekd.stages.base import RunContext, Stage, StageResult
 from edgekd.train.evaluate import evaluate
 from edgekd.train.trainer import loss_gradients, train
@@ -31,6 +32,11 @@ class PruneStage(Stage):
                 "student": ctx.config.student.model_dump(mode="json") if ctx.config.student else None,
                 "targets": [t.model_dump(mode="json") for t in ctx.targets] if ctx.config.prune.latency_ms else None}
 
+    def section(self, result: StageResult) -> Section:
+        sec = trained_model_section("prune", "pruned", result.metrics, comparison_key="prune")
+        sec.pruning = result.metrics.get("steps_summary", {})
+        return sec
+
     def run(self, ctx: RunContext, out: Path) -> StageResult:
         cfg = ctx.config.prune
         src_label, folder = ctx.input_student(out)
@@ -43,23 +49,14 @@ class PruneStage(Stage):
         teacher = ctx.teacher() if cfg.finetune.uses_teacher else None
         if teacher is not None:
             teacher.to(device)
-        example = spec.example_input(1).to(device)
         size = spec.input_size
-        criterion = IMPORTANCES.get(cfg.importance.name)(cfg.importance.params)
-        grad_fn = None
-        if criterion.needs_gradients:
-            def grad_fn(m):  # noqa: ANN001 - the pruner passes the model being pruned
-                loss_gradients(m, data, cfg.finetune, teacher=teacher, batches=criterion.batches, seed=ctx.config.seed)
-
         kind, measure, final, oracle = self._target(ctx, model, size)
         start_value = measure(model)
         base = {"accuracy": round(evaluate(model, data, device), 3), "macs": count_macs(model, size),
                 "params": count_params(model)}
         if oracle is not None:
             base["latency_ms"] = start_value
-        pruner = ChannelPruner(model, example, importance=criterion.build(), global_pruning=cfg.global_pruning,
-                               ignored=cfg.ignored_layers, skip_unsupported=cfg.skip_unsupported,
-                               round_to=cfg.round_to, gradient_fn=grad_fn)
+        pruner = self._pruner(ctx, model, spec.example_input(1).to(device), teacher)
         ctx.reporter.line(f"[cyan]prune[/]: {spec.model} ({src_label}) to {kind} {self._describe(kind, final)} "
                           f"in {cfg.steps} steps, importance {cfg.importance.name}, "
                           f"fine-tune {'+'.join(t.name for t in cfg.finetune.loss)}")
@@ -72,26 +69,57 @@ class PruneStage(Stage):
                     f"could not reach {kind} {self._describe(kind, goal)}: stopped at {measure(model):.4g} "
                     f"after removing the most torch-pruning allows",
                     hint="ask for less (prune.flops_ratio / params_ratio / latency_ms) or ignore fewer layers")
-            pruned_acc = evaluate(model, data, device)
-            result = train(model, data, cfg.finetune, teacher=teacher, device=device, seed=ctx.config.seed + k,
-                           reporter=ctx.reporter, label=f"prune step {k}/{cfg.steps} fine-tune")
-            row = {"step": k, "macs": count_macs(model, size), "params": count_params(model),
-                   "accuracy_after_pruning": round(pruned_acc, 3), "accuracy": round(result.best_accuracy, 3),
-                   "history": result.history}
-            if oracle is not None:
-                row["latency"] = oracle(model, size).__dict__
-            steps.append(row)
-            ctx.reporter.line(f"[green]prune[/]: step {k}/{cfg.steps}: MACs {row['macs'] / 1e6:.2f}M "
-                              f"({base['macs'] / row['macs']:.2f}× fewer), {pruned_acc:.2f}% → {result.best_accuracy:.2f}%")
+            steps.append(self._finetune_step(ctx, model, teacher, k, size, oracle))
+            ctx.reporter.line(f"[green]prune[/]: step {k}/{cfg.steps}: MACs {steps[-1]['macs'] / 1e6:.2f}M "
+                              f"({base['macs'] / steps[-1]['macs']:.2f}× fewer), "
+                              f"{steps[-1]['accuracy_after_pruning']:.2f}% → {steps[-1]['accuracy']:.2f}%")
         model.eval()
         new_spec = ModelSpec(spec.model, spec.num_classes, spec.kwargs, spec.input,
                              pruning_history=[*(spec.pruning_history or []), *pruner.history()],
                              role="pruned", info={"accuracy": steps[-1]["accuracy"]})
         saved = save_model(model, new_spec, out / "model")
-        self._check_reload(model, saved, example)
+        self._check_reload(model, saved, spec.example_input(1).to(device))
+        return StageResult(self._metrics(ctx, spec.model, src_label, {kind: final}, base, steps),
+                           {"model:pruned": saved})
+
+    @staticmethod
+    def _pruner(ctx: RunContext, model, example, teacher) -> ChannelPruner:
+        """torch-pruning's pruner with the configured importance (gradients from the fine-tune loss)
+        and the plan's channel rounding."""
+        cfg = ctx.config.prune
+        criterion = IMPORTANCES.get(cfg.importance.name)(cfg.importance.params)
+        grad_fn = None
+        if criterion.needs_gradients:
+            def grad_fn(m):  # noqa: ANN001 - the pruner passes the model being pruned
+                loss_gradients(m, ctx.device_data, cfg.finetune, teacher=teacher, batches=criterion.batches,
+                               seed=ctx.config.seed)
+
+        return ChannelPruner(model, example, importance=criterion.build(), global_pruning=cfg.global_pruning,
+                             ignored=cfg.ignored_layers, skip_unsupported=cfg.skip_unsupported,
+                             round_to=ctx.plan.channel_rounding, gradient_fn=grad_fn)
+
+    @staticmethod
+    def _finetune_step(ctx: RunContext, model, teacher, k: int, size: int, oracle) -> dict[str, Any]:
+        """Accuracy right after the cut, then recovered by distillation; MACs, params, latency."""
+        cfg = ctx.config.prune
+        data, device = ctx.device_data, ctx.device
+        pruned_acc = evaluate(model, data, device)
+        result = train(model, data, cfg.finetune, teacher=teacher, device=device, seed=ctx.config.seed + k,
+                       reporter=ctx.reporter, label=f"prune step {k}/{cfg.steps} fine-tune")
+        row = {"step": k, "macs": count_macs(model, size), "params": count_params(model),
+               "accuracy_after_pruning": round(pruned_acc, 3), "accuracy": round(result.best_accuracy, 3),
+               "history": result.history}
+        if oracle is not None:
+            row["latency"] = oracle(model, size).__dict__
+        return row
+
+    @staticmethod
+    def _metrics(ctx: RunContext, model_name: str, src_label: str, target: dict[str, float],
+                 base: dict[str, Any], steps: list[dict[str, Any]]) -> dict[str, Any]:
+        cfg = ctx.config.prune
         last = steps[-1]
-        metrics = {
-            "model": spec.model, "input": src_label, "target": {kind: final}, "importance": cfg.importance.spec(),
+        return {
+            "model": model_name, "input": src_label, "target": target, "importance": cfg.importance.spec(),
             "finetune_loss": [t.spec() for t in cfg.finetune.loss], "base": base,
             "accuracy": last["accuracy"], "macs": last["macs"], "params": last["params"],
             "macs_reduction": round(base["macs"] / last["macs"], 3),
@@ -99,7 +127,6 @@ class PruneStage(Stage):
             "steps": steps, "history": [h for s in steps for h in s["history"]],
             "steps_summary": {"base": base, "steps": [{k: v for k, v in s.items() if k != "history"} for s in steps]},
         }
-        return StageResult(metrics, {"model:pruned": saved})
 
     @staticmethod
     def _describe(kind: str, value: float) -> str:

@@ -17,27 +17,13 @@ import torch
 
 from edgekd.core.errors import QuantizationError
 from edgekd.models.artifact import ModelSpec, load_model, reload_outputs, save_model
-from edgekd.quantization.bn_fold import fold_batchnorm
 from edgekd.quantization.kernels import select_kernels
-from edgekd.quantization.nncf_int8 import calibration_batches, quantize, quantized_layers, quantizer_config
-from edgekd.quantization.overflow import host_has_vnni, resolve_overflow_fix
+from edgekd.quantization.nncf_int8 import calibration_batches, quantized_layers, quantizer_config
+from edgekd.quantization.recipe import apply_recipe
+from edgekd.reporting.sections import Section, trained_model_section
 from edgekd.stages.base import RunContext, Stage, StageResult
-from edgekd.stages.export import export_formats
 from edgekd.train.evaluate import evaluate
 from edgekd.train.trainer import train
-
-
-def resolved_preset(ctx: RunContext) -> str:
-    """``auto`` becomes ``tensorrt`` when a target deploys with TensorRT (zero-point-0 signed INT8)."""
-    preset = ctx.config.quantize.preset
-    if preset != "auto":
-        return preset
-    return "tensorrt" if any(t.runtimes and t.runtimes[0] == "tensorrt" for t in ctx.targets) else "mixed"
-
-
-def resolved_overflow_fix(ctx: RunContext) -> tuple[str, str]:
-    formats, _ = export_formats(ctx.config.export.formats, ctx.targets)
-    return resolve_overflow_fix(ctx.config.quantize.overflow_fix, ctx.targets, "openvino" in formats, host_has_vnni())
 
 
 class QuantizeStage(Stage):
@@ -45,8 +31,11 @@ class QuantizeStage(Stage):
 
     def settings(self, ctx: RunContext) -> Any:
         return {"quantize": ctx.config.quantize.model_dump(mode="json"), "seed": ctx.config.seed,
-                "preset": resolved_preset(ctx), "overflow_fix": resolved_overflow_fix(ctx)[0],
+                "preset": ctx.plan.quantizer.preset, "overflow_fix": ctx.plan.quantizer.overflow_fix,
                 "student": ctx.config.student.model_dump(mode="json") if ctx.config.student else None}
+
+    def section(self, result: StageResult) -> Section:
+        return trained_model_section("quantize", "quantized", result.metrics, comparison_key="quantize")
 
     def run(self, ctx: RunContext, out: Path) -> StageResult:
         cfg = ctx.config.quantize
@@ -57,16 +46,13 @@ class QuantizeStage(Stage):
         data, device = ctx.device_data, ctx.device
         model.to(device)
         fp32_acc = evaluate(model, data, device)
-        preset = resolved_preset(ctx)
+        plan = ctx.plan.quantizer
+        preset, overflow_fix, why = plan.preset, plan.overflow_fix, plan.overflow_reason
         calib_x, _ = data.train_sample(cfg.calibration_size, ctx.config.seed)
         calib = calibration_batches(data.normalize(calib_x), cfg.calibration_size)
-        overflow_fix, why = resolved_overflow_fix(ctx)
-        folded = fold_batchnorm(model.eval()) if cfg.fold_batchnorm else []  # exact in eval mode
         ctx.reporter.line(f"[cyan]quantize[/]: {spec.model} ({src_label}) INT8 {cfg.method.upper()}, "
                           f"{preset} preset, {calib_x.shape[0]} calibration images; overflow fix {overflow_fix} ({why})")
-        qmodel = quantize(model, calib, symmetric=preset != "mixed", per_channel=cfg.per_channel,
-                          ignored=cfg.ignored_scope, signed_activations=preset == "tensorrt",
-                          overflow_fix=overflow_fix, quiet=ctx.reporter.quiet)
+        qmodel, folded = apply_recipe(model, calib, plan.recipe(), quiet=ctx.reporter.quiet)
         ptq_acc = evaluate(qmodel, data, device)
         metrics: dict[str, Any] = {"model": spec.model, "input": src_label, "method": cfg.method,
                                    "preset": preset, "per_channel": cfg.per_channel,

@@ -6,21 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from edgekd.core.rundir import atomic_write_text, sha256_tree
-from edgekd.reporting.build import build_report
+from edgekd.reporting.build import build_report, training_histories
 from edgekd.reporting.html import render_html
 from edgekd.reporting.markdown import render_markdown
 from edgekd.stages.base import RunContext, Stage, StageResult
-
-
-def training_histories(ctx: RunContext) -> dict[str, list[dict[str, Any]]]:
-    out = {}
-    for stage, label in (("teacher", "teacher"), ("distill", "student"), ("prune", "pruned"), ("quantize", "quantized")):
-        r = ctx.results.get(stage)
-        if r is not None and r.metrics.get("history"):
-            out[label] = r.metrics["history"]
-            if stage == "distill" and "baseline" in r.metrics:
-                out["student without teacher"] = r.metrics["baseline"]["history"]
-    return out
 
 
 class ReportStage(Stage):
@@ -32,7 +21,8 @@ class ReportStage(Stage):
                 "imports": sha256_tree(imports) if imports.exists() else None}
 
     def run(self, ctx: RunContext, out: Path) -> StageResult:
-        report = build_report(ctx, ctx.command)
+        facts = ctx.facts()
+        report = build_report(facts)
         artifacts: dict[str, Path] = {}
         fmts = ctx.config.report.formats
         if "json" in fmts:
@@ -42,7 +32,7 @@ class ReportStage(Stage):
             atomic_write_text(out / "report.md", render_markdown(report))
             artifacts["md"] = out / "report.md"
         if "html" in fmts:
-            atomic_write_text(out / "report.html", render_html(report, training_histories(ctx)))
+            atomic_write_text(out / "report.html", render_html(report, training_histories(facts.sections)))
             artifacts["html"] = out / "report.html"
         ctx.reporter.line(f"[green]report[/]: {', '.join(str(p) for p in artifacts.values())}")
         return StageResult({"files": {k: str(v) for k, v in artifacts.items()}}, artifacts)

@@ -17,6 +17,7 @@ from edgekd.models.artifact import ModelSpec, save_model
 from edgekd.models.build import build_model
 from edgekd.models.checkpoint import load_weights, save_state_dict
 from edgekd.models.stats import model_stats
+from edgekd.reporting.sections import Section, trained_model_section
 from edgekd.stages.base import RunContext, Stage, StageResult, input_sources
 from edgekd.train.evaluate import evaluate
 from edgekd.train.trainer import train
@@ -38,6 +39,9 @@ class TeacherStage(Stage):
             "data": ctx.data.fingerprint(),
             "seed": ctx.config.seed,
         }
+
+    def section(self, result: StageResult) -> Section:
+        return trained_model_section("teacher", "teacher", result.metrics)
 
     def run(self, ctx: RunContext, out: Path) -> StageResult:
         cfg = ctx.config.teacher

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,84 @@ def loss_gradients(student: nn.Module, data: Data, cfg: TrainConfig, *, teacher:
         computer.close()
 
 
+@dataclass
+class _Loop:
+    """One training run's moving parts; ``epoch`` runs one pass over the training set."""
+
+    student: nn.Module
+    data: Data
+    cfg: TrainConfig
+    computer: LossComputer
+    gen: torch.Generator
+    batch_size: int
+    cached: torch.Tensor | None  # the teacher's logits, computed once (in-memory data, no augmentation)
+    cuda: bool
+    label: str
+    opt: torch.optim.Optimizer = field(init=False)
+    sched: torch.optim.lr_scheduler.LambdaLR = field(init=False)
+
+    def __post_init__(self) -> None:
+        n = self.data.num_train
+        self.steps_per_epoch = max(1, min(n // self.batch_size, self.cfg.max_steps_per_epoch or n))
+        self.opt = _optimizer(self.student, self.cfg)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _lr_lambda(self.cfg, self.steps_per_epoch))
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.cuda else torch.autocast("cpu", enabled=False)
+
+    def epoch(self, epoch: int, advance: Callable[..., None]) -> tuple[float, int]:
+        """(summed loss, images seen) of one epoch; a non-finite loss stops the run."""
+        cfg, data = self.cfg, self.data
+        self.student.train()
+        loss_sum, count = 0.0, 0
+        batches = data.train_epoch(self.batch_size, self.gen, crop_scale=cfg.augment.crop_scale,
+                                   max_steps=cfg.max_steps_per_epoch)
+        for step, (idx, xb, yb) in enumerate(batches):
+            xb = data.normalize(augment(xb, cfg.augment, self.gen))
+            if self.cuda:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            with self.autocast:
+                loss = self.computer(xb, yb, self.cached[idx] if self.cached is not None else None)
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"{self.label}: loss became {loss.item()} at epoch {epoch}, step {step + 1} "
+                    f"(lr {self.sched.get_last_lr()[0]:.3g})",
+                    hint=f"lower the learning rate (now {cfg.optimizer.lr}), keep grad_clip set, "
+                    "or check the data for NaN/inf; finished stages are kept, re-run with --resume",
+                )
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                nn.utils.clip_grad_norm_(self.student.parameters(), cfg.grad_clip)
+            self.opt.step()
+            self.sched.step()
+            loss_sum += float(loss.detach()) * xb.shape[0]
+            count += xb.shape[0]
+            advance(1)
+        return loss_sum, count
+
+
+def _prepare(student: nn.Module, data: Data, cfg: TrainConfig, teacher: nn.Module | None, device: torch.device,
+             label: str, feature_layers: tuple[str | None, str | None]) -> tuple[LossComputer, torch.Tensor | None]:
+    """The loss for this run and, when the teacher sees fixed images, its logits computed once."""
+    student.to(device)
+    if device.type == "cuda":
+        student.to(memory_format=torch.channels_last)
+    computer = LossComputer(student, cfg, teacher, data.image_size, label, feature_layers)
+    if teacher is not None and computer.needs_teacher:
+        teacher.to(device).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+    if cfg.augment.crop_scale is not None and data.in_memory:
+        computer.close()
+        raise ConfigError(f"{label}: augment.crop_scale needs images streamed from a folder, but this data set is "
+                          "held in memory at the input size",
+                          hint="set data.stream: true (image folders), or remove augment.crop_scale")
+    no_augment = cfg.augment.shift == 0 and not cfg.augment.hflip
+    cached = None
+    if computer.needs_teacher and not computer.needs_features and no_augment and data.in_memory:
+        cached = teacher_logits(teacher, data)  # type: ignore[arg-type]
+    return computer, cached
+
+
 def train(
     student: nn.Module,
     data: Data,
@@ -167,64 +246,18 @@ def train(
     device = torch.device(device)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    cuda = device.type == "cuda"
-    student.to(device)
-    if cuda:
-        student.to(memory_format=torch.channels_last)
-    computer = LossComputer(student, cfg, teacher, data.image_size, label, feature_layers)
-    if teacher is not None and computer.needs_teacher:
-        teacher.to(device).eval()
-        for p in teacher.parameters():
-            p.requires_grad_(False)
-
-    n = data.num_train
-    bs = min(cfg.batch_size, n)
-    crop = cfg.augment.crop_scale
-    if crop is not None and data.in_memory:
-        raise ConfigError(f"{label}: augment.crop_scale needs images streamed from a folder, but this data set is "
-                          "held in memory at the input size",
-                          hint="set data.stream: true (image folders), or remove augment.crop_scale")
-    no_augment = cfg.augment.shift == 0 and not cfg.augment.hflip
-    cached = None
-    if computer.needs_teacher and not computer.needs_features and no_augment and data.in_memory:
-        cached = teacher_logits(teacher, data)  # type: ignore[arg-type]
-    steps_per_epoch = max(1, min(n // bs, cfg.max_steps_per_epoch or n))
-    opt = _optimizer(student, cfg)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, steps_per_epoch))
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
-
+    computer, cached = _prepare(student, data, cfg, teacher, device, label, feature_layers)
+    loop = _Loop(student, data, cfg, computer, gen, min(cfg.batch_size, data.num_train), cached,
+                 device.type == "cuda", label)
     best_acc, best_epoch, best_state = -1.0, 0, None
     history: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     seen = 0
     try:
-        with reporter.task(label, total=cfg.epochs * steps_per_epoch) as advance:
+        with reporter.task(label, total=cfg.epochs * loop.steps_per_epoch) as advance:
             for epoch in range(1, cfg.epochs + 1):
-                student.train()
-                loss_sum, count, te = 0.0, 0, time.perf_counter()
-                batches = data.train_epoch(bs, gen, crop_scale=crop, max_steps=cfg.max_steps_per_epoch)
-                for step, (idx, xb, yb) in enumerate(batches):
-                    xb = data.normalize(augment(xb, cfg.augment, gen))
-                    if cuda:
-                        xb = xb.contiguous(memory_format=torch.channels_last)
-                    with autocast:
-                        loss = computer(xb, yb, cached[idx] if cached is not None else None)
-                    if not torch.isfinite(loss):
-                        raise TrainingError(
-                            f"{label}: loss became {loss.item()} at epoch {epoch}, step {step + 1} "
-                            f"(lr {sched.get_last_lr()[0]:.3g})",
-                            hint=f"lower the learning rate (now {cfg.optimizer.lr}), keep grad_clip set, "
-                            "or check the data for NaN/inf; finished stages are kept, re-run with --resume",
-                        )
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if cfg.grad_clip:
-                        nn.utils.clip_grad_norm_(student.parameters(), cfg.grad_clip)
-                    opt.step()
-                    sched.step()
-                    loss_sum += float(loss.detach()) * xb.shape[0]
-                    count += xb.shape[0]
-                    advance(1)
+                te = time.perf_counter()
+                loss_sum, count = loop.epoch(epoch, advance)
                 seen += count
                 train_seconds = time.perf_counter() - te
                 acc = evaluate(student, data, device)
@@ -232,7 +265,7 @@ def train(
                     "epoch": epoch,
                     "train_loss": round(loss_sum / max(1, count), 5),
                     "val_accuracy": round(acc, 3),
-                    "lr": round(sched.get_last_lr()[0], 6),
+                    "lr": round(loop.sched.get_last_lr()[0], 6),
                     "seconds": round(time.perf_counter() - te, 2),
                     "images_per_second": round(count / max(train_seconds, 1e-9), 1),  # the training loop alone
                 })

@@ -17,6 +17,7 @@ import torch
 from edgekd.core.errors import SearchError
 from edgekd.core.rundir import atomic_write_json
 from edgekd.models.build import build_model
+from edgekd.reporting.sections import Section
 from edgekd.search_spaces.spaces import build_space
 from edgekd.stages.base import RunContext, Stage, StageResult
 from edgekd.stages.search.evaluate import Budgets, Candidate, evaluate_candidate
@@ -52,6 +53,15 @@ class SearchStage(Stage):
         return {"search": ctx.config.search.model_dump(mode="json"), "seed": ctx.config.seed,
                 "teacher": {"model": ctx.config.teacher.model, "kwargs": ctx.config.teacher.kwargs},
                 "data": ctx.data.fingerprint(), "targets": [t.model_dump(mode="json") for t in ctx.targets]}
+
+    def section(self, result: StageResult) -> Section:
+        m = result.metrics
+        keep = ("space", "space_size", "strategy", "evaluated", "feasible", "seconds", "seconds_per_candidate",
+                "score", "budgets", "normalizer", "chosen", "top")
+        sec = Section(stage="search", search={k: m.get(k) for k in keep})
+        if "comparison" in m:
+            sec.comparisons["search"] = m["comparison"]
+        return sec
 
     def run(self, ctx: RunContext, out: Path) -> StageResult:
         cfg = ctx.config.search

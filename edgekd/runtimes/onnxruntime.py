@@ -8,7 +8,7 @@ import numpy as np
 
 from edgekd.core.errors import BenchError
 from edgekd.core.registries import BACKENDS
-from edgekd.latency.backends.base import Backend, Runner
+from edgekd.runtimes.base import Backend, Runner
 
 
 def ort_session(path: Path, threads: int | None, device: str = "cpu"):
@@ -50,7 +50,6 @@ def optimized_op_types(path: Path) -> list[str]:
 @BACKENDS.register("onnxruntime", help="ONNX Runtime, CPU execution provider")
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
-    formats = ("onnx",)
 
     def unavailable_reason(self) -> str | None:
         try:

@@ -1,8 +1,9 @@
-"""What a benchmark backend is: something that loads an artifact and runs batches.
+"""What a runtime is: something that loads a model file and runs batches.
 
 The same runners validate exports against PyTorch (accuracy with the artifact's own
 runtime) and measure latency, so a number in the report always comes from the exact
-file that ships.
+file that ships. This layer sits below both the exporters and the latency engine.
+Which formats a runtime runs is in the formats table (core/formats.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from edgekd.core import registries
 from edgekd.core.errors import BenchError
+from edgekd.core.formats import format_named
 
 
 @dataclass
@@ -35,7 +37,6 @@ class Runner:
 
 class Backend:
     name: ClassVar[str]
-    formats: ClassVar[tuple[str, ...]]  # artifact formats it runs: "torch", "onnx", "openvino", "tensorrt"
 
     def unavailable_reason(self) -> str | None:
         """None when usable here, else why not (e.g. the package is not installed)."""
@@ -59,9 +60,10 @@ def get_backend(name: str) -> Backend:
 
 def backends_for(fmt: str, names: list[str]) -> list[Backend]:
     """The usable backends among ``names`` that run artifacts of format ``fmt``."""
+    runs = format_named(fmt).runtimes
     out = []
     for n in names:
         b = registries.BACKENDS.get(n, key="bench.backends")()
-        if fmt in b.formats and b.unavailable_reason() is None:
+        if n in runs and b.unavailable_reason() is None:
             out.append(b)
     return out

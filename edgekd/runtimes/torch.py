@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from edgekd.core.registries import BACKENDS
-from edgekd.latency.backends.base import Backend, Runner
+from edgekd.runtimes.base import Backend, Runner
 
 
 def _cuda_graph_runner(model: torch.nn.Module, dtype: torch.dtype):
@@ -47,7 +47,6 @@ def _cuda_graph_runner(model: torch.nn.Module, dtype: torch.dtype):
 @BACKENDS.register("torch", help="PyTorch eager on CPU; FP16 CUDA graph on a CUDA GPU")
 class TorchBackend(Backend):
     name = "torch"
-    formats = ("torch",)
 
     def load(self, path: Path, *, precision: str, threads: int | None, device: str = "cpu") -> Runner:
         from edgekd.models.artifact import load_model

@@ -9,7 +9,7 @@ import numpy as np
 from edgekd.core.errors import BenchError
 from edgekd.core.registries import BACKENDS
 from edgekd.core.signal_stack import keep_signal_stack
-from edgekd.latency.backends.base import Backend, Runner
+from edgekd.runtimes.base import Backend, Runner
 
 OV_PRECISION = {"fp32": "f32", "fp16": "f16", "int8": "f32"}  # int8 IR: FakeQuantize ops decide, f32 elsewhere
 
@@ -17,7 +17,6 @@ OV_PRECISION = {"fp32": "f32", "fp16": "f16", "int8": "f32"}  # int8 IR: FakeQua
 @BACKENDS.register("openvino", help="OpenVINO runtime, CPU plugin (IR .xml)")
 class OpenVINOBackend(Backend):
     name = "openvino"
-    formats = ("openvino",)
 
     def unavailable_reason(self) -> str | None:
         try:

@@ -7,17 +7,27 @@ from pathlib import Path
 import numpy as np
 
 from edgekd.core.registries import BACKENDS
-from edgekd.latency.backends.base import Backend, Runner
+from edgekd.runtimes.base import Backend, Runner
+
+
+def tensorrt_here() -> str | None:
+    """None when engines can be built and run here, else why not."""
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        return "the tensorrt package is not installed here (pip install 'edgekd[tensorrt]' on a CUDA machine)"
+    import torch
+
+    if not torch.cuda.is_available():
+        return "no CUDA GPU here"
+    return None
 
 
 @BACKENDS.register("tensorrt", help="TensorRT engine (.engine), CUDA GPU with the tensorrt package")
 class TensorRTBackend(Backend):
     name = "tensorrt"
-    formats = ("tensorrt",)
 
     def unavailable_reason(self) -> str | None:
-        from edgekd.exporters.tensorrt import tensorrt_here
-
         return tensorrt_here()
 
     def load(self, path: Path, *, precision: str, threads: int | None, device: str = "cuda") -> Runner:

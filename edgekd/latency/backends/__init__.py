@@ -1,1 +1,0 @@
-"""Benchmark backends (registry): torch, onnxruntime, openvino, tensorrt."""

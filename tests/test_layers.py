@@ -1,0 +1,96 @@
+"""The layering rules of the design notes, checked on the code: imports point down only, no
+import cycle, no stage imports another stage; and the one formats table is the only one."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _graph_module():
+    spec = importlib.util.spec_from_file_location("import_graph", ROOT / "docs" / "import_graph.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["import_graph"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+G = _graph_module()
+
+
+def test_no_upward_import_no_cycle_no_stage_importing_a_stage() -> None:
+    found = G.problems(G.module_graph())
+    assert not found, "\n".join(found)
+
+
+def test_the_checker_catches_what_it_forbids() -> None:
+    """The same checks on small made-up graphs: an upward arrow, a cycle, stage → stage."""
+    up = {"edgekd.core.config": {"edgekd.stages.base"}, "edgekd.stages.base": set()}
+    assert any("may not import" in p for p in G.problems(up))
+    same_layer = {"edgekd.latency.oracle": {"edgekd.train.trainer"}, "edgekd.train.trainer": set()}
+    assert any("may not import" in p for p in G.problems(same_layer))
+    loop = {"edgekd.latency.a": {"edgekd.latency.b"}, "edgekd.latency.b": {"edgekd.latency.a"}}
+    assert any("cycle" in p for p in G.problems(loop))
+    stage = {"edgekd.stages.quantize": {"edgekd.stages.export"}, "edgekd.stages.export": {"edgekd.stages.base"},
+             "edgekd.stages.base": set()}
+    assert [p for p in G.problems(stage) if "stage imports another stage" in p] == [
+        "edgekd.stages.quantize imports edgekd.stages.export: a stage imports another stage"]
+
+
+def test_lazy_and_relative_imports_count(tmp_path: Path) -> None:
+    pkg = tmp_path / "edgekd" / "core"
+    pkg.mkdir(parents=True)
+    (pkg / "a.py").write_text("def f():\n    from edgekd.stages import base\n    from . import b\n")
+    (pkg / "b.py").write_text("")
+    old = G.ROOT
+    G.ROOT = tmp_path / "edgekd"
+    try:
+        mods = {"edgekd.core.a", "edgekd.core.b", "edgekd.stages.base", "edgekd.stages"}
+        assert G.imports_of(pkg / "a.py", mods) == {"edgekd.stages.base", "edgekd.core.b"}
+    finally:
+        G.ROOT = old
+
+
+def test_the_drawing_in_docs_is_current() -> None:
+    """docs/imports.md holds the Mermaid drawing; regenerate it with `python docs/import_graph.py`."""
+    text = (ROOT / "docs" / "imports.md").read_text()
+    assert G.mermaid(G.module_graph()) in text
+
+
+def test_device_kit_formats_match_the_table() -> None:
+    """The kit imports nothing of edgekd, so it keeps a copy of the suffix table: the same one."""
+    from edgekd.core.formats import FORMATS
+    from edgekd.devicekit import load_kit
+
+    kit = load_kit()
+    ours = {s: (f.name, f.runtimes[0]) for f in FORMATS for s in f.suffixes}
+    assert ours == kit.SUFFIX_FORMAT
+
+
+@pytest.mark.parametrize("bad, close", [("tensortr", "tensorrt"), ("onnxrt", "onnxruntime"), ("openvno", "openvino")])
+def test_profile_runtimes_are_checked_against_the_table(tmp_path: Path, bad: str, close: str) -> None:
+    from edgekd.core.errors import ProfileError
+    from edgekd.core.profiles import load_profile_file
+
+    text = (ROOT / "profiles" / "jetson-orin-nano.yaml").read_text().replace("[tensorrt, onnxruntime]",
+                                                                            f"[{bad}, onnxruntime]")
+    assert bad in text
+    (tmp_path / "p.yaml").write_text(text)
+    with pytest.raises(ProfileError, match=f"unknown runtime '{bad}'; did you mean '{close}'"):
+        load_profile_file(tmp_path / "p.yaml")
+
+
+def test_one_table_drives_formats_backends_and_exporters() -> None:
+    from edgekd.core import registries
+    from edgekd.core.formats import FORMATS, RUNTIMES, format_of_path
+
+    assert registries.EXPORTERS.names() == sorted(f.name for f in FORMATS if f.exporter)
+    assert registries.BACKENDS.names() == sorted(r.name for r in RUNTIMES)
+    assert {r for f in FORMATS for r in f.runtimes} == {r.name for r in RUNTIMES}
+    assert format_of_path(Path("m_int8.xml")).name == "openvino" and format_of_path(Path("x.plan")).name == "tensorrt"
+    assert format_of_path(Path("x.tflite")) is None
