@@ -24,6 +24,32 @@ def test_unknown_key_is_named(tmp_path: Path) -> None:
         load_config(raw)
 
 
+def test_unknown_key_suggests_the_closest(tmp_path: Path) -> None:
+    raw = tiny_config(tmp_path)
+    raw["distil"] = {"epochs": 1}
+    with pytest.raises(ConfigError, match=r"config: distil: unknown key; did you mean 'distill'\?"):
+        load_config(raw)
+    raw = tiny_config(tmp_path)
+    raw["teacher"]["train"]["optimizer"]["lrr"] = 0.1  # three models deep
+    raw["data"]["imag_size"] = 16  # beside a data set's own parameters
+    with pytest.raises(ConfigError) as exc:
+        load_config(raw)
+    assert "teacher.train.optimizer.lrr: unknown key; did you mean 'lr'?" in exc.value.message
+    assert "imag_size: unknown key; did you mean 'image_size'?" in exc.value.message
+    raw = tiny_config(tmp_path)
+    raw["zzz"] = 1
+    with pytest.raises(ConfigError) as exc:
+        load_config(raw)
+    assert exc.value.message == "config: zzz: unknown key"  # nothing close: no guess
+
+
+def test_unknown_key_in_override_suggests_the_closest(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"distil: unknown key; did you mean 'distill'\?"):
+        load_config(tiny_config(tmp_path), ["distil.epochs=2"])
+    with pytest.raises(ConfigError, match=r"distill\.epocs: unknown key; did you mean 'epochs'\?"):
+        load_config(tiny_config(tmp_path), ["distill.epocs=2"])
+
+
 def test_wrong_type_names_key_and_value(tmp_path: Path) -> None:
     raw = tiny_config(tmp_path)
     raw["distill"]["epochs"] = "many"

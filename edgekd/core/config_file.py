@@ -81,6 +81,6 @@ def load_config(
         return Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(
-            f"{origin}: {format_validation_error(exc)}",
+            f"{origin}: {format_validation_error(exc, model=Config)}",
             hint="see `edgekd init` for a commented example of every key",
         ) from None
