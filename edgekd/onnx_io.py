@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from edgekd.core.errors import ExportError
+from edgekd.core.errors import EdgeKDError, ExportError
 from edgekd.core.rundir import atomic_path
 
 INPUT, OUTPUT = "input", "logits"
@@ -78,7 +78,7 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: Path, opset: int)
                 dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
             )
             onnx.checker.check_model(str(tmp), full_check=True)
-    except ExportError:
+    except EdgeKDError:  # ours already say what failed (a full disk: RunDirError)
         raise
     except Exception as exc:  # exporter failures come in many types
         raise ExportError(

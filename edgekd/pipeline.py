@@ -2,24 +2,29 @@
 
 Each stage's input hash covers its own settings and the artifact hashes of every stage
 before it, so changing the distill settings re-runs distill and everything after it on
-``--resume``, while an untouched teacher is reused. A stage is recorded only once all
-its files are on disk; a failure or Ctrl-C keeps every stage finished before it.
+``--resume``, while an untouched teacher is reused, and the run says why it re-runs a
+stage (the changed keys, an earlier stage's new output, or files changed on disk). A stage
+is recorded only once all its files are on disk; a failure or Ctrl-C keeps every stage
+finished before it. The run folder is locked for the whole run.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
+from rich.markup import escape
 
 from edgekd.core.config import STAGE_ORDER, Config
 from edgekd.core.errors import EdgeKDError
 from edgekd.core.profiles import Profile, resolve_target
 from edgekd.core.progress import Reporter
-from edgekd.core.rundir import RunDir, atomic_write_text, hash_obj
+from edgekd.core.rundir import NO_SPACE, RunDir, atomic_write_text, hash_obj, no_space_error, sha256_tree
 from edgekd.models.build import resolve_device
 from edgekd.reporting.build import build_report
 from edgekd.reporting.schema import Report
@@ -75,6 +80,7 @@ class Pipeline:
         self.target_names = list(targets) if targets else list(config.targets)
         self.targets = resolve_targets(self.target_names, self.reporter)
         self.resume, self.force, self.command = resume, force, command
+        self._ran: set[str] = set()  # stages run (not restored) by this invocation
         self.run_dir = RunDir(Path(config.output_dir) / (config.name or "run"))
 
     def _context(self) -> RunContext:
@@ -100,10 +106,14 @@ class Pipeline:
         except EdgeKDError as exc:  # say what is kept only when something is
             exc.finished_stages = list(getattr(self.run_dir, "manifest", {}).get("stages", {}))
             raise
+        finally:
+            self.run_dir.close()
 
     def _run(self, only: list[str] | None) -> Report:
         single = only is not None
         self.run_dir.open(resume=self.resume or single, force=self.force and not single)
+        if self.run_dir.lock.note:
+            self.reporter.line(f"[yellow]run[/]: {self.run_dir.lock.note}")
         atomic_write_text(self.run_dir.root / "config.yaml",
                           yaml.safe_dump(self.config.model_dump(mode="json"), sort_keys=False))
         ctx = self._context()
@@ -128,28 +138,101 @@ class Pipeline:
                 self._run_stage(STAGES[name](), ctx, upstream, allow_skip=True)
         return build_report(ctx.facts())
 
-    def _input_hash(self, stage: Stage, ctx: RunContext, upstream: dict[str, dict[str, str]]) -> str:
-        return hash_obj({"stage": stage.name, "settings": stage.settings(ctx), "upstream": upstream})
+    @staticmethod
+    def _input_hash(stage: Stage, settings: object, upstream: dict[str, dict[str, str]]) -> str:
+        return hash_obj({"stage": stage.name, "settings": settings, "upstream": upstream})
+
+    def _say_why_rerun(self, name: str, h: str, settings: object, upstream: dict[str, dict[str, str]]) -> None:
+        """One line on why a stage done earlier runs again; stages after a re-run one follow silently."""
+        old = self.run_dir.manifest["stages"].get(name)
+        why = rerun_reason(old, h, settings, upstream, self.run_dir.root, self._ran) if old else None
+        if why:
+            after = "" if name == self.plan()[-1] else " and the stages after it"
+            self.reporter.line(f"[yellow]{name}[/]: {escape(why)}, re-running {name}{after}")
 
     def _restore(self, rec: dict) -> StageResult:
         root = self.run_dir.root
         return StageResult(rec["metrics"], {k: root / a["path"] for k, a in rec["artifacts"].items()}, skipped=True)
 
     def _run_stage(self, stage: Stage, ctx: RunContext, upstream: dict[str, dict[str, str]], allow_skip: bool = True) -> None:
-        h = self._input_hash(stage, ctx, upstream)
+        settings = stage.settings(ctx)
+        h = self._input_hash(stage, settings, upstream)
         rec = self.run_dir.finished(stage.name, h) if allow_skip else None
         if rec is not None:
             ctx.results[stage.name] = self._restore(rec)
             self.reporter.line(f"[dim]{stage.name}: done earlier with the same inputs, skipped (--resume)[/]")
         else:
+            if allow_skip:
+                self._say_why_rerun(stage.name, h, settings, upstream)
             self.run_dir.forget(stage.name)
             out = self.run_dir.stage_dir(stage.name, clean=True)
             t0 = time.perf_counter()
-            result = stage.run(ctx, out)
+            result = _run_checked(stage, ctx, out)
             self.run_dir.record_stage(stage.name, input_hash=h, artifacts=result.artifacts,
                                       metrics=result.metrics, seconds=time.perf_counter() - t0,
-                                      device=str(ctx.device))
+                                      device=str(ctx.device), settings=settings, upstream=upstream)
             ctx.results[stage.name] = result
+            self._ran.add(stage.name)
             rec = self.run_dir.manifest["stages"][stage.name]
         ctx.sections[stage.name] = stage.section(ctx.results[stage.name])
         upstream[stage.name] = {k: a["sha256"] for k, a in rec["artifacts"].items()}
+
+
+def _run_checked(stage: Stage, ctx: RunContext, out: Path) -> StageResult:
+    """``stage.run``, with a full disk met outside the atomic writers reported like theirs."""
+    try:
+        return stage.run(ctx, out)
+    except OSError as exc:
+        if exc.errno in NO_SPACE:
+            raise no_space_error(exc.filename or out) from None
+        raise
+
+
+def rerun_reason(old: dict[str, Any], input_hash: str, settings: Any, upstream: dict[str, dict[str, str]],
+                 root: Path, ran: set[str]) -> str | None:
+    """Why the recorded stage ``old`` cannot be reused; None when a stage re-run by this
+    invocation (in ``ran``) explains it, since that one already said so."""
+    if old.get("input_hash") == input_hash:
+        changed = [a["path"] for a in old.get("artifacts", {}).values()
+                   if not (root / a["path"]).exists() or sha256_tree(root / a["path"]) != a["sha256"]]
+        return f"its files changed on disk ({', '.join(changed) or 'unknown'})"
+    if "settings" not in old:  # recorded by an edgekd that did not keep them
+        return "settings or an earlier stage's output changed"
+    changes = settings_diff(old["settings"], json.loads(json.dumps(settings, default=str)))
+    if changes:
+        return f"settings changed ({changes})"
+    before = old.get("upstream", {})
+    moved = [s for s in {**before, **upstream} if before.get(s) != upstream.get(s)]
+    if moved and set(moved) <= ran:
+        return None
+    return f"an earlier stage's output changed ({', '.join(moved) or 'unknown'})"
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": [1]}}`` → ``{"a.b.0": 1}``: settings as dotted config keys."""
+    if isinstance(obj, dict) and obj:
+        items = obj.items()
+    elif isinstance(obj, list) and obj:
+        items = ((str(i), v) for i, v in enumerate(obj))
+    else:
+        return {prefix: obj}
+    out: dict[str, Any] = {}
+    for k, v in items:
+        out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def settings_diff(old: Any, new: Any, show: int = 3) -> str:
+    """``distill.epochs 1 → 2, seed 0 → 1 +2 more``; empty when nothing differs."""
+    a, b = _flatten(old), _flatten(new)
+    keys = [k for k in {**a, **b} if a.get(k, _UNSET) != b.get(k, _UNSET)]
+
+    def show_value(d: dict[str, Any], k: str) -> str:
+        text = json.dumps(d[k], default=str) if k in d else "unset"
+        return text if len(text) <= 40 else text[:37] + "..."
+
+    parts = [f"{k} {show_value(a, k)} → {show_value(b, k)}" for k in keys[:show]]
+    return ", ".join(parts) + (f" +{len(keys) - show} more" if len(keys) > show else "")
+
+
+_UNSET = object()

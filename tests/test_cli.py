@@ -29,6 +29,13 @@ def test_config_error_exit_code(tmp_path: Path) -> None:
     assert "distill.lr: unknown key" in r.output
 
 
+def test_unknown_key_from_set_suggests_the_closest(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["compress", str(_write(tmp_path, tiny_config(tmp_path))), "--quiet",
+                            "--set", "distil.epochs=2"])
+    assert r.exit_code == 2
+    assert "distil: unknown key; did you mean 'distill'?" in r.output
+
+
 def test_unknown_target_lists_known(tmp_path: Path) -> None:
     r = runner.invoke(app, ["compress", str(_write(tmp_path, tiny_config(tmp_path))), "--target", "jetson-tx9"])
     assert r.exit_code == 10

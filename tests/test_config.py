@@ -24,6 +24,32 @@ def test_unknown_key_is_named(tmp_path: Path) -> None:
         load_config(raw)
 
 
+def test_unknown_key_suggests_the_closest(tmp_path: Path) -> None:
+    raw = tiny_config(tmp_path)
+    raw["distil"] = {"epochs": 1}
+    with pytest.raises(ConfigError, match=r"config: distil: unknown key; did you mean 'distill'\?"):
+        load_config(raw)
+    raw = tiny_config(tmp_path)
+    raw["teacher"]["train"]["optimizer"]["lrr"] = 0.1  # three models deep
+    raw["data"]["imag_size"] = 16  # beside a data set's own parameters
+    with pytest.raises(ConfigError) as exc:
+        load_config(raw)
+    assert "teacher.train.optimizer.lrr: unknown key; did you mean 'lr'?" in exc.value.message
+    assert "imag_size: unknown key; did you mean 'image_size'?" in exc.value.message
+    raw = tiny_config(tmp_path)
+    raw["zzz"] = 1
+    with pytest.raises(ConfigError) as exc:
+        load_config(raw)
+    assert exc.value.message == "config: zzz: unknown key"  # nothing close: no guess
+
+
+def test_unknown_key_in_override_suggests_the_closest(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"distil: unknown key; did you mean 'distill'\?"):
+        load_config(tiny_config(tmp_path), ["distil.epochs=2"])
+    with pytest.raises(ConfigError, match=r"distill\.epocs: unknown key; did you mean 'epochs'\?"):
+        load_config(tiny_config(tmp_path), ["distill.epocs=2"])
+
+
 def test_wrong_type_names_key_and_value(tmp_path: Path) -> None:
     raw = tiny_config(tmp_path)
     raw["distill"]["epochs"] = "many"
@@ -119,6 +145,31 @@ def test_overrides(tmp_path: Path) -> None:
     assert cfg.distill.loss[0].params.temperature == 3
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
         load_config(tiny_config(tmp_path), ["distill.epochs"])
+
+
+def test_unreadable_files_and_overrides_are_config_errors(tmp_path: Path) -> None:
+    """Escapes the fuzz test (test_config_fuzz.py) found: each was a traceback before."""
+    (tmp_path / "dir.yaml").mkdir()
+    with pytest.raises(ConfigError, match="cannot read config file .*dir.yaml: Is a directory"):
+        load_config(tmp_path / "dir.yaml")
+    (tmp_path / "bin.yaml").write_bytes(b"teacher: \x80\xff")
+    with pytest.raises(ConfigError, match="bin.yaml: not UTF-8 text"):
+        load_config(tmp_path / "bin.yaml")
+    (tmp_path / "tag.yaml").write_text("seed: !!float ;\n")  # PyYAML raises ValueError here
+    with pytest.raises(ConfigError, match="tag.yaml: invalid YAML"):
+        load_config(tmp_path / "tag.yaml")
+    raw = tiny_config(tmp_path)
+    with pytest.raises(ConfigError, match=r"--set 'name=\[': invalid YAML"):
+        load_config(raw, ["name=["])
+    with pytest.raises(ConfigError, match=r"--set 'seed=!!float': invalid YAML"):
+        load_config(raw, ["seed=!!float"])
+    with pytest.raises(ConfigError, match=r"stages has 4 item\(s\), no item 9"):
+        load_config(raw, ["stages.9=prune"])
+    with pytest.raises(ConfigError, match="cannot set a key inside a list"):
+        load_config(raw, ["stages.²=prune"])  # '²'.isdigit(), but int('²') fails
+    with pytest.raises(ConfigError, match="teacher.kwargs.channels.² is not in the config file"):
+        load_config(raw, ["teacher.kwargs.channels.².x=1"])
+    assert load_config({**raw, "distill": None}, ["distill.epochs=3"]).distill.epochs == 3  # empty section
 
 
 def test_run_name_defaults_to_file_stem(tmp_path: Path) -> None:

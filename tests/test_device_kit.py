@@ -94,6 +94,36 @@ def test_import_rejects_other_json(finished_run, tmp_path: Path) -> None:
         edgekd.api.report(tmp_path / "tiny", imports=[bad], quiet=True)
 
 
+def test_kit_results_of_another_schema_say_so(tmp_path: Path) -> None:
+    """A results file from another kit version is named as such, not as foreign JSON, by both readers."""
+    from typer.testing import CliRunner
+
+    from edgekd import cli
+    from edgekd.devicekit import KIT_SCHEMA
+
+    assert load_kit().SCHEMA == KIT_SCHEMA  # edgekd reads what the kit it ships writes
+    run = tmp_path / "tiny"
+    run.mkdir()
+    (run / "config.yaml").write_text("{}\n")
+    (run / "manifest.json").write_text('{"stages": {}}\n')
+    newer = tmp_path / "results.json"
+    newer.write_text(json.dumps({"schema": "edgekd-kit-results/2", "target": "raspberry-pi-5", "results": []}))
+    runner = CliRunner()
+    r = runner.invoke(cli.app, ["report", str(run), "--import", str(newer)])
+    assert r.exit_code == 2, r.output
+    flat = " ".join(r.output.split())
+    assert "was written by device kit schema 2; this edgekd reads schema 1" in flat
+    assert "not device-kit output" not in flat and "export folder" in flat
+    assert not (run / "imports").exists() or not any((run / "imports").iterdir())
+    r = runner.invoke(cli.app, ["profiles", "calibrate", "raspberry-pi-5", "--from", str(newer), "--exports", str(run)])
+    assert r.exit_code == 10, r.output
+    assert "was written by device kit schema 2; this edgekd reads schema 1" in " ".join(r.output.split())
+    garbled = tmp_path / "garbled.json"
+    garbled.write_text("{not json")
+    r = runner.invoke(cli.app, ["profiles", "calibrate", "raspberry-pi-5", "--from", str(garbled), "--exports", str(run)])
+    assert r.exit_code == 10 and "cannot read device-kit results" in " ".join(r.output.split())
+
+
 def test_trtexec_commands_follow_the_tensorrt_version() -> None:
     kit = load_kit()
     new = kit.trtexec_command("q.onnx", "q.engine", "int8", (1, 3, 32, 32), 8, 10)

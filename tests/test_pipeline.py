@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -13,9 +14,12 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import tiny_config
+from rich.console import Console
 
 import edgekd
 from edgekd.core.errors import ExportError, RunDirError
+from edgekd.core.progress import Reporter
+from edgekd.pipeline import rerun_reason, settings_diff
 from edgekd.reporting.schema import SCHEMA_VERSION
 
 
@@ -67,11 +71,14 @@ def test_resume_skips_finished_stages(finished_run, tmp_path: Path) -> None:
     doc = json.loads(manifest.read_text())
     doc["stages"]["teacher"]["device"] = "xpu:7"
     manifest.write_text(json.dumps(doc))
-    # changing the distill settings re-runs distill and everything after it, not the teacher
+    # changing the distill settings re-runs distill and everything after it, not the teacher, and says why
     cfg["distill"] = {**cfg["distill"], "epochs": 1}
-    report = edgekd.compress(cfg, ["host"], resume=True, quiet=True)
+    lines = io.StringIO()
+    report = edgekd.compress(cfg, ["host"], resume=True, reporter=Reporter(console=Console(file=lines, width=500)))
     assert report.stages["teacher"]["resumed"] and not report.stages["distill"]["resumed"]
     assert not report.stages["export"]["resumed"]
+    why = [ln for ln in lines.getvalue().splitlines() if "re-running" in ln]
+    assert why == ["distill: settings changed (distill.epochs 2 → 1), re-running distill and the stages after it"]
     # the report says where each training stage ran, not only where this invocation runs
     here = report.stages["distill"]["device"]
     assert report.stages["teacher"]["device"] == "xpu:7" and here in ("cpu", "cuda", "cuda:0", "mps")
@@ -142,3 +149,27 @@ def test_same_config_same_weights(tmp_path: Path) -> None:
         run = tmp_path / str(i) / "tiny"
         digests.append([sha256_file(run / s / "model" / "weights.safetensors") for s in ("teacher", "distill")])
     assert digests[0] == digests[1]
+
+
+def test_rerun_reasons(tmp_path: Path) -> None:
+    """What --resume says for each way a recorded stage goes stale."""
+    (tmp_path / "distill").mkdir()
+    (tmp_path / "distill" / "w.bin").write_bytes(b"new")
+    rec = {"input_hash": "h1", "settings": {"distill": {"epochs": 1, "loss": [{"name": "kl"}]}, "seed": 0},
+           "upstream": {"teacher": {"model:teacher": "t1"}},
+           "artifacts": {"model:student": {"path": "distill/w.bin", "sha256": "old"}}}
+    new = {"distill": {"epochs": 2, "loss": [{"name": "dist"}]}, "seed": 0}
+    assert rerun_reason(rec, "h2", new, rec["upstream"], tmp_path, set()) == (
+        'settings changed (distill.epochs 1 → 2, distill.loss.0.name "kl" → "dist")')
+    moved = {"teacher": {"model:teacher": "t2"}}
+    assert rerun_reason(rec, "h2", rec["settings"], moved, tmp_path, set()) == (
+        "an earlier stage's output changed (teacher)")
+    assert rerun_reason(rec, "h2", rec["settings"], moved, tmp_path, {"teacher"}) is None  # teacher said it already
+    assert rerun_reason(rec, "h1", rec["settings"], rec["upstream"], tmp_path, set()) == (
+        "its files changed on disk (distill/w.bin)")
+    legacy = {k: v for k, v in rec.items() if k not in ("settings", "upstream")}
+    assert rerun_reason(legacy, "h2", new, {}, tmp_path, set()) == "settings or an earlier stage's output changed"
+    many = settings_diff({"a": 1, "b": 1, "c": 1, "d": 1, "e": 1}, {"a": 2, "b": 2, "c": 2, "d": 2, "f": 1})
+    assert many == "a 1 → 2, b 1 → 2, c 1 → 2 +3 more"
+    assert settings_diff({"x": {"y": None}}, {"x": {}}) == "x.y null → unset, x unset → {}"
+    assert settings_diff({"x": [1]}, {"x": [1]}) == ""

@@ -23,24 +23,46 @@ def _set_override(raw: dict[str, Any], assignment: str) -> None:
     parts = key.strip().split(".")
     node: Any = raw
     for i, p in enumerate(parts[:-1]):
-        if isinstance(node, list) and p.isdigit() and int(p) < len(node):
+        where = ".".join(parts[:i + 1])
+        if isinstance(node, list) and p.isdecimal() and int(p) < len(node):
             node = node[int(p)]
             continue
         if not isinstance(node, dict):
-            raise ConfigError(f"--set {key}: {'.'.join(parts[:i + 1])} is not in the config file",
+            raise ConfigError(f"--set {key}: {where} is not in the config file",
                               hint=f"set the whole value instead: --set '{'.'.join(parts[:i])}=[...]'")
-        if p not in node and parts[i + 1].isdigit():
-            raise ConfigError(f"--set {key}: {'.'.join(parts[:i + 1])} is not in the config file",
-                              hint=f"set the whole list instead: --set '{'.'.join(parts[:i + 1])}=[{{name: kl}}]'")
-        node = node.setdefault(p, {})
+        if node.get(p) is None and parts[i + 1].isdecimal():
+            raise ConfigError(f"--set {key}: {where} is not in the config file",
+                              hint=f"set the whole list instead: --set '{where}=[{{name: kl}}]'")
+        if node.get(p) is None:  # absent, or left empty in the YAML: a section to fill
+            node[p] = {}
+        node = node[p]
     last = parts[-1]
-    parsed = yaml.safe_load(value) if value != "" else None
-    if isinstance(node, list) and last.isdigit():
+    parsed = _safe_load(value, f"--set {assignment!r}", hint="quote a value YAML would misread, "
+                        "e.g. --set 'name=\"a: b\"'") if value != "" else None
+    if isinstance(node, list) and last.isdecimal():
+        if int(last) >= len(node):
+            where = ".".join(parts[:-1])
+            raise ConfigError(f"--set {key}: {where} has {len(node)} item(s), no item {last}",
+                              hint=f"set the whole list instead: --set '{where}=[...]'")
         node[int(last)] = parsed
     elif isinstance(node, dict):
         node[last] = parsed
     else:
-        raise ConfigError(f"--set {key}: cannot set a key inside a {type(node).__name__}")
+        raise ConfigError(f"--set {key}: cannot set a key inside a {type(node).__name__}",
+                          hint=f"set the whole value instead: --set '{'.'.join(parts[:-1])}=...'")
+
+
+def _safe_load(text: str, where: str, hint: str = "fix the YAML syntax there") -> Any:
+    """``yaml.safe_load``, every failure a ConfigError naming ``where`` (and the line when known)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: invalid YAML{at}: {problem}", hint=hint) from None
+    except Exception as exc:  # PyYAML's constructors raise ValueError, IndexError, ... on bad tags ('!!float ;')
+        raise ConfigError(f"{where}: invalid YAML: {type(exc).__name__}: {exc}", hint=hint) from None
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -48,12 +70,11 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise ConfigError(f"config file not found: {path}", hint="check the path, or run `edgekd init` to write one")
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{path}: invalid YAML{where}: {problem}", hint="fix the YAML syntax there") from None
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:  # a folder, unreadable, or not text
+        why = exc.strerror if isinstance(exc, OSError) else f"not UTF-8 text ({exc.reason} at byte {exc.start})"
+        raise ConfigError(f"cannot read config file {path}: {why}", hint="pass a YAML file (UTF-8 text)") from None
+    raw = _safe_load(text, str(path))
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -81,6 +102,6 @@ def load_config(
         return Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(
-            f"{origin}: {format_validation_error(exc)}",
+            f"{origin}: {format_validation_error(exc, model=Config)}",
             hint="see `edgekd init` for a commented example of every key",
         ) from None

@@ -16,11 +16,12 @@ from edgekd.core.errors import ConfigError
 from edgekd.core.registry import Registry
 
 
-def _parse_params(registry: Registry, name: str, extra: dict[str, Any] | None, key: str) -> BaseModel:
+def _parse_params(registry: Registry, name: str, extra: dict[str, Any] | None, key: str,
+                  siblings: tuple[str, ...] = ()) -> BaseModel:
     """The registered component's own parameter model, errors re-raised as pydantic's (so the
     whole config reports every problem with its key)."""
     try:
-        return registry.parse_params(name, dict(extra or {}), key=key)
+        return registry.parse_params(name, dict(extra or {}), key=key, siblings=siblings)
     except ConfigError as exc:
         raise ValueError(f"{exc.message} ({exc.hint})") from None
 
@@ -45,7 +46,7 @@ class WithParams(BaseModel):
     _params: BaseModel | None = PrivateAttr(default=None)
 
     def _parse(self, registry: Registry, name: str, key: str) -> None:
-        self._params = _parse_params(registry, name, self.model_extra, key)
+        self._params = _parse_params(registry, name, self.model_extra, key, tuple(type(self).model_fields))
 
     @property
     def params(self) -> BaseModel:

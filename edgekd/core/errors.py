@@ -92,7 +92,8 @@ class SearchError(EdgeKDError):
 
 
 class RunDirError(EdgeKDError):
-    """Run directory exists without --resume, or its manifest is unreadable."""
+    """Run directory exists without --resume, is in use by another run, cannot be created or
+    written (a file in the path, read-only, disk full), or its manifest is unreadable."""
 
     exit_code = 12
     kind = "run"

@@ -122,7 +122,7 @@ def load_profile_file(path: Path) -> Profile:
         prof = Profile.model_validate(raw)
     except ValidationError as exc:
         raise ProfileError(
-            f"profile {path}: {format_validation_error(exc)}",
+            f"profile {path}: {format_validation_error(exc, model=Profile)}",
             hint="compare with profiles/host.yaml; `edgekd profiles show host` prints it",
         ) from None
     for p in [*prof.peak_gops, prof.default_precision]:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict
 
@@ -84,8 +84,9 @@ class Registry(Generic[T]):
     def get(self, name: str, *, key: str | None = None) -> T:
         return self.entry(name, key=key).obj
 
-    def parse_params(self, name: str, values: dict[str, Any], *, key: str) -> BaseModel:
-        """Validate ``values`` against the entry's parameter model; errors name the key."""
+    def parse_params(self, name: str, values: dict[str, Any], *, key: str, siblings: Iterable[str] = ()) -> BaseModel:
+        """Validate ``values`` against the entry's parameter model; errors name the key. An unknown
+        key is matched against the parameters and ``siblings`` (the section's own keys)."""
         from pydantic import ValidationError
 
         entry = self.entry(name, key=key)
@@ -94,22 +95,53 @@ class Registry(Generic[T]):
         except ValidationError as exc:
             valid = ", ".join(entry.params.model_fields) or "none"
             raise ConfigError(
-                f"{key} ({self.what} {name!r}): {format_validation_error(exc)}",
+                f"{key} ({self.what} {name!r}): {format_validation_error(exc, model=entry.params, siblings=siblings)}",
                 hint=f"parameters of {self.what} {name!r}: {valid}",
             ) from None
 
 
-def format_validation_error(exc: Exception, prefix: str = "") -> str:
-    """One readable line per pydantic error: ``a.b.c: message (got value)``."""
+def format_validation_error(exc: Exception, prefix: str = "", *, model: type[BaseModel] | None = None,
+                            siblings: Iterable[str] = ()) -> str:
+    """One readable line per pydantic error: ``a.b.c: message (got value)``. Given the validated
+    ``model``, an unknown key gets the closest valid key of its section (``did you mean``)."""
     lines = []
     for err in exc.errors():  # type: ignore[attr-defined]
         loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
-            msg = "unknown key"
+            valid = [*_section_keys(model, err["loc"]), *(siblings if len(err["loc"]) == 1 else ())]
+            close = difflib.get_close_matches(str(err["loc"][-1]), valid, n=1) if err["loc"] else []
+            msg = f"unknown key; did you mean {close[0]!r}?" if close else "unknown key"
         elif err["type"] == "value_error":
             msg = msg.removeprefix("Value error, ")
         got = err.get("input")
         got_s = "" if err["type"] in ("missing", "extra_forbidden") else f" (got {got!r})"
         lines.append(f"{loc}: {msg}{got_s}" if loc else f"{msg}{got_s}")
     return "; ".join(lines)
+
+
+def _section_keys(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the (nested) model holding the key at ``loc[-1]``, walking ``model``'s
+    fields along ``loc`` (list indices skipped); empty when the walk leaves the models."""
+    for part in loc[:-1]:
+        if model is None:
+            return []
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        model = _model_in(field.annotation) if field is not None else None
+    return list(model.model_fields) if model is not None else []
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model in an annotation: ``M``, ``M | None``, ``list[M]``."""
+    try:
+        if issubclass(annotation, BaseModel):
+            return annotation
+    except TypeError:  # not a class: a union or a generic alias
+        pass
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None

@@ -3,11 +3,13 @@
 A stage is recorded in ``manifest.json`` only after all its artifacts are on disk, and
 every file is written to a temporary name and renamed, so a killed run never leaves a
 half-written artifact that looks complete. ``--resume`` trusts a stage only when its
-input hash matches and every artifact still has the hash recorded for it.
+input hash matches and every artifact still has the hash recorded for it. A full disk is
+a RunDirError naming the file, raised before the rename, so nothing half-written lands.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -20,27 +22,41 @@ from pathlib import Path
 from typing import Any
 
 from edgekd.core.errors import RunDirError
+from edgekd.core.runlock import LOCK_NAME, RunLock
 
 MANIFEST_VERSION = 1
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+def no_space_error(path: Path | str) -> RunDirError:
+    """The one message for a full disk (or quota), whichever write ran into it."""
+    return RunDirError(f"no space left on device writing {path}",
+                       hint="free space on that disk, or set --output-dir to a folder on another disk, "
+                       "then re-run with --resume")
 
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` on success."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path: Path | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
         yield tmp_path
         if tmp_path.exists():
             os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual mode
         os.replace(tmp_path, path)
+    except OSError as exc:
+        if exc.errno in NO_SPACE:
+            raise no_space_error(path) from None
+        raise
     finally:
-        if tmp_path.exists():
+        if tmp_path is not None and tmp_path.exists():
             tmp_path.unlink()
 
 
@@ -91,24 +107,58 @@ class RunDir:
         self.root = Path(root)
         self.manifest_path = self.root / "manifest.json"
         self.manifest: dict[str, Any] = {"schema_version": MANIFEST_VERSION, "stages": {}}
+        self.lock = RunLock(self.root)
 
     # -- lifecycle -------------------------------------------------------------
     def open(self, *, resume: bool, force: bool) -> RunDir:
-        """Create, resume or (with ``force``) wipe the run directory."""
-        exists = self.manifest_path.exists()
-        if exists and force:
-            shutil.rmtree(self.root)
-            exists = False
-        if exists and not resume:
-            done = ", ".join(self.load().manifest["stages"]) or "none"
-            raise RunDirError(
-                f"{self.root} already holds a run (stages done: {done})",
-                hint="pass --resume to continue it, --force to start over, or --name to use another folder",
-            )
-        if exists:
-            self.load()
-        self.root.mkdir(parents=True, exist_ok=True)
+        """Create, resume or (with ``force``) wipe the run directory, holding its lock until
+        ``close``: a folder another live run holds is never touched, not even by ``force``."""
+        self._create()
+        self.lock.acquire()
+        try:
+            exists = self.manifest_path.exists()
+            if exists and force:
+                self._wipe()
+                exists = False
+            if exists and not resume:
+                done = ", ".join(self.load().manifest["stages"]) or "none"
+                raise RunDirError(
+                    f"{self.root} already holds a run (stages done: {done})",
+                    hint="pass --resume to continue it, --force to start over, or --name to use another folder",
+                )
+            if exists:
+                self.load()
+        except BaseException:
+            self.close()
+            raise
         return self
+
+    def close(self) -> None:
+        """Release the run folder's lock (the kernel does it too if the process dies)."""
+        self.lock.release()
+
+    def __enter__(self) -> RunDir:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _create(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunDirError(f"cannot create the run folder {self.root}: {_why_not_created(self.root, exc)}",
+                              hint="pass --output-dir (or set output_dir:) to a folder you can write to") from None
+
+    def _wipe(self) -> None:
+        """Delete everything but the lock file we hold (deleting it would let a second run in)."""
+        for p in self.root.iterdir():
+            if p.name == LOCK_NAME:
+                continue
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
 
     def load(self) -> RunDir:
         try:
@@ -147,11 +197,16 @@ class RunDir:
         metrics: dict[str, Any],
         seconds: float,
         device: str | None = None,
+        settings: Any = None,
+        upstream: dict[str, dict[str, str]] | None = None,
     ) -> None:
-        """Record a finished stage (hashing its artifacts) and save the manifest."""
+        """Record a finished stage (hashing its artifacts) and save the manifest. ``settings``
+        and ``upstream`` (what ``input_hash`` covers) let ``--resume`` say what changed."""
         self.manifest["stages"][stage] = {
             "status": "done",
             "input_hash": input_hash,
+            "settings": json.loads(json.dumps(settings, default=str)),
+            "upstream": {k: dict(v) for k, v in (upstream or {}).items()},  # a copy: the caller's grows
             "seconds": round(seconds, 3),
             "device": device,  # a resumed run may use another device: the report says which ran what
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -176,3 +231,12 @@ class RunDir:
     def forget(self, stage: str) -> None:
         if self.manifest["stages"].pop(stage, None) is not None:
             self.save()
+
+
+def _why_not_created(root: Path, exc: OSError) -> str:
+    """The reason a folder cannot be made, naming a file that sits where a folder should be."""
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        for parent in [root, *root.parents]:
+            if parent.exists() and not parent.is_dir():
+                return f"{parent} is a file, not a folder"
+    return exc.strerror or str(exc)

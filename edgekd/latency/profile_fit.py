@@ -8,7 +8,6 @@ user's profile folder (it then shadows the shipped one) or ``--out``.
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from edgekd.core.errors import ProfileError
 from edgekd.core.profiles import resolve_target, user_profile_dir
 from edgekd.core.progress import Reporter
 from edgekd.core.rundir import atomic_write_text
+from edgekd.devicekit import read_kit_results
 from edgekd.latency.calibrate import Sample, errors, fit, summary
 from edgekd.latency.onnx_graph import analyze
 from edgekd.runtimes.base import default_threads
@@ -33,7 +33,7 @@ def _device_samples(results: list[Path], exports: Path | None) -> list[Sample]:
                            hint="pass --exports runs/<name>/export")
     out = []
     for f in results:
-        doc = json.loads(Path(f).read_text())
+        doc = read_kit_results(f, ProfileError)
         for r in doc.get("results", []):
             art = r.get("artifact", "")
             onnx_path = exports / art if art.endswith(".onnx") else exports / f"{r['model']}.onnx"

@@ -8,13 +8,12 @@ beside the host measurements and the predictions, and choices use them.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 from edgekd.core.errors import ConfigError, RunDirError
+from edgekd.devicekit import read_kit_results
 
-KIT_SCHEMA = "edgekd-kit-results/1"
 REQUIRED = ("model", "backend", "format", "precision", "batch_size", "target", "median_ms")
 
 
@@ -26,13 +25,7 @@ def import_results(run_dir: Path, files: list[Path]) -> list[str]:
     dest = run_dir / "imports"
     dest.mkdir(exist_ok=True)
     for f in files:
-        try:
-            doc = json.loads(Path(f).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"cannot read device-kit results {f}: {exc}") from None
-        if not isinstance(doc, dict) or doc.get("schema") != KIT_SCHEMA:
-            raise ConfigError(f"{f} is not device-kit output (schema {KIT_SCHEMA!r} expected)",
-                              hint="produce it with `python3 edgekd_kit.py bench-dir . --target <name> --out results.json`")
+        doc = read_kit_results(f)
         for i, r in enumerate(doc.get("results", [])):
             missing = [k for k in REQUIRED if k not in r]
             if missing:
