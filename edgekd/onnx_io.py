@@ -13,14 +13,24 @@ it as is would emit ``org.openvinotoolkit:FakeQuantize``, which ONNX Runtime ref
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+import os
+import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from edgekd.core.errors import EdgeKDError, ExportError
 from edgekd.core.rundir import atomic_path
+
+if TYPE_CHECKING:
+    import onnx
 
 INPUT, OUTPUT = "input", "logits"
 
@@ -64,25 +74,132 @@ def refuse_vendor_ops(path: Path) -> None:
                  "deploy it in FP32/FP16 (drop 'quantize' from stages), or choose a student without such blocks")
 
 
-def export_onnx(model: nn.Module, example: torch.Tensor, path: Path, opset: int) -> Path:
-    """Write ``model`` to ``path`` (dynamic batch axis) and check it with ``onnx.checker``."""
-    import onnx
+def export_onnx(model: nn.Module, example: torch.Tensor, path: Path, opset: int, *, max_opset: int | None = None,
+                notes: list[str] | None = None) -> Path:
+    """Write ``model`` to ``path`` (dynamic batch axis) and check it with ``onnx.checker``.
 
+    The TorchScript exporter first (see above); where it cannot export a layer (e.g. an
+    AdaptiveAvgPool2d whose output is not a factor of its input: VGG at 32 px), PyTorch's
+    dynamo exporter, which may write a newer opset than asked: accepted up to ``max_opset``
+    (the targets' runtimes' limit), and said in ``notes``.
+    """
     model = model.eval().cpu()
     try:
-        with atomic_path(Path(path)) as tmp, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                model, (example.cpu(),), str(tmp), dynamo=False, opset_version=opset,
-                input_names=[INPUT], output_names=[OUTPUT], do_constant_folding=True,
-                dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
-            )
-            onnx.checker.check_model(str(tmp), full_check=True)
+        return _export_torchscript(model, example, Path(path), opset)
     except EdgeKDError:  # ours already say what failed (a full disk: RunDirError)
         raise
     except Exception as exc:  # exporter failures come in many types
+        first = f"{_first_line(exc)}{_layers_named(model, exc)}"
+    try:
+        _export_dynamo(model, example, Path(path), opset)
+    except EdgeKDError:
+        raise
+    except Exception as exc:
         raise ExportError(
-            f"ONNX export to {path} failed (opset {opset}): {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-            hint="try another opset (export.opset), or report the layer named above",
+            f"ONNX export to {path} failed (opset {opset}): {first}; the dynamo exporter failed too: {_first_line(exc)}",
+            hint="try another opset (export.opset), keep the layer named above out of the model, or report it",
         ) from None
+    written = onnx_opset(Path(path))
+    if max_opset is not None and written > max_opset:
+        Path(path).unlink(missing_ok=True)
+        raise ExportError(f"ONNX export to {path}: {first}; the dynamo exporter wrote opset {written}, above the "
+                          f"targets' limit {max_opset}", hint="change that layer, or leave out the target that "
+                          "caps the opset (e.g. jetson-nano: 13)")
+    if notes is not None:
+        notes.append(f"dynamo exporter, opset {written} (the TorchScript exporter failed: {first})")
     return Path(path)
+
+
+def _export_torchscript(model: nn.Module, example: torch.Tensor, path: Path, opset: int) -> Path:
+    import onnx
+
+    # on an unsupported layer it prints the whole graph to stdout from C++: keep stdout clean (--json)
+    with atomic_path(path) as tmp, warnings.catch_warnings(), _stdout_fd_silenced():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, (example.cpu(),), str(tmp), dynamo=False, opset_version=opset,
+            input_names=[INPUT], output_names=[OUTPUT], do_constant_folding=True,
+            dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+        )
+        onnx.checker.check_model(str(tmp), full_check=True)
+    return path
+
+
+@contextlib.contextmanager
+def _stdout_fd_silenced() -> Iterator[None]:
+    """File descriptor 1 to /dev/null (C++ writes bypass ``sys.stdout``), restored after."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _export_dynamo(model: nn.Module, example: torch.Tensor, path: Path, opset: int) -> Path:
+    """torch.export-based exporter (needs onnxscript); its progress lines stay off stdout."""
+    import onnx
+
+    quiet = [logging.getLogger(n) for n in ("torch.onnx", "onnxscript", "onnx_ir")]
+    levels = [q.level for q in quiet]
+    with atomic_path(path) as tmp, warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        for q in quiet:  # its failed down-conversion logs a traceback, then keeps the newer opset
+            q.setLevel(logging.CRITICAL)
+        torch.onnx.export(model, (example.cpu(),), str(tmp), dynamo=True, opset_version=opset,
+                          input_names=[INPUT], output_names=[OUTPUT], verbose=False,
+                          dynamic_shapes=({0: torch.export.Dim("batch")},), external_data=False)
+        for q, level in zip(quiet, levels, strict=True):
+            q.setLevel(level)
+        onnx.checker.check_model(str(tmp), full_check=True)
+    return path
+
+
+def onnx_opset(path: Path) -> int:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    line = text.splitlines()[0].split("  [Caused by")[0].split(" Please feel free")[0] if text else ""
+    return f"{type(exc).__name__}: {line}"
+
+
+def _layers_named(model: nn.Module, exc: BaseException) -> str:
+    """The layers of the operator an exporter error names (``operator adaptive_avg_pool2d`` →
+    the model's AdaptiveAvgPool2d modules): its messages name the op, not the layer."""
+    import re
+
+    m = re.search(r"operator (?:aten::)?([a-z_0-9]+)", str(exc))
+    if not m:
+        return ""
+    op = m.group(1).replace("_", "")
+    hits = [n for n, mod in model.named_modules() if n and type(mod).__name__.lower() == op]
+    return f" (layer {', '.join(hits[:4])}{' ...' if len(hits) > 4 else ''})" if hits else ""
+
+
+def read_onnx(path: Path, error: type[EdgeKDError] = ExportError) -> onnx.ModelProto:
+    """The graph of an ONNX file (weights not loaded); a file that does not parse is ``error``
+    naming it, not protobuf's DecodeError."""
+    import onnx
+
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf's DecodeError, onnx's own errors, OSError
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise error(f"{path} is not a readable ONNX model ({type(exc).__name__}: {first})",
+                    hint="export it again; a copy cut short (an interrupted transfer or a full disk) reads like this"
+                    ) from None
+
+
+def fixed_batch(model: onnx.ModelProto) -> int | None:
+    """The batch size the graph's first input is fixed at; None when the axis is dynamic."""
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    return int(dims[0].dim_value) if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0 else None

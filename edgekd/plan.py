@@ -63,6 +63,12 @@ class RunPlan(BaseModel):
         return [t for t in self.targets if runtime in t.runtimes]
 
     @property
+    def opset_cap(self) -> int | None:
+        """The highest opset every target's runtime accepts (None: no target limits it)."""
+        caps = [t.opset_cap for t in self.targets if t.opset_cap]
+        return min(caps) if caps else None
+
+    @property
     def channel_rounding(self) -> int | None:
         """Channel counts a pruned model keeps: a multiple every target asks for (their lcm)."""
         values = [t.channel_rounding for t in self.targets if t.channel_rounding]

@@ -17,10 +17,12 @@ class OnnxExporter(Exporter):
         example = job.spec.example_input(2)
         precision = "int8" if job.quantized else "fp32"
         model = strip_quantizers(job.model, example) if job.quantized else job.model
-        path = export_onnx(model, example, job.out_dir / f"{job.label}.onnx", job.opset())
+        notes: list[str] = []
+        path = export_onnx(model, example, job.out_dir / f"{job.label}.onnx", job.opset(),
+                           max_opset=job.plan.opset_cap, notes=notes)
         if job.quantized:
             refuse_vendor_ops(path)
         runner = OnnxRuntimeBackend().load(path, precision=precision, threads=None)
         parity = validate(runner, job, what=f"{path.name} ({precision}, onnxruntime)", precision=precision)
         return [Exported(job.label, "onnx", precision, path, "ok", file_size_mb(path), parity,
-                         note=f"opset {job.opset()}")]
+                         note="; ".join(notes) or f"opset {job.opset()}")]

@@ -20,35 +20,33 @@ from edgekd.core.profiles import Profile
 from edgekd.core.progress import SILENT, Reporter
 from edgekd.latency.measure import BenchItem, LatencyRecord, measure_items
 from edgekd.latency.predict import predict_records
+from edgekd.onnx_io import fixed_batch, read_onnx
 from edgekd.runtimes.base import backends_for
 
 
-def describe_file(path: Path) -> tuple[str, str, int]:
-    """(format, precision, input size) of a model file."""
+def describe_file(path: Path) -> tuple[str, str, int, int | None]:
+    """(format, precision, input size, fixed batch or None) of a model file."""
     if path.is_dir():
         from edgekd.models.artifact import read_spec
 
         spec = read_spec(path)
-        return "torch", "int8" if spec.quantization else "fp32", spec.input_size
+        return "torch", "int8" if spec.quantization else "fp32", spec.input_size, None
     known = format_of_path(path)
     if known is None:
         raise BenchError(f"{path}: unknown model format",
                          hint=f"give a {', '.join(model_suffixes())} file or an edgekd model folder")
-    fmt = known.name
     onnx_path = _sibling_onnx(path)
-    size = 32
-    precision = "fp32"
+    size, precision, batch = 32, "fp32", None
     if onnx_path is not None:
-        import onnx
-
-        m = onnx.load(str(onnx_path), load_external_data=False)
+        m = read_onnx(onnx_path, BenchError)
         size = m.graph.input[0].type.tensor_type.shape.dim[-1].dim_value or 32
+        batch = fixed_batch(m)
         if any(n.op_type == "QuantizeLinear" for n in m.graph.node):
             precision = "int8"
     hint = re.search(r"_(fp32|fp16|int8)(?:_|\.)", path.name)
     if hint:
         precision = hint.group(1)
-    return fmt, precision, size
+    return known.name, precision, size, batch
 
 
 def _sibling_onnx(path: Path) -> Path | None:
@@ -64,8 +62,12 @@ def bench_file(path: Path, targets: list[Profile], cfg: BenchConfig, *, precisio
     path = Path(path)
     if not path.exists():
         raise BenchError(f"model file not found: {path}")
-    fmt, prec, size = describe_file(path)
+    fmt, prec, size, fixed = describe_file(path)
     prec = precision or prec
+    if fixed is not None and fixed != cfg.batch_size:
+        raise BenchError(f"{path.name} is fixed at batch {fixed}; it cannot run (or be predicted) at batch "
+                         f"{cfg.batch_size}", hint=f"bench it with --batch {fixed}, or export it with a dynamic "
+                         "batch axis (edgekd's exports have one)")
     label = re.split(r"_(?:fp32|fp16|int8)", path.stem)[0] if path.is_file() else path.name
     records: list[LatencyRecord] = []
     for t in targets:

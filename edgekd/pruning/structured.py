@@ -120,6 +120,37 @@ def _failing_module(model: nn.Module, example: torch.Tensor) -> tuple[str | None
             h.remove()
 
 
+def graph_failure_site(exc: BaseException) -> str | None:
+    """Where in the model torch-pruning's dependency graph failed: the op it was mapping and the
+    nearest named layers before and after it, read from the failing frame (its errors name no
+    layer: a ShuffleNetV2 fails with a bare ZeroDivisionError in a channel-shuffle reshape)."""
+    node = graph = None
+    tb = exc.__traceback__
+    while tb is not None:
+        local = tb.tb_frame.f_locals
+        node = local.get("node", node)
+        graph = local["self"] if hasattr(local.get("self"), "_module2name") else graph
+        tb = tb.tb_next
+    if node is None or graph is None or not hasattr(node, "inputs"):
+        return None
+    names = graph._module2name
+
+    def nearest(direction: str) -> str | None:
+        seen, todo = {id(node)}, list(getattr(node, direction))
+        while todo:
+            n = todo.pop(0)
+            if id(n) in seen:
+                continue
+            seen.add(id(n))
+            if getattr(n, "module", None) in names and names[n.module]:
+                return names[n.module]
+            todo += list(getattr(n, direction, []))
+        return None
+
+    op = type(node.module).__name__.strip("_").removesuffix("Op").lower()
+    return f"a {op} between layer {nearest('inputs') or 'the input'} and layer {nearest('outputs') or 'the output'}"
+
+
 def attention_heads(model: nn.Module) -> dict[nn.Module, int]:
     """timm-style attention blocks (``qkv`` + ``num_heads``) declared to the pruner."""
     return {m.qkv: int(m.num_heads) for m in model.modules()
@@ -148,7 +179,14 @@ class ChannelPruner:
                 round_to=round_to, num_heads=attention_heads(model),
             )
         except Exception as exc:
-            raise self._error("torch-pruning could not trace the model", exc, None) from None
+            site = graph_failure_site(exc)
+            if site is None:
+                raise self._error("torch-pruning could not trace the model", exc, None) from None
+            raise PruningError(
+                f"torch-pruning could not trace the model at {site}: {type(exc).__name__}: {exc}",
+                hint="torch-pruning cannot map channels through that reshape (ShuffleNet's channel shuffle is one), "
+                "and ignoring layers does not remove it; prune another student, or leave 'prune' out of stages "
+                "(the distilled student is kept)") from None
         self.micro_steps = 0
 
     def _error(self, what: str, exc: Exception, layer: str | None) -> PruningError:

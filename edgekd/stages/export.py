@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from rich.markup import escape
 
 from edgekd.core import registries
 from edgekd.core.errors import ExportError
@@ -94,7 +95,8 @@ class ExportStage(Stage):
                                   f"on the device, in {out.name}/: {r.command}")
                 continue
             acc = f"{p['accuracy']:.2f}% (torch {p['torch_accuracy']:.2f}%)" if p else r.status
-            ctx.reporter.line(f"[green]export[/]: {r.model} {r.format} {r.precision}: {acc}")
+            fallback = f" ({escape(r.note)})" if r.note.startswith("dynamo exporter") else ""
+            ctx.reporter.line(f"[green]export[/]: {r.model} {r.format} {r.precision}: {acc}{fallback}")
         return StageResult({"exports": [r.as_dict(ctx.run.root) for r in records]}, artifacts)
 
     @staticmethod
