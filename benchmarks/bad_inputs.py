@@ -121,6 +121,13 @@ def _locked(tmp: Path) -> list[str]:
     return compress(tmp, tiny(tmp), "--force")
 
 
+def _resume_changed(tmp: Path) -> list[str]:
+    from edgekd import api
+
+    api.compress(tiny(tmp, stages=["distill"]), targets=["host"], quiet=True)
+    argv = compress(tmp, tiny(tmp, stages=["distill"]), "--resume", "--set", "distill.epochs=2")
+    return [a for a in argv if a != "--quiet"]  # the line is printed, not logged
+
 _HELD: list = []
 
 CASES: list[Case] = [
@@ -165,7 +172,7 @@ CASES: list[Case] = [
     Case("bench: unknown suffix", lambda t: (t / "m.tflite").write_bytes(b"x") and ["bench", str(t / "m.tflite")], 9,
          "unknown model format"),
     Case("bench: truncated .onnx",
-         lambda t: (t / "cut.onnx").write_bytes(Path(_onnx_file(t, "full.onnx")).read_bytes()[:200]) or
+         lambda t: (t / "cut.onnx").write_bytes(Path(_onnx_file(t, "full.onnx")).read_bytes()[:200]) and
          ["bench", str(t / "cut.onnx")], 9, "not a readable ONNX model"),
     Case("bench: text file named .onnx", lambda t: (t / "g.onnx").write_text("garbage") and ["bench", str(t / "g.onnx")],
          9, "not a readable ONNX model"),
@@ -175,7 +182,20 @@ CASES: list[Case] = [
          lambda t: ["bench", _onnx_file(t, "b1.onnx", batch_fixed=True), "--batch", "4", "--target", "rpi"], 9,
          "fixed at batch 1"),
     Case("report: not a run folder", lambda t: ["report", str(t)], 12, "not an edgekd run"),
+    # model families edgekd never saw, as module:function entry points (they train: slow)
+    Case("ShuffleNetV2 student (torchvision) pruned",
+         lambda t: compress(t, tiny(t, student={"model": "torchvision.models:shufflenet_v2_x0_5"},
+                                    stages=["distill", "prune"], prune={"steps": 1, "finetune": {"epochs": 1}})), 6,
+         "reshape between layer", slow=True),
+    Case("VGG-11-BN student (torchvision) exported at 32 px",
+         lambda t: compress(t, tiny(t, data={"source": "digits", "image_size": 32},
+                                    student={"model": "torchvision.models:vgg11_bn"}, stages=["distill", "export"],
+                                    distill={"epochs": 1, "batch_size": 64, "max_steps_per_epoch": 2}))[:-1], 0,
+         "dynamo exporter", slow=True),
+    Case("--resume after a config change says why", _resume_changed, 0,
+         "distill: settings changed (distill.epochs 1 → 2)", slow=True),
 ]
+
 
 
 def _bad_profile(tmp: Path) -> str:

@@ -191,7 +191,11 @@ def read_onnx(path: Path, error: type[EdgeKDError] = ExportError) -> onnx.ModelP
     import onnx
 
     try:
-        return onnx.load(str(path), load_external_data=False)
+        model = onnx.load(str(path), load_external_data=False)
+        if not model.graph.input or not model.graph.node:  # a cut-short file can parse as a partial graph
+            raise ValueError("no graph inputs or nodes")
+        onnx.checker.check_model(model)
+        return model
     except Exception as exc:  # protobuf's DecodeError, onnx's own errors, OSError
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise error(f"{path} is not a readable ONNX model ({type(exc).__name__}: {first})",
