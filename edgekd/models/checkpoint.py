@@ -17,9 +17,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from edgekd.core.errors import ModelError
+from edgekd.core.errors import ConfigError, ModelError
 from edgekd.core.rundir import atomic_path
 
+SAVE_FORMATS = {".pt": "torch weights-only state_dict", ".pth": "torch weights-only state_dict",
+                ".safetensors": "safetensors"}
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "ema", "net")
 
 
@@ -28,7 +30,7 @@ def read_state_dict(path: Path, *, what: str = "checkpoint") -> dict[str, torch.
     path = Path(path)
     if not path.exists():
         raise ModelError(f"{what} not found: {path}", hint="check the path in your config")
-    if path.suffix == ".safetensors":
+    if path.suffix.lower() == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
@@ -93,7 +95,7 @@ def read_record(path: Path, what: str = "teacher checkpoint") -> dict[str, objec
                                  hint='write {"classes": [...], "preprocess": {...}}')
             raw["_from"] = f"sidecar {side.name}"
             break
-    if not raw and path.suffix == ".safetensors":
+    if not raw and path.suffix.lower() == ".safetensors":
         from safetensors import SafetensorError, safe_open
 
         try:
@@ -171,13 +173,27 @@ def load_weights(model: nn.Module, path: Path, *, num_classes: int, what: str = 
     model.load_state_dict(sd, strict=True)
 
 
+def save_format(path: Path, key: str) -> str:
+    """The format edgekd writes to ``path`` (config key ``key``), from its suffix; a suffix that
+    promises no format edgekd writes is refused before any time is spent training."""
+    fmt = SAVE_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise ConfigError(
+            f"{key} {path}: edgekd writes this file, and {Path(path).suffix or 'no suffix'!r} names no format it "
+            f"writes (accepted: {', '.join(SAVE_FORMATS)})",
+            hint=f"name it {Path(path).with_suffix('.pt').name} (torch) or "
+            f"{Path(path).with_suffix('.safetensors').name} (safetensors)",
+        )
+    return fmt
+
+
 def save_state_dict(state: Mapping[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
     """Write tensors atomically, in the format the suffix promises: safetensors for ``.safetensors``,
     else a weights-only torch file (``{"state_dict": ..., **metadata}``) that ``torch.load(...,
     weights_only=True)`` and edgekd both read. Shared storage is cloned apart."""
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items() if isinstance(v, torch.Tensor)}
     with atomic_path(Path(path)) as tmp:
-        if Path(path).suffix == ".safetensors":
+        if Path(path).suffix.lower() == ".safetensors":
             from safetensors.torch import save_file
 
             save_file(tensors, str(tmp), metadata=metadata)

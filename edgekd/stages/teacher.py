@@ -15,7 +15,7 @@ from edgekd.core.errors import ConfigError, ModelError
 from edgekd.data.bundle import Data
 from edgekd.models.artifact import ModelSpec, save_model
 from edgekd.models.build import build_model
-from edgekd.models.checkpoint import load_weights, save_state_dict
+from edgekd.models.checkpoint import load_weights, save_format, save_state_dict
 from edgekd.models.stats import model_stats
 from edgekd.stages.base import RunContext, Stage, StageResult, input_sources
 from edgekd.train.evaluate import evaluate
@@ -42,20 +42,27 @@ class TeacherStage(Stage):
     def run(self, ctx: RunContext, out: Path) -> StageResult:
         cfg = ctx.config.teacher
         data = ctx.data
-        torch.manual_seed(ctx.config.seed)  # the same initial weights on every run of this config
-        model = build_model(cfg.model, data.num_classes, cfg.kwargs)
         ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
+        train_into = ckpt is not None and cfg.train is not None and not ckpt.exists()  # train-if-missing
+        fmt = save_format(ckpt, "teacher.checkpoint") if train_into else None  # refused before training, not after
+        torch.manual_seed(ctx.config.seed)  # the same initial weights on every run of this config
+        model = build_model(cfg.model, data.num_classes, cfg.kwargs, what="teacher.model")
         metrics: dict[str, Any] = {"model": cfg.model}
-        if ckpt is not None and (ckpt.exists() or cfg.train is None):
+        if ckpt is not None and not train_into:
+            if not ckpt.exists():
+                raise ModelError(f"teacher checkpoint not found: {ckpt}",
+                                 hint="check teacher.checkpoint (a relative path starts from the current folder), "
+                                 "or add teacher.train: {epochs: N} to train the teacher and save it there")
             load_weights(model, ckpt, num_classes=data.num_classes, what="teacher checkpoint")
             model.to(ctx.device)
             acc = evaluate(model, ctx.device_data, ctx.device)
             metrics.update(source=f"checkpoint {ckpt}", accuracy=round(acc, 3))
             check_loaded_teacher(acc, data, cfg, ckpt)
         elif cfg.train is not None:
-            missing = f"checkpoint {ckpt} not found: " if ckpt is not None else ""
-            ctx.reporter.line(f"[cyan]teacher[/]: {missing}training {cfg.model} for {cfg.train.epochs} epochs"
-                              + (f", then saving it to {ckpt}" if ckpt is not None else ""))
+            what = f"{cfg.model} for {cfg.train.epochs} epochs"
+            ctx.reporter.line(f"[cyan]teacher[/]: training {what}" if ckpt is None else
+                              f"[cyan]teacher[/]: checkpoint {ckpt} not found, training it (teacher.train: {what}) "
+                              f"and saving it there ({fmt})")
             result = train(model, ctx.device_data, cfg.train, device=ctx.device, seed=ctx.config.seed,
                            reporter=ctx.reporter, label=f"teacher {cfg.model}", best_path=out / "best.safetensors")
             metrics.update(source="trained", **result.metrics())

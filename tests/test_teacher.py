@@ -1,0 +1,66 @@
+"""The teacher stage: train-if-missing writes a checkpoint edgekd reads back, in the format its suffix names."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import tiny_config
+from rich.console import Console
+
+import edgekd
+from edgekd.core.errors import ConfigError
+from edgekd.core.progress import Reporter
+
+
+def _run(cfg: dict, **kw) -> tuple[edgekd.Report, str]:
+    """Run the pipeline in-process and return the report with what it printed."""
+    buf = io.StringIO()
+    report = edgekd.compress(cfg, ["host"], reporter=Reporter(console=Console(file=buf, width=400)), **kw)
+    return report, " ".join(buf.getvalue().split())
+
+
+def _teacher_record(run: Path) -> dict:
+    return json.loads((run / "manifest.json").read_text())["stages"]["teacher"]["metrics"]
+
+
+@pytest.mark.parametrize("name", ["missing.pt", "missing.safetensors"])
+def test_a_missing_teacher_checkpoint_is_trained_saved_and_loaded_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.chdir(tmp_path)  # a relative path, as written in a model.yaml
+    cfg = tiny_config(tmp_path, stages=["report"])
+    cfg["teacher"]["checkpoint"] = name
+    cfg["teacher"]["train"]["epochs"] = 2
+    _, said = _run(cfg)
+    fmt = "torch weights-only state_dict" if name.endswith(".pt") else "safetensors"
+    assert f"teacher: checkpoint {name} not found, training it (teacher.train: resnet18 for 2 epochs) " \
+           f"and saving it there ({fmt})" in said
+    trained = _teacher_record(tmp_path / "tiny")
+    assert trained["source"] == "trained"
+    if name.endswith(".pt"):  # what the suffix promises, readable without edgekd
+        assert "state_dict" in torch.load(tmp_path / name, weights_only=True)
+    else:
+        from safetensors.torch import load_file
+
+        assert load_file(tmp_path / name)
+    # a new run reads it back, as does --resume of the run that wrote it
+    _, said = _run({**cfg, "name": "again"})
+    assert "not found" not in said and f"(checkpoint {name})" in said
+    again = _teacher_record(tmp_path / "again")
+    assert again["source"] == f"checkpoint {name}" and again["accuracy"] == trained["accuracy"]
+    report, said = _run(cfg, resume=True)
+    assert "not found" not in said and f"(checkpoint {name})" in said
+    assert _teacher_record(tmp_path / "tiny")["accuracy"] == trained["accuracy"]
+    assert (tmp_path / "tiny" / "report" / "report.json").exists()
+
+
+def test_a_suffix_edgekd_cannot_write_is_refused_before_training(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, stages=["report"])
+    cfg["teacher"]["checkpoint"] = str(tmp_path / "teacher.ckpt")
+    with pytest.raises(ConfigError, match=r"teacher.checkpoint .*teacher.ckpt.*accepted: \.pt, \.pth, \.safetensors"):
+        _run(cfg)
+    assert not (tmp_path / "teacher.ckpt").exists()
+    assert not (tmp_path / "tiny" / "teacher" / "model").exists()  # refused before any epoch ran
