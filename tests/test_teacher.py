@@ -64,3 +64,32 @@ def test_a_suffix_edgekd_cannot_write_is_refused_before_training(tmp_path: Path)
         _run(cfg)
     assert not (tmp_path / "teacher.ckpt").exists()
     assert not (tmp_path / "tiny" / "teacher" / "model").exists()  # refused before any epoch ran
+
+
+def test_a_weak_teacher_edgekd_trained_is_loaded_again_with_a_warning(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Trained near chance, it was a warning; read back at the accuracy recorded with it, it still is
+    (not the "this run is not feeding it what it was trained on" refusal)."""
+    monkeypatch.chdir(tmp_path)
+    cfg = tiny_config(tmp_path, stages=["report"])
+    cfg["teacher"].update(checkpoint="weak.pt", train={"epochs": 1, "optimizer": {"lr": 1e-6}})
+    report = edgekd.compress(cfg, ["host"], quiet=True)
+    weak = report.model("teacher").accuracy
+    assert weak < 19.0  # near chance for 10 classes
+    with caplog.at_level("WARNING", logger="edgekd.stages.teacher"):
+        again = edgekd.compress({**cfg, "name": "again"}, ["host"], quiet=True)
+    assert again.model("teacher").accuracy == pytest.approx(weak, abs=0.01)
+    assert "weak.pt reads" in caplog.text and "as when edgekd trained it" in caplog.text
+
+
+def test_a_recorded_accuracy_excuses_only_a_teacher_that_still_reads_it() -> None:
+    from edgekd.core.config import DataConfig, TeacherConfig
+    from edgekd.core.errors import ModelError
+    from edgekd.data import load_data
+    from edgekd.stages.teacher import check_loaded_teacher
+
+    data, cfg = load_data(DataConfig(source="digits", image_size=8)), TeacherConfig(model="resnet18")
+    check_loaded_teacher(9.0, data, cfg, Path("t.pt"), recorded=9.5)  # weak as trained: a warning
+    for recorded in (None, 90.0):  # no record, or it reached far more where it was trained: misread
+        with pytest.raises(ModelError, match="near chance"):
+            check_loaded_teacher(9.0, data, cfg, Path("t.pt"), recorded=recorded)

@@ -107,6 +107,8 @@ class RunDir:
             )
         if exists:
             self.load()
+            for stale in self.root.glob(".*.tmp"):  # a run killed while saving the manifest or config.yaml
+                stale.unlink(missing_ok=True)
         self.root.mkdir(parents=True, exist_ok=True)
         return self
 

@@ -66,7 +66,8 @@ def _scan(root: Path, classes: list[str], max_per_class: int | None) -> tuple[li
     return files, labels, empty
 
 
-def _scan_val(root: Path, train_root: Path, classes: list[str], max_per_class: int | None) -> tuple[list[Path], list[int]]:
+def _scan_val(root: Path, train_root: Path, classes: list[str],
+              max_per_class: int | None) -> tuple[list[Path], list[int]]:
     """The validation folder, labelled by the training folder's classes. A class only it has is an
     error (its images would be dropped, and the accuracy would silently count the rest only); a
     class it lacks is legitimate (a small validation set), and said."""

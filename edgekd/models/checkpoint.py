@@ -7,6 +7,7 @@ the data's class count is an error that says so, not a silent partial load.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pickle
 import re
@@ -60,7 +61,7 @@ def _torch_load(path: Path, what: str) -> object:
         raise ModelError(f"{what} {path} is corrupt or not a torch checkpoint: {exc}") from None
 
 
-RECORD_KEYS = ("classes", "class_names", "class_to_idx", "preprocess")
+RECORD_KEYS = ("classes", "class_names", "class_to_idx", "preprocess", "accuracy", "format")
 
 
 def _class_list(value: object) -> list[str] | None:
@@ -78,10 +79,11 @@ def _class_list(value: object) -> list[str] | None:
 
 
 def read_record(path: Path, what: str = "teacher checkpoint") -> dict[str, object]:
-    """What a checkpoint says about itself, beside its tensors: class names (in output order) and
-    preprocessing. Read from, first to last: a sidecar ``<file>.json`` or ``<stem>.json``;
-    safetensors metadata; the non-tensor entries of a torch checkpoint dict
-    (``{"state_dict": ..., "class_to_idx": ...}``). Empty when it says nothing."""
+    """What a checkpoint says about itself, beside its tensors: class names (in output order),
+    preprocessing and, when edgekd trained it, the accuracy it reached then. Read from, first to
+    last: a sidecar ``<file>.json`` or ``<stem>.json``; safetensors metadata; the non-tensor
+    entries of a torch checkpoint dict (``{"state_dict": ..., "class_to_idx": ...}``). Empty when
+    it says nothing."""
     path = Path(path)
     raw: dict[str, object] = {}
     for side in (path.with_name(path.name + ".json"), path.with_suffix(".json")):
@@ -122,6 +124,9 @@ def read_record(path: Path, what: str = "teacher checkpoint") -> dict[str, objec
             raise ModelError(f"checkpoint {path}: its 'preprocess' metadata is not JSON: {prep[:80]!r}") from None
     if isinstance(prep, Mapping):
         out["preprocess"] = dict(prep)
+    if str(raw.get("format", "")).startswith("edgekd-teacher/"):  # what edgekd measured when it trained it
+        with contextlib.suppress(TypeError, ValueError):
+            out["accuracy"] = float(raw.get("accuracy"))  # type: ignore[arg-type]
     return out
 
 

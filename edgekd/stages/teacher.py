@@ -15,7 +15,7 @@ from edgekd.core.errors import ConfigError, ModelError
 from edgekd.data.bundle import Data
 from edgekd.models.artifact import ModelSpec, save_model
 from edgekd.models.build import build_model
-from edgekd.models.checkpoint import load_weights, save_format, save_state_dict
+from edgekd.models.checkpoint import load_weights, read_record, save_format, save_state_dict
 from edgekd.models.stats import model_stats
 from edgekd.stages.base import RunContext, Stage, StageResult, input_sources
 from edgekd.train.evaluate import evaluate
@@ -57,7 +57,7 @@ class TeacherStage(Stage):
             model.to(ctx.device)
             acc = evaluate(model, ctx.device_data, ctx.device)
             metrics.update(source=f"checkpoint {ckpt}", accuracy=round(acc, 3))
-            check_loaded_teacher(acc, data, cfg, ckpt)
+            check_loaded_teacher(acc, data, cfg, ckpt, read_record(ckpt).get("accuracy"))  # type: ignore[arg-type]
         elif cfg.train is not None:
             what = f"{cfg.model} for {cfg.train.epochs} epochs"
             ctx.reporter.line(f"[cyan]teacher[/]: training {what}" if ckpt is None else
@@ -103,12 +103,22 @@ def chance_floor(num_classes: int, n_val: int) -> float:
     return 100.0 * (p + max((1 - p) / 10, 3 * math.sqrt(p * (1 - p) / max(1, n_val))))
 
 
-def check_loaded_teacher(acc: float, data: Data, cfg: TeacherConfig, ckpt: Path) -> None:
-    """Stop before anything is distilled from a teacher that reads near chance or below what it reached."""
+def check_loaded_teacher(acc: float, data: Data, cfg: TeacherConfig, ckpt: Path,
+                         recorded: float | None = None) -> None:
+    """Stop before anything is distilled from a teacher that reads near chance or below what it reached.
+
+    ``recorded``: the accuracy edgekd measured when it trained this checkpoint (train-if-missing).
+    A weak teacher that reads what it reached then is weak, not misread: a warning, as when it was
+    trained, so edgekd never refuses a checkpoint it wrote itself.
+    """
     floor = chance_floor(data.num_classes, data.num_val)
     if cfg.expected_accuracy is not None and acc < cfg.expected_accuracy - cfg.accuracy_tolerance:
         why = (f"below teacher.expected_accuracy {cfg.expected_accuracy:g}% "
                f"(tolerance {cfg.accuracy_tolerance:g} points)")
+    elif acc < floor and recorded is not None and acc >= recorded - cfg.accuracy_tolerance:
+        log.warning("the teacher checkpoint %s reads %.2f%%, near chance, as when edgekd trained it (%.2f%%): "
+                    "give it more epochs (teacher.train) and delete the file to train it again", ckpt, acc, recorded)
+        return
     elif acc < floor:
         why = f"near chance ({100 / data.num_classes:.1f}% for {data.num_classes} classes; needs > {floor:.1f}%)"
     else:

@@ -63,7 +63,8 @@ class SearchStage(Stage):
         x, y = data.normalize(xb), yb
         t0 = time.perf_counter()
         torch.manual_seed(seed)  # the teacher architecture at random init, as DisWOT prescribes
-        teacher = build_model(ctx.config.teacher.model, data.num_classes, ctx.config.teacher.kwargs, what="teacher.model")
+        t = ctx.config.teacher
+        teacher = build_model(t.model, data.num_classes, t.kwargs, what="teacher.model")
         teacher_sig, teacher_params = signature(teacher, x, y), count_params(teacher)
         budgets = Budgets(cfg.constraints, ctx.targets, input_size=data.image_size, threads=ctx.config.bench.threads)
 
