@@ -10,7 +10,7 @@ the report exists. The training stages get a few epochs so that they last long e
 caught; the folder is polled every few milliseconds for the quick ones. The teacher and export
 write files long before they end, so those two are killed only once a file is there: the
 resumed run meets a half-written stage folder. Each case is a full run plus a resumed one
-(35-50 s on 2 busy cores): marked slow.
+(25-50 s on 2 busy cores): marked slow.
 """
 
 from __future__ import annotations
