@@ -50,11 +50,17 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING if verbose else logging.ERROR)
 
 
-def _guard(fn: Callable[[], Any], run_hint: str | None = None) -> Any:
-    """Run ``fn``; turn edgekd errors and Ctrl-C into one message and an exit code."""
+def _guard(fn: Callable[[], Any], run_hint: str | None = None, verbose: bool = False) -> Any:
+    """Run ``fn``; turn edgekd errors and Ctrl-C into one message and an exit code. With ``verbose``
+    the traceback of what caused the error (the user's own code, say) is shown first."""
     try:
         return fn()
     except EdgeKDError as exc:
+        cause = exc.__cause__
+        if verbose and cause is not None:
+            from rich.traceback import Traceback
+
+            err.print(Traceback.from_exception(type(cause), cause, cause.__traceback__))
         err.print(f"[bold red]error[/] ({exc.kind}): {escape(exc.message)}", highlight=False)
         if exc.hint:
             err.print(f"  [bold]fix[/]: {escape(exc.hint)}", highlight=False)
@@ -106,7 +112,7 @@ def compress(
     report = _guard(lambda: api.compress(config, target, resume=resume, force=force, quiet=quiet or as_json,
                                          overrides=set_ or [], name=name, output_dir=output_dir, command=_command()),
                     run_hint="finished stages ({stages}) are kept in the run folder; fix the cause and re-run "
-                    "with --resume")
+                    "with --resume", verbose=verbose)
     _finish(report, quiet, as_json)
 
 
@@ -125,7 +131,8 @@ def _stage_command(stage: str, doc: str) -> Callable[..., None]:
 
         _setup_logging(verbose)
         report = _guard(lambda: api.run_stage(stage, config, target, quiet=quiet or as_json, overrides=set_ or [],
-                                              name=name, output_dir=output_dir, command=_command()))
+                                              name=name, output_dir=output_dir, command=_command()),
+                        verbose=verbose)
         _finish(report, quiet, as_json)
 
     command.__doc__ = doc

@@ -73,6 +73,28 @@ def test_unknown_model_and_pretrained_refused() -> None:
         build_model("no_such_pkg.mod:fn", 10)
 
 
+def test_user_entry_points_that_fail_are_model_errors_naming_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "ep_models.py").write_text(
+        "def make(num_classes, width=8):\n    raise ValueError('bad width')\n"
+        "def no_module(num_classes):\n    return 'a string'\n")
+    (tmp_path / "ep_syntax.py").write_text("def make(num_classes):\n    return (\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ModelError, match=r"student.model 'ep_models:make' raised ValueError: bad width") as exc:
+        build_model("ep_models:make", 7, {"width": 2}, what="student.model")
+    assert exc.value.exit_code == 4 and "ep_models:make(num_classes=7, width=2)" in exc.value.hint
+    assert isinstance(exc.value.__cause__, ValueError)  # kept for -v
+    with pytest.raises(ModelError, match=r"raised TypeError: .*unexpected keyword argument 'depth'"):
+        build_model("ep_models:make", 7, {"depth": 2})
+    with pytest.raises(ModelError, match=r"'ep_models:no_module' returned str, not a torch.nn.Module"):
+        build_model("ep_models:no_module", 7)
+    with pytest.raises(ModelError, match=r"'ep_models:nothing': ep_models has no callable 'nothing'"):
+        build_model("ep_models:nothing", 7)
+    with pytest.raises(ModelError, match=r"teacher.model 'ep_syntax:make': importing 'ep_syntax' raised SyntaxError"):
+        build_model("ep_syntax:make", 7, what="teacher.model")
+    with pytest.raises(ModelError, match=r"model 'resnet18' raised TypeError: .*no_such_kwarg"):
+        build_model("resnet18", 10, {"no_such_kwarg": 1})
+
+
 def test_model_artifact_roundtrip(tmp_path: Path) -> None:
     model = build_model("resnet18", 10, KW).eval()
     spec = ModelSpec("resnet18", 10, KW, {"size": [16, 16]})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from conftest import tiny_config
 from typer.testing import CliRunner
@@ -42,12 +43,57 @@ def test_unknown_target_lists_known(tmp_path: Path) -> None:
     assert "unknown target 'jetson-tx9'" in r.output and "host" in r.output
 
 
-def test_missing_checkpoint_exit_code(tmp_path: Path) -> None:
+def test_missing_checkpoint_exit_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     cfg = tiny_config(tmp_path)
-    cfg["teacher"] = {"model": "resnet18", "checkpoint": str(tmp_path / "missing.safetensors")}
+    cfg["teacher"] = {"model": "resnet18", "checkpoint": "missing.safetensors"}  # and no teacher.train
     r = runner.invoke(app, ["compress", str(_write(tmp_path, cfg)), "--quiet"])
     assert r.exit_code == 4
-    assert "teacher checkpoint not found" in r.output
+    assert "teacher checkpoint not found: missing.safetensors" in r.output and "teacher.train" in r.output
+    assert "Traceback" not in r.output
+
+
+def _user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, source: str) -> None:
+    (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+
+def test_an_entry_point_that_raises_is_named_and_its_traceback_is_behind_verbose(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _user_module(tmp_path, monkeypatch, "cli_raising_models",
+                 "def make(num_classes, width=8):\n    raise ValueError('bad width')\n")
+    cfg = tiny_config(tmp_path, stages=["report"])
+    cfg["teacher"] = {"model": "cli_raising_models:make", "kwargs": {"width": 3}, "train": {"epochs": 1}}
+    path = _write(tmp_path, cfg)
+    r = runner.invoke(app, ["compress", str(path), "--quiet"])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 4, r.output
+    assert "teacher.model 'cli_raising_models:make' raised ValueError: bad width" in out
+    assert "num_classes=10, width=3" in out  # the call edgekd makes, to try by hand
+    assert "Traceback" not in r.output and "raise ValueError" not in r.output
+    r = runner.invoke(app, ["compress", str(path), "--quiet", "--force", "-v"])
+    assert r.exit_code == 4 and "Traceback" in r.output and "raise ValueError('bad width')" in r.output
+
+
+def test_an_entry_point_that_cannot_be_imported_is_a_model_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _user_module(tmp_path, monkeypatch, "cli_broken_models", "import no_such_dependency_xyz\n")
+    cfg = tiny_config(tmp_path, stages=["report"])
+    cfg["teacher"] = {"model": "cli_broken_models:make", "train": {"epochs": 1}}
+    r = runner.invoke(app, ["compress", str(_write(tmp_path, cfg)), "--quiet"])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 4, r.output
+    assert "teacher.model 'cli_broken_models:make': cannot import 'cli_broken_models'" in out
+    assert "no_such_dependency_xyz" in out and "Traceback" not in r.output
+
+
+def test_a_teacher_checkpoint_suffix_edgekd_cannot_write_is_a_config_error(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, stages=["report"])
+    cfg["teacher"]["checkpoint"] = str(tmp_path / "t.bin")
+    r = runner.invoke(app, ["compress", str(_write(tmp_path, cfg)), "--quiet"])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "accepted: .pt, .pth, .safetensors" in out and "t.pt" in out
+    assert not (tmp_path / "t.bin").exists()
 
 
 def test_success_json_and_existing_run(finished_run, tmp_path: Path) -> None:

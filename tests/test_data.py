@@ -84,6 +84,37 @@ def test_imagefolder_missing_and_empty(tmp_path: Path) -> None:
         load_data(DataConfig(source="imagefolder", path=tmp_path / "x"))
 
 
+def test_a_validation_class_the_training_folder_lacks_is_an_error(tmp_path: Path) -> None:
+    _write_folder(tmp_path / "train", classes=2)
+    _write_folder(tmp_path / "val", classes=3, per_class=2)  # class2 exists in val only
+    (tmp_path / "val" / "empty_extra").mkdir()  # an empty folder drops nothing: not counted
+    cfg = DataConfig(source="imagefolder", image_size=16, path=tmp_path / "train", val_path=tmp_path / "val")
+    with pytest.raises(DataError, match=r"has 1 class\(es\) the training folder .*train lacks: class2 \(2 images\)") as exc:
+        load_data(cfg)
+    assert exc.value.exit_code == 3
+    assert "add the class to the training folder (data.path), or remove it from the validation folder" in exc.value.hint
+    import shutil
+
+    shutil.rmtree(tmp_path / "val" / "class2")
+    assert load_data(cfg).val_x.shape[0] == 4
+
+
+def test_a_validation_folder_without_some_classes_is_only_a_warning(tmp_path: Path, caplog) -> None:
+    _write_folder(tmp_path / "train", classes=3)
+    _write_folder(tmp_path / "val", classes=2, per_class=2)  # no class2 in val
+    (tmp_path / "val" / "class1" / "0.png").unlink()
+    (tmp_path / "val" / "class1" / "1.png").unlink()  # an empty class folder counts as missing
+    with caplog.at_level("WARNING", logger="edgekd.data.imagefolder"):
+        d = load_data(DataConfig(source="imagefolder", image_size=16, path=tmp_path / "train",
+                                 val_path=tmp_path / "val"))
+    assert d.class_names == ["class0", "class1", "class2"] and d.val_y.tolist() == [0, 0]
+    assert "has no images of 2 of the 3 classes (class1, class2)" in caplog.text
+    for f in (tmp_path / "val" / "class0").iterdir():
+        f.unlink()
+    with pytest.raises(DataError, match="has no images of the training folder's classes"):
+        load_data(DataConfig(source="imagefolder", image_size=16, path=tmp_path / "train", val_path=tmp_path / "val"))
+
+
 def test_augment_shifts_but_keeps_content() -> None:
     x = torch.zeros(8, 3, 8, 8, dtype=torch.uint8)
     x[:, :, 3:5, 3:5] = 255

@@ -132,6 +132,17 @@ def test_killed_mid_stage_then_resumed(tmp_path: Path) -> None:
     assert report.model("student").accuracy > 0
 
 
+def test_resume_removes_what_a_killed_manifest_write_left(tmp_path: Path) -> None:
+    from edgekd.core.rundir import RunDir
+
+    run = RunDir(tmp_path / "r").open(resume=False, force=False)
+    run.save()
+    stale = tmp_path / "r" / ".manifest.json.k2j3.tmp"
+    stale.write_text('{"stages": {"half')  # SIGKILL between write and rename
+    RunDir(tmp_path / "r").open(resume=True, force=False)
+    assert not stale.exists() and (tmp_path / "r" / "manifest.json").exists()
+
+
 def test_same_config_same_weights(tmp_path: Path) -> None:
     """A seed reproduces a run: the teacher's and the student's weights are identical even when
     the process's random state differs beforehand (as between two CLI invocations)."""

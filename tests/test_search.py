@@ -161,3 +161,21 @@ def test_search_feeds_distill(tmp_path: Path) -> None:
     raw["distill"] = {"epochs": 1}
     report = edgekd.compress(raw, ["host"], quiet=True)
     assert report.model("student").params == report.search["chosen"]["params"]
+
+
+def test_a_chosen_student_larger_than_the_teacher_is_said(tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from edgekd.core.progress import Reporter
+
+    raw = _search_cfg(tmp_path)
+    raw["teacher"] = {"model": "resnet18", "kwargs": {"layers": [1, 1, 1, 1], "channels": [8, 16, 32, 64]}}
+    raw["search"]["space"]["widths"] = [16]  # every candidate is wider than this teacher
+    buf = io.StringIO()
+    report = edgekd.search(raw, ["host"], reporter=Reporter(console=Console(file=buf, width=400)))
+    said = " ".join(buf.getvalue().split())
+    params = report.search["chosen"]["params"]
+    assert f"search: the student ({params / 1e6:.3g}M params) is larger than the teacher (0.0919M)" in said
+    assert "check search.space, or set search.constraints.max_params_m" in said

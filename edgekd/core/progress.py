@@ -7,11 +7,13 @@ warnings still reach the log.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -23,6 +25,7 @@ from rich.progress import (
 )
 
 Advance = Callable[..., None]
+log = logging.getLogger(__name__)
 
 
 class Reporter:
@@ -36,6 +39,13 @@ class Reporter:
         """A status line (rich markup allowed), unless quiet."""
         if not self.quiet:
             self.console.print(message)
+
+    def warn(self, topic: str, message: str) -> None:
+        """A warning line (``topic: message``); with quiet it goes to the log, so CI output keeps it."""
+        if self.quiet:
+            log.warning("%s: %s", topic, message)
+        else:
+            self.console.print(f"[yellow]{escape(topic)}[/]: {escape(message)}")
 
     @contextmanager
     def task(self, description: str, total: float | None, **fields: Any) -> Iterator[Advance]:

@@ -128,6 +128,8 @@ class RunDir:
                 )
             if exists:
                 self.load()
+                for stale in self.root.glob(".*.tmp"):  # a run killed while saving the manifest or config.yaml
+                    stale.unlink(missing_ok=True)
         except BaseException:
             self.close()
             raise

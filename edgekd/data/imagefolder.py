@@ -5,7 +5,8 @@ then resized and cropped by the run's preprocessing contract with timm's transfo
 Small sets are decoded once into memory (by DataLoader workers); sets whose decoded
 size exceeds ``data.stream_threshold_mb`` (or ``data.stream: true``) stream per batch.
 An unreadable image is an error naming its path (or, with ``skip_bad_images``, a
-warning), never a silent hole in the data.
+warning), never a silent hole in the data; so is a validation class the training folder
+lacks (a validation folder missing some classes is only a warning).
 """
 
 from __future__ import annotations
@@ -38,26 +39,59 @@ class ImageFolderParams(BaseModel):
     max_per_class: int | None = Field(None, ge=1)
 
 
-def _scan(root: Path, classes: list[str] | None, max_per_class: int | None) -> tuple[list[Path], list[int], list[str]]:
+def _class_folders(root: Path, key: str) -> list[str]:
     if not root.is_dir():
-        raise DataError(f"image folder not found: {root}", hint="set data.path to a folder of class sub-folders")
+        raise DataError(f"image folder not found: {root}", hint=f"set {key} to a folder of class sub-folders")
     found = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if classes is None:
-        classes = found
-    if not classes:
+    if not found:
         raise DataError(f"{root} has no class sub-folders", hint="layout: <path>/<class_name>/<image>.png")
-    missing = sorted(set(classes) - set(found))
-    if missing:
-        raise DataError(f"{root} lacks class folders {missing} that the training folder has")
-    files, labels = [], []
+    return found
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTENSIONS) if folder.is_dir() else []
+
+
+def _scan(root: Path, classes: list[str], max_per_class: int | None) -> tuple[list[Path], list[int], list[str]]:
+    """Images and labels of ``classes`` under ``root``, and the classes that have no image there."""
+    files: list[Path] = []
+    labels: list[int] = []
+    empty = []
     for i, c in enumerate(classes):
-        imgs = sorted(p for p in (root / c).rglob("*") if p.suffix.lower() in EXTENSIONS)
-        if not imgs:
-            raise DataError(f"class folder {root / c} has no images ({', '.join(EXTENSIONS)})")
+        imgs = _images(root / c)
+        empty += [] if imgs else [c]
         imgs = imgs[:max_per_class] if max_per_class else imgs
         files += imgs
         labels += [i] * len(imgs)
-    return files, labels, classes
+    return files, labels, empty
+
+
+def _scan_val(root: Path, train_root: Path, classes: list[str],
+              max_per_class: int | None) -> tuple[list[Path], list[int]]:
+    """The validation folder, labelled by the training folder's classes. A class only it has is an
+    error (its images would be dropped, and the accuracy would silently count the rest only); a
+    class it lacks is legitimate (a small validation set), and said."""
+    counts = {c: len(_images(root / c)) for c in _class_folders(root, "data.val_path") if c not in classes}
+    extra = [c for c, n in counts.items() if n]  # an empty folder drops nothing
+    if extra:
+        n = sum(counts.values())
+        more = f" and {len(extra) - 8} more" if len(extra) > 8 else ""
+        raise DataError(
+            f"the validation folder {root} has {len(extra)} class(es) the training folder {train_root} lacks: "
+            f"{', '.join(extra[:8])}{more} ({n} images): a model trained on the training folder's {len(classes)} "
+            "classes cannot be scored on them",
+            hint="add the class to the training folder (data.path), or remove it from the validation folder "
+            "(data.val_path)",
+        )
+    files, labels, empty = _scan(root, classes, max_per_class)
+    if len(empty) == len(classes):
+        raise DataError(f"the validation folder {root} has no images of the training folder's classes",
+                        hint=f"layout: {root}/<class_name>/<image>.png, with the class names of {train_root}")
+    if empty:
+        more = f" and {len(empty) - 8} more" if len(empty) > 8 else ""
+        log.warning("the validation folder %s has no images of %d of the %d classes (%s%s): accuracy is measured "
+                    "on the other classes only", root, len(empty), len(classes), ", ".join(empty[:8]), more)
+    return files, labels
 
 
 def _listing(files: list[Path]) -> list[tuple[str, int]]:
@@ -66,10 +100,14 @@ def _listing(files: list[Path]) -> list[tuple[str, int]]:
 
 @DATASETS.register("imagefolder", params=ImageFolderParams, help="your folder of class sub-folders")
 def load_imagefolder(cfg: DataConfig, p: ImageFolderParams, prep: Preprocess) -> Data:
-    files, labels, classes = _scan(p.path, None, p.max_per_class)
+    classes = _class_folders(p.path, "data.path")
+    files, labels, empty = _scan(p.path, classes, p.max_per_class)
+    if empty:
+        raise DataError(f"class folder {p.path / empty[0]} has no images ({', '.join(EXTENSIONS)})",
+                        hint="put the class's images in it, or remove the folder")
     y = torch.tensor(labels, dtype=torch.long)
     if p.val_path is not None:
-        vfiles, vlabels, _ = _scan(p.val_path, classes, p.max_per_class)
+        vfiles, vlabels = _scan_val(p.val_path, p.path, classes, p.max_per_class)
         tf, ty, vf, vy = files, y, vfiles, torch.tensor(vlabels, dtype=torch.long)
     else:
         tr, va = stratified_split(y, cfg.val_fraction, p.split_seed)

@@ -4,60 +4,81 @@ from __future__ import annotations
 
 import difflib
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
-from edgekd.core.errors import ModelError
+from edgekd.core.errors import EdgeKDError, ModelError
 
 
-def build_model(name: str, num_classes: int, kwargs: dict[str, Any] | None = None) -> nn.Module:
-    """A freshly initialised network with ``num_classes`` outputs. Never downloads weights."""
+def build_model(name: str, num_classes: int, kwargs: dict[str, Any] | None = None, *,
+                what: str = "model") -> nn.Module:
+    """A freshly initialised network with ``num_classes`` outputs. Never downloads weights.
+
+    ``what`` names the config key the model comes from (``teacher.model``), so an error
+    raised while building it says which one to check.
+    """
     kwargs = dict(kwargs or {})
     if kwargs.pop("pretrained", False):
         raise ModelError(
-            f"model {name!r}: pretrained=True would download weights, and edgekd never downloads",
+            f"{what} {name!r}: pretrained=True would download weights, and edgekd never downloads",
             hint="save the weights to a file and set checkpoint: <path> instead",
         )
     if ":" in name:
-        return _from_entry_point(name, num_classes, kwargs)
+        return _from_entry_point(name, num_classes, kwargs, what)
     import timm
 
     if not timm.is_model(name):
         close = difflib.get_close_matches(name, timm.list_models(), n=3)
         raise ModelError(
-            f"unknown model {name!r}: not a timm model name and not a 'module:function' entry point",
+            f"unknown {what} {name!r}: not a timm model name and not a 'module:function' entry point",
             hint=(f"did you mean {', '.join(close)}? " if close else "")
             + "see timm.list_models(), or write 'my_package.my_module:build_fn'",
         )
+    return _call_builder(name, lambda: timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs),
+                         num_classes, kwargs, what)
+
+
+def _call_builder(name: str, build: Callable[[], Any], num_classes: int, kwargs: dict[str, Any], what: str) -> Any:
+    """Run code that builds the user's model (timm's or their own); what it raises becomes a
+    ``ModelError`` naming the model, with the original kept as ``__cause__`` (shown by ``-v``)."""
     try:
-        return timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
-    except TypeError as exc:
-        raise ModelError(f"model {name!r} rejected its kwargs {kwargs}: {exc}") from None
+        return build()
+    except EdgeKDError:
+        raise
+    except Exception as exc:
+        args = ", ".join([f"num_classes={num_classes}", *(f"{k}={v!r}" for k, v in kwargs.items())])
+        raise ModelError(
+            f"{what} {name!r} raised {type(exc).__name__}: {exc}",
+            hint=f"check that {name}({args}) builds the network (these are the arguments edgekd passes: "
+            f"num_classes from the data, the rest from the config's kwargs); run with -v for the traceback",
+        ) from exc
 
 
-def _from_entry_point(spec: str, num_classes: int, kwargs: dict[str, Any]) -> nn.Module:
+def _from_entry_point(spec: str, num_classes: int, kwargs: dict[str, Any], what: str) -> nn.Module:
     mod_name, _, fn_name = spec.partition(":")
     try:
         module = importlib.import_module(mod_name)
     except ImportError as exc:
         raise ModelError(
-            f"entry point {spec!r}: cannot import {mod_name!r} ({exc})",
+            f"{what} {spec!r}: cannot import {mod_name!r} ({exc})",
             hint="make the module importable (pip install -e your package, or set PYTHONPATH)",
-        ) from None
+        ) from exc
+    except Exception as exc:  # the module itself fails while importing: a syntax error, a raise at top level
+        raise ModelError(
+            f"{what} {spec!r}: importing {mod_name!r} raised {type(exc).__name__}: {exc}",
+            hint=f"fix the module (python -c 'import {mod_name}' shows the traceback, as does -v)",
+        ) from exc
     fn = getattr(module, fn_name, None)
     if fn is None or not callable(fn):
-        raise ModelError(f"entry point {spec!r}: {mod_name} has no callable {fn_name!r}")
-    try:
-        model = fn(num_classes=num_classes, **kwargs)
-    except TypeError as exc:
-        raise ModelError(
-            f"entry point {spec!r} failed: {exc}",
-            hint="the function must accept num_classes=<int> and the configured kwargs",
-        ) from None
+        raise ModelError(f"{what} {spec!r}: {mod_name} has no callable {fn_name!r}",
+                         hint=f"define def {fn_name}(num_classes, **kwargs) in {mod_name}, or fix the name")
+    model = _call_builder(spec, lambda: fn(num_classes=num_classes, **kwargs), num_classes, kwargs, what)
     if not isinstance(model, nn.Module):
-        raise ModelError(f"entry point {spec!r} returned {type(model).__name__}, not a torch.nn.Module")
+        raise ModelError(f"{what} {spec!r} returned {type(model).__name__}, not a torch.nn.Module",
+                         hint=f"return the network from {fn_name}")
     return model
 
 

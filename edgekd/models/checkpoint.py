@@ -7,6 +7,7 @@ the data's class count is an error that says so, not a silent partial load.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pickle
 import re
@@ -17,9 +18,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from edgekd.core.errors import ModelError
+from edgekd.core.errors import ConfigError, ModelError
 from edgekd.core.rundir import atomic_path
 
+SAVE_FORMATS = {".pt": "torch weights-only state_dict", ".pth": "torch weights-only state_dict",
+                ".safetensors": "safetensors"}
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "ema", "net")
 
 
@@ -28,7 +31,7 @@ def read_state_dict(path: Path, *, what: str = "checkpoint") -> dict[str, torch.
     path = Path(path)
     if not path.exists():
         raise ModelError(f"{what} not found: {path}", hint="check the path in your config")
-    if path.suffix == ".safetensors":
+    if path.suffix.lower() == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
@@ -58,7 +61,7 @@ def _torch_load(path: Path, what: str) -> object:
         raise ModelError(f"{what} {path} is corrupt or not a torch checkpoint: {exc}") from None
 
 
-RECORD_KEYS = ("classes", "class_names", "class_to_idx", "preprocess")
+RECORD_KEYS = ("classes", "class_names", "class_to_idx", "preprocess", "accuracy", "format")
 
 
 def _class_list(value: object) -> list[str] | None:
@@ -76,10 +79,11 @@ def _class_list(value: object) -> list[str] | None:
 
 
 def read_record(path: Path, what: str = "teacher checkpoint") -> dict[str, object]:
-    """What a checkpoint says about itself, beside its tensors: class names (in output order) and
-    preprocessing. Read from, first to last: a sidecar ``<file>.json`` or ``<stem>.json``;
-    safetensors metadata; the non-tensor entries of a torch checkpoint dict
-    (``{"state_dict": ..., "class_to_idx": ...}``). Empty when it says nothing."""
+    """What a checkpoint says about itself, beside its tensors: class names (in output order),
+    preprocessing and, when edgekd trained it, the accuracy it reached then. Read from, first to
+    last: a sidecar ``<file>.json`` or ``<stem>.json``; safetensors metadata; the non-tensor
+    entries of a torch checkpoint dict (``{"state_dict": ..., "class_to_idx": ...}``). Empty when
+    it says nothing."""
     path = Path(path)
     raw: dict[str, object] = {}
     for side in (path.with_name(path.name + ".json"), path.with_suffix(".json")):
@@ -93,7 +97,7 @@ def read_record(path: Path, what: str = "teacher checkpoint") -> dict[str, objec
                                  hint='write {"classes": [...], "preprocess": {...}}')
             raw["_from"] = f"sidecar {side.name}"
             break
-    if not raw and path.suffix == ".safetensors":
+    if not raw and path.suffix.lower() == ".safetensors":
         from safetensors import SafetensorError, safe_open
 
         try:
@@ -120,6 +124,9 @@ def read_record(path: Path, what: str = "teacher checkpoint") -> dict[str, objec
             raise ModelError(f"checkpoint {path}: its 'preprocess' metadata is not JSON: {prep[:80]!r}") from None
     if isinstance(prep, Mapping):
         out["preprocess"] = dict(prep)
+    if str(raw.get("format", "")).startswith("edgekd-teacher/"):  # what edgekd measured when it trained it
+        with contextlib.suppress(TypeError, ValueError):
+            out["accuracy"] = float(raw.get("accuracy"))  # type: ignore[arg-type]
     return out
 
 
@@ -171,13 +178,27 @@ def load_weights(model: nn.Module, path: Path, *, num_classes: int, what: str = 
     model.load_state_dict(sd, strict=True)
 
 
+def save_format(path: Path, key: str) -> str:
+    """The format edgekd writes to ``path`` (config key ``key``), from its suffix; a suffix that
+    promises no format edgekd writes is refused before any time is spent training."""
+    fmt = SAVE_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise ConfigError(
+            f"{key} {path}: edgekd writes this file, and {Path(path).suffix or 'no suffix'!r} names no format it "
+            f"writes (accepted: {', '.join(SAVE_FORMATS)})",
+            hint=f"name it {Path(path).with_suffix('.pt').name} (torch) or "
+            f"{Path(path).with_suffix('.safetensors').name} (safetensors)",
+        )
+    return fmt
+
+
 def save_state_dict(state: Mapping[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
     """Write tensors atomically, in the format the suffix promises: safetensors for ``.safetensors``,
     else a weights-only torch file (``{"state_dict": ..., **metadata}``) that ``torch.load(...,
     weights_only=True)`` and edgekd both read. Shared storage is cloned apart."""
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items() if isinstance(v, torch.Tensor)}
     with atomic_path(Path(path)) as tmp:
-        if Path(path).suffix == ".safetensors":
+        if Path(path).suffix.lower() == ".safetensors":
             from safetensors.torch import save_file
 
             save_file(tensors, str(tmp), metadata=metadata)

@@ -53,7 +53,7 @@ def timm_data_config(name: str, kwargs: dict[str, Any], num_classes: int) -> dic
 
         cfg = timm.models.get_pretrained_cfg(name) if timm.is_model(name) else None
         return resolve_data_config(pretrained_cfg=cfg.to_dict()) if cfg is not None else None
-    model = build_model(name, num_classes, kwargs)
+    model = build_model(name, num_classes, kwargs, what="teacher.model")
     if not getattr(model, "pretrained_cfg", None):
         return None
     return resolve_data_config(model=model)

@@ -132,7 +132,7 @@ class RunContext:
         if (ckpt / "model.json").exists():
             model, spec = load_model(ckpt)
         else:
-            model = build_model(ref.model, self.data.num_classes, ref.kwargs)
+            model = build_model(ref.model, self.data.num_classes, ref.kwargs, what="student.model")
             load_weights(model, ckpt, num_classes=self.data.num_classes, what="student checkpoint")
             spec = ModelSpec(ref.model, self.data.num_classes, dict(ref.kwargs), self.data.preprocessing())
         return "student", save_model(model, spec, out / "input")
@@ -170,6 +170,14 @@ def input_sources(data: Data) -> str:
     for k, src in data.preprocess.sources.items():
         by_source.setdefault(src, []).append(k)
     return "; ".join(f"{', '.join(ks)}: {src}" for src, ks in by_source.items())
+
+
+def warn_if_larger_than_teacher(ctx: RunContext, stage: str, student_params: int, teacher_params: int | None,
+                                key: str) -> None:
+    """A student with more parameters than its teacher compresses nothing: say so before time is spent on it."""
+    if teacher_params and student_params > teacher_params:
+        ctx.reporter.warn(stage, f"the student ({student_params / 1e6:.3g}M params) is larger than the teacher "
+                                 f"({teacher_params / 1e6:.3g}M): it will not be faster; check {key}")
 
 
 class Stage:

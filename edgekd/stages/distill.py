@@ -18,10 +18,10 @@ from edgekd.core.errors import ModelError
 from edgekd.models.artifact import ModelSpec, save_model
 from edgekd.models.build import build_model
 from edgekd.models.checkpoint import load_weights
-from edgekd.models.stats import model_stats
+from edgekd.models.stats import count_params, model_stats
 from edgekd.reporting.schema import ModelRow
 from edgekd.reporting.sections import Section, trained_model_section
-from edgekd.stages.base import RunContext, Stage, StageResult
+from edgekd.stages.base import RunContext, Stage, StageResult, warn_if_larger_than_teacher
 from edgekd.train.trainer import train
 
 
@@ -65,15 +65,18 @@ class DistillStage(Stage):
         ref = student_ref(ctx)
         data = ctx.device_data
         teacher = ctx.teacher() if cfg.uses_teacher else None
+        key = "search.space" if "search" in ctx.results else "student.model"
 
         def fresh():  # seeded: the same initial weights for the KD student and its no-teacher baseline
             torch.manual_seed(ctx.config.seed)
-            m = build_model(ref.model, data.num_classes, ref.kwargs)
+            m = build_model(ref.model, data.num_classes, ref.kwargs, what=key)
             if ref.checkpoint:
                 load_weights(m, ref.checkpoint, num_classes=data.num_classes, what="student checkpoint")
             return m
 
         student = fresh()
+        teacher_params = ctx.results["teacher"].metrics.get("params") if "teacher" in ctx.results else None
+        warn_if_larger_than_teacher(ctx, "distill", count_params(student), teacher_params, key)
         losses = "+".join(t.name for t in cfg.loss)
         ctx.reporter.line(f"[cyan]distill[/]: {ref.model} from the teacher ({losses}, {cfg.epochs} epochs)")
         result = train(student, data, cfg, teacher=teacher, device=ctx.device, seed=ctx.config.seed,

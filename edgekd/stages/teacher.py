@@ -15,7 +15,7 @@ from edgekd.core.errors import ConfigError, ModelError
 from edgekd.data.bundle import Data
 from edgekd.models.artifact import ModelSpec, save_model
 from edgekd.models.build import build_model
-from edgekd.models.checkpoint import load_weights, save_state_dict
+from edgekd.models.checkpoint import load_weights, read_record, save_format, save_state_dict
 from edgekd.models.stats import model_stats
 from edgekd.reporting.sections import Section, trained_model_section
 from edgekd.stages.base import RunContext, Stage, StageResult, input_sources
@@ -46,20 +46,27 @@ class TeacherStage(Stage):
     def run(self, ctx: RunContext, out: Path) -> StageResult:
         cfg = ctx.config.teacher
         data = ctx.data
-        torch.manual_seed(ctx.config.seed)  # the same initial weights on every run of this config
-        model = build_model(cfg.model, data.num_classes, cfg.kwargs)
         ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
+        train_into = ckpt is not None and cfg.train is not None and not ckpt.exists()  # train-if-missing
+        fmt = save_format(ckpt, "teacher.checkpoint") if train_into else None  # refused before training, not after
+        torch.manual_seed(ctx.config.seed)  # the same initial weights on every run of this config
+        model = build_model(cfg.model, data.num_classes, cfg.kwargs, what="teacher.model")
         metrics: dict[str, Any] = {"model": cfg.model}
-        if ckpt is not None and (ckpt.exists() or cfg.train is None):
+        if ckpt is not None and not train_into:
+            if not ckpt.exists():
+                raise ModelError(f"teacher checkpoint not found: {ckpt}",
+                                 hint="check teacher.checkpoint (a relative path starts from the current folder), "
+                                 "or add teacher.train: {epochs: N} to train the teacher and save it there")
             load_weights(model, ckpt, num_classes=data.num_classes, what="teacher checkpoint")
             model.to(ctx.device)
             acc = evaluate(model, ctx.device_data, ctx.device)
             metrics.update(source=f"checkpoint {ckpt}", accuracy=round(acc, 3))
-            check_loaded_teacher(acc, data, cfg, ckpt)
+            check_loaded_teacher(acc, data, cfg, ckpt, read_record(ckpt).get("accuracy"))  # type: ignore[arg-type]
         elif cfg.train is not None:
-            missing = f"checkpoint {ckpt} not found: " if ckpt is not None else ""
-            ctx.reporter.line(f"[cyan]teacher[/]: {missing}training {cfg.model} for {cfg.train.epochs} epochs"
-                              + (f", then saving it to {ckpt}" if ckpt is not None else ""))
+            what = f"{cfg.model} for {cfg.train.epochs} epochs"
+            ctx.reporter.line(f"[cyan]teacher[/]: training {what}" if ckpt is None else
+                              f"[cyan]teacher[/]: checkpoint {ckpt} not found, training it (teacher.train: {what}) "
+                              f"and saving it there ({fmt})")
             result = train(model, ctx.device_data, cfg.train, device=ctx.device, seed=ctx.config.seed,
                            reporter=ctx.reporter, label=f"teacher {cfg.model}", best_path=out / "best.safetensors")
             metrics.update(source="trained", **result.metrics())
@@ -100,12 +107,22 @@ def chance_floor(num_classes: int, n_val: int) -> float:
     return 100.0 * (p + max((1 - p) / 10, 3 * math.sqrt(p * (1 - p) / max(1, n_val))))
 
 
-def check_loaded_teacher(acc: float, data: Data, cfg: TeacherConfig, ckpt: Path) -> None:
-    """Stop before anything is distilled from a teacher that reads near chance or below what it reached."""
+def check_loaded_teacher(acc: float, data: Data, cfg: TeacherConfig, ckpt: Path,
+                         recorded: float | None = None) -> None:
+    """Stop before anything is distilled from a teacher that reads near chance or below what it reached.
+
+    ``recorded``: the accuracy edgekd measured when it trained this checkpoint (train-if-missing).
+    A weak teacher that reads what it reached then is weak, not misread: a warning, as when it was
+    trained, so edgekd never refuses a checkpoint it wrote itself.
+    """
     floor = chance_floor(data.num_classes, data.num_val)
     if cfg.expected_accuracy is not None and acc < cfg.expected_accuracy - cfg.accuracy_tolerance:
         why = (f"below teacher.expected_accuracy {cfg.expected_accuracy:g}% "
                f"(tolerance {cfg.accuracy_tolerance:g} points)")
+    elif acc < floor and recorded is not None and acc >= recorded - cfg.accuracy_tolerance:
+        log.warning("the teacher checkpoint %s reads %.2f%%, near chance, as when edgekd trained it (%.2f%%): "
+                    "give it more epochs (teacher.train) and delete the file to train it again", ckpt, acc, recorded)
+        return
     elif acc < floor:
         why = f"near chance ({100 / data.num_classes:.1f}% for {data.num_classes} classes; needs > {floor:.1f}%)"
     else:

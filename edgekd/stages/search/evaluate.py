@@ -82,7 +82,7 @@ def evaluate_candidate(
     """Build the candidate at random init (seeded), score it, check its budgets."""
     t0 = time.perf_counter()
     torch.manual_seed(seed + 1)  # the same architecture always gets the same initial weights
-    model = build_model(model_name, num_classes, kwargs)
+    model = build_model(model_name, num_classes, kwargs, what="search candidate")
     params = count_params(model)
     macs = count_macs(model, x.shape[-1])
     scores = compare(teacher, signature(model, x, y))

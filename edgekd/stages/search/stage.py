@@ -17,9 +17,10 @@ import torch
 from edgekd.core.errors import SearchError
 from edgekd.core.rundir import atomic_write_json
 from edgekd.models.build import build_model
+from edgekd.models.stats import count_params
 from edgekd.reporting.sections import Section
 from edgekd.search_spaces.spaces import build_space
-from edgekd.stages.base import RunContext, Stage, StageResult
+from edgekd.stages.base import RunContext, Stage, StageResult, warn_if_larger_than_teacher
 from edgekd.stages.search.evaluate import Budgets, Candidate, evaluate_candidate
 from edgekd.stages.search.evolution import Searcher
 from edgekd.stages.search.scoring import signature
@@ -72,7 +73,9 @@ class SearchStage(Stage):
         x, y = data.normalize(xb), yb
         t0 = time.perf_counter()
         torch.manual_seed(seed)  # the teacher architecture at random init, as DisWOT prescribes
-        teacher_sig = signature(build_model(ctx.config.teacher.model, data.num_classes, ctx.config.teacher.kwargs), x, y)
+        t = ctx.config.teacher
+        teacher = build_model(t.model, data.num_classes, t.kwargs, what="teacher.model")
+        teacher_sig, teacher_params = signature(teacher, x, y), count_params(teacher)
         budgets = Budgets(cfg.constraints, ctx.targets, input_size=data.image_size, threads=ctx.config.bench.threads)
 
         def evaluate(genome):
@@ -106,4 +109,6 @@ class SearchStage(Stage):
         }
         ctx.reporter.line(f"[green]search[/]: chose {best.key} ({best.model}, {best.params / 1e6:.3f}M params, "
                           f"score {best.combined:.3f}) from {len(ranked)} candidates in {seconds:.1f} s")
+        warn_if_larger_than_teacher(ctx, "search", best.params, teacher_params,
+                                    "search.space, or set search.constraints.max_params_m")
         return StageResult(metrics, {"choice": out / "choice.json", "candidates": out / "candidates.json"})
