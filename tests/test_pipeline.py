@@ -137,9 +137,10 @@ def test_resume_removes_what_a_killed_manifest_write_left(tmp_path: Path) -> Non
 
     run = RunDir(tmp_path / "r").open(resume=False, force=False)
     run.save()
+    run.close()  # releases the run folder's lock, as a killed process's exit does
     stale = tmp_path / "r" / ".manifest.json.k2j3.tmp"
     stale.write_text('{"stages": {"half')  # SIGKILL between write and rename
-    RunDir(tmp_path / "r").open(resume=True, force=False)
+    RunDir(tmp_path / "r").open(resume=True, force=False).close()
     assert not stale.exists() and (tmp_path / "r" / "manifest.json").exists()
 
 
