@@ -72,6 +72,24 @@ def _guard(fn: Callable[[], Any], run_hint: str | None = None, verbose: bool = F
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
+def _exec_torchrun(nproc: int) -> None:
+    """``--nproc N`` is a shortcut: the same command under PyTorch's own launcher (one machine;
+    for several, call torchrun with its rendezvous flags yourself)."""
+    import os
+
+    from edgekd.core.dist import launched_by_torchrun
+
+    if launched_by_torchrun():
+        return
+    args = [a for i, a in enumerate(sys.argv[1:]) if not (a.startswith("--nproc") or
+                                                          (i and sys.argv[i] == "--nproc"))]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "edgekd", *args]
+    err.print(f"[dim]{' '.join(cmd[1:])}[/]")
+    sys.stdout.flush()
+    os.execv(sys.executable, cmd)
+
+
 def _command() -> str:
     return "edgekd " + " ".join(sys.argv[1:])
 
@@ -79,6 +97,8 @@ def _command() -> str:
 def _finish(report: Any, quiet: bool, as_json: bool) -> None:
     from edgekd.reporting.terminal import search_table, summary_table
 
+    if report is None:  # a torchrun rank other than 0: rank 0 prints the run
+        return
     if as_json:
         print(report.model_dump_json(indent=2))
         return
@@ -104,10 +124,14 @@ def compress(
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
+    nproc: Annotated[int, typer.Option("--nproc", min=1, help="train with N processes on this machine: "
+                                       "re-runs this command under `torchrun --nproc_per_node N`")] = 1,
 ) -> None:
     """Run the whole pipeline on CONFIG for the given targets."""
     from edgekd import api
 
+    if nproc > 1:
+        _exec_torchrun(nproc)
     _setup_logging(verbose)
     report = _guard(lambda: api.compress(config, target, resume=resume, force=force, quiet=quiet or as_json,
                                          overrides=set_ or [], name=name, output_dir=output_dir, command=_command()),

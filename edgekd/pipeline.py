@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import torch
 import yaml
 from rich.markup import escape
 
+from edgekd.core import dist
 from edgekd.core.config import STAGE_ORDER, Config
 from edgekd.core.errors import EdgeKDError
 from edgekd.core.profiles import Profile, resolve_target
@@ -51,6 +53,9 @@ STAGES: dict[str, type[Stage]] = {
     "report": ReportStage,
 }
 NEEDS_TRAINED_TEACHER = {"distill", "prune", "quantize", "export", "bench", "report"}
+# Under torchrun every rank runs these (they train with DDP or split their scoring); rank 0
+# alone runs the rest (export, bench, report) and alone writes the run folder.
+COLLECTIVE = {"teacher", "search", "distill", "prune", "quantize"}
 
 
 def resolve_targets(names: list[str], reporter: Reporter) -> list[Profile]:
@@ -86,48 +91,63 @@ class Pipeline:
     def _context(self) -> RunContext:
         if self.config.threads:
             torch.set_num_threads(self.config.threads)
-        return RunContext(self.config, self.run_dir, self.targets, self.reporter,
-                          resolve_device(self.config.device), command=self.command)
+        device = dist.device_for_rank(resolve_device(self.config.device))
+        self.world = dist.init(device)
+        if not self.world.main:  # rank 0 speaks for the run
+            self.reporter = Reporter(quiet=True)
+        return RunContext(self.config, self.run_dir, self.targets, self.reporter, device, command=self.command)
 
     def plan(self) -> list[str]:
         """The stages a full run goes through: the teacher first when any stage needs it trained."""
         stages = list(self.config.stages)
         return (["teacher"] if NEEDS_TRAINED_TEACHER & set(stages) else []) + stages
 
-    def run(self, only: list[str] | None = None) -> Report:
+    def run(self, only: list[str] | None = None) -> Report | None:
         """Run every configured stage, or with ``only`` just those stages on top of an earlier run.
 
         With ``only`` (the per-stage commands: ``edgekd prune`` ...), stages before the first
         asked-for one are restored from the manifest as they are (the teacher is trained if
-        the run has none), and the asked-for stages always run.
+        the run has none), and the asked-for stages always run. Under torchrun only rank 0
+        returns the report (the other ranks return None once their last collective stage is done).
         """
         try:
             return self._run(only)
         except EdgeKDError as exc:  # say what is kept only when something is
             exc.finished_stages = list(getattr(self.run_dir, "manifest", {}).get("stages", {}))
+            w = getattr(self, "world", None)
+            if w is not None and w.active:  # torchrun prints every rank's output: say whose it is
+                exc.message = f"rank {w.rank} of {w.size}: {exc.message}"
             raise
         finally:
             self.run_dir.close()
 
-    def _run(self, only: list[str] | None) -> Report:
+    def _run(self, only: list[str] | None) -> Report | None:
         single = only is not None
-        self.run_dir.open(resume=self.resume or single, force=self.force and not single)
-        if self.run_dir.lock.note:
-            self.reporter.line(f"[yellow]run[/]: {self.run_dir.lock.note}")
-        atomic_write_text(self.run_dir.root / "config.yaml",
-                          yaml.safe_dump(self.config.model_dump(mode="json"), sort_keys=False))
         ctx = self._context()
-        if not single or "targets" not in self.run_dir.manifest:
-            self.run_dir.manifest["targets"] = self.target_names  # as given: names, aliases or profile paths
+        if self.world.main:
+            self.run_dir.open(resume=self.resume or single, force=self.force and not single)
+            if self.run_dir.lock.note:
+                self.reporter.line(f"[yellow]run[/]: {self.run_dir.lock.note}")
+            atomic_write_text(self.run_dir.root / "config.yaml",
+                              yaml.safe_dump(self.config.model_dump(mode="json"), sort_keys=False))
+            if not single or "targets" not in self.run_dir.manifest:
+                self.run_dir.manifest["targets"] = self.target_names  # as given: names, aliases or profile paths
+        dist.barrier()  # the other ranks read the run folder only once rank 0 holds it
+        if not self.world.main and self.run_dir.manifest_path.exists():
+            self.run_dir.load()
         upstream: dict[str, dict[str, str]] = {}
         if not single:
             for name in self.plan():
+                if not self.world.main and not COLLECTIVE & set(self.plan()[self.plan().index(name):]):
+                    return None  # nothing left that needs this rank
                 self._run_stage(STAGES[name](), ctx, upstream, allow_skip=self.resume)
             return build_report(ctx.facts())
         order = ["teacher", *[s for s in STAGE_ORDER if s in self.config.stages or s in only]]
         first = min(order.index(s) for s in only)
         done = self.run_dir.manifest["stages"]
         for name in order:
+            if not self.world.main and not COLLECTIVE & set(order[order.index(name):]):
+                return None
             if name in only:
                 self._run_stage(STAGES[name](), ctx, upstream, allow_skip=False)
             elif order.index(name) < first and name in done:
@@ -155,9 +175,13 @@ class Pipeline:
         return StageResult(rec["metrics"], {k: root / a["path"] for k, a in rec["artifacts"].items()}, skipped=True)
 
     def _run_stage(self, stage: Stage, ctx: RunContext, upstream: dict[str, dict[str, str]], allow_skip: bool = True) -> None:
+        if not self.world.main:
+            return self._follow_stage(stage, ctx, upstream)
         settings = stage.settings(ctx)
         h = self._input_hash(stage, settings, upstream)
         rec = self.run_dir.finished(stage.name, h) if allow_skip else None
+        if stage.name in COLLECTIVE:
+            dist.broadcast(rec is None)  # the other ranks run it with rank 0, or restore it too
         if rec is not None:
             ctx.results[stage.name] = self._restore(rec)
             self.reporter.line(f"[dim]{stage.name}: done earlier with the same inputs, skipped (--resume)[/]")
@@ -170,10 +194,28 @@ class Pipeline:
             result = _run_checked(stage, ctx, out)
             self.run_dir.record_stage(stage.name, input_hash=h, artifacts=result.artifacts,
                                       metrics=result.metrics, seconds=time.perf_counter() - t0,
-                                      device=str(ctx.device), settings=settings, upstream=upstream)
+                                      device=str(ctx.device), settings=settings, upstream=upstream,
+                                      world=self.world.describe() if stage.name in COLLECTIVE else None)
             ctx.results[stage.name] = result
             self._ran.add(stage.name)
             rec = self.run_dir.manifest["stages"][stage.name]
+            if stage.name in COLLECTIVE:
+                dist.barrier()  # recorded: the other ranks may read it
+        ctx.sections[stage.name] = stage.section(ctx.results[stage.name])
+        upstream[stage.name] = {k: a["sha256"] for k, a in rec["artifacts"].items()}
+
+    def _follow_stage(self, stage: Stage, ctx: RunContext, upstream: dict[str, dict[str, str]]) -> None:
+        """A rank other than 0: run a collective stage with rank 0 into a scratch folder that is
+        thrown away (only rank 0 writes the run folder), then take rank 0's recorded result."""
+        if stage.name not in COLLECTIVE:
+            return
+        if dist.broadcast(None):
+            with tempfile.TemporaryDirectory(prefix=f"edgekd-rank{self.world.rank}-") as scratch:
+                stage.run(ctx, Path(scratch))
+            dist.barrier()
+            self.run_dir.load()
+        rec = self.run_dir.manifest["stages"][stage.name]
+        ctx.results[stage.name] = self._restore(rec)
         ctx.sections[stage.name] = stage.section(ctx.results[stage.name])
         upstream[stage.name] = {k: a["sha256"] for k, a in rec["artifacts"].items()}
 

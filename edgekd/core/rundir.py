@@ -199,6 +199,7 @@ class RunDir:
         metrics: dict[str, Any],
         seconds: float,
         device: str | None = None,
+        world: dict[str, Any] | None = None,
         settings: Any = None,
         upstream: dict[str, dict[str, str]] | None = None,
     ) -> None:
@@ -211,6 +212,7 @@ class RunDir:
             "upstream": {k: dict(v) for k, v in (upstream or {}).items()},  # a copy: the caller's grows
             "seconds": round(seconds, 3),
             "device": device,  # a resumed run may use another device: the report says which ran what
+            "world": world,  # processes and backend under torchrun (training stages)
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "artifacts": {
                 key: {"path": self.rel(p), "sha256": sha256_tree(p)} for key, p in artifacts.items()

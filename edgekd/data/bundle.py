@@ -89,13 +89,20 @@ class Data:
         raise NotImplementedError
 
     def train_epoch(self, batch_size: int, generator: torch.Generator, *, crop_scale: tuple[float, float] | None = None,
-                    max_steps: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """One shuffled epoch of ``(indices, uint8 images, labels)``, the ragged last batch dropped."""
+                    max_steps: int | None = None,
+                    shard: tuple[int, int] | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """One shuffled epoch of ``(indices, uint8 images, labels)``, the ragged last batch dropped.
+
+        ``shard=(rank, world)``: this rank's part of every batch (``batch[rank::world]``) under
+        DistributedDataParallel: every rank draws the same order, so the ranks together see
+        exactly the batches one process would (the global batch is ``batch_size``)."""
         raise NotImplementedError
 
-    def val_batches(self, batch_size: int, limit: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def val_batches(self, batch_size: int, limit: int | None = None,
+                    shard: tuple[int, int] | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Validation images in order, ``limit`` of them at most (counted as yielded: an unreadable
-        file skipped by policy does not shift what the first ``limit`` images are)."""
+        file skipped by policy does not shift what the first ``limit`` images are). ``shard=(rank,
+        world)``: every world-th batch from the rank-th (all of them, without ``limit``)."""
         raise NotImplementedError
 
     def to(self, device: torch.device | str) -> Data:
@@ -143,16 +150,22 @@ class DataBundle(Data):
         return self.train_x[idx], self.train_y[idx]
 
     def train_epoch(self, batch_size: int, generator: torch.Generator, *, crop_scale: tuple[float, float] | None = None,
-                    max_steps: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+                    max_steps: int | None = None,
+                    shard: tuple[int, int] | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         for step, idx in enumerate(batch_indices(self.num_train, batch_size, generator=generator,
                                                  device=self.train_x.device)):
             if max_steps is not None and step >= max_steps:
                 return
+            if shard is not None:
+                idx = idx[shard[0]::shard[1]]
             yield idx, self.train_x[idx], self.train_y[idx]
 
-    def val_batches(self, batch_size: int, limit: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def val_batches(self, batch_size: int, limit: int | None = None,
+                    shard: tuple[int, int] | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = self.num_val if limit is None else min(limit, self.num_val)
-        for i in range(0, n, batch_size):
+        for k, i in enumerate(range(0, n, batch_size)):
+            if shard is not None and k % shard[1] != shard[0]:
+                continue
             j = min(i + batch_size, n)
             yield self.val_x[i:j], self.val_y[i:j]
 

@@ -64,13 +64,16 @@ class StreamingData(Data):
         return channel_stats(self.train_sample(STATS_SAMPLE, seed=0)[0])
 
     def train_epoch(self, batch_size: int, generator: torch.Generator, *, crop_scale: tuple[float, float] | None = None,
-                    max_steps: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+                    max_steps: int | None = None,
+                    shard: tuple[int, int] | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """As the in-memory path draws it; with ``crop_scale`` one more draw from ``generator`` seeds
         the workers' random crops."""
         n = self.num_train
         order = torch.randperm(n, generator=generator).tolist()  # as batch_indices draws it
         stop = n - n % batch_size if n >= batch_size else n
         batches = [order[i : i + batch_size] for i in range(0, stop, batch_size)][:max_steps]
+        if shard is not None:  # this rank decodes only its part of each batch
+            batches = [b[shard[0]::shard[1]] for b in batches]
         seed = 0
         transform = self.preprocess.eval_transform()  # deterministic: the in-memory path's images
         if crop_scale is not None:  # timm's random crops: seeded from the trainer's generator, so a run
@@ -80,10 +83,13 @@ class StreamingData(Data):
                 random.seed(seed)  # timm draws from Python's random; workers are seeded by the DataLoader
         yield from self._decode(self.train_files, self.train_y, transform, batches, seed)
 
-    def val_batches(self, batch_size: int, limit: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def val_batches(self, batch_size: int, limit: int | None = None,
+                    shard: tuple[int, int] | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = self.num_val
         want = n if limit is None else min(limit, n)
         batches = [list(range(i, min(i + batch_size, n))) for i in range(0, n, batch_size)]
+        if shard is not None:
+            batches, want = batches[shard[0]::shard[1]], n
         for _, x, y in self._decode(self.val_files, self.val_y, self.preprocess.eval_transform(), batches):
             yield x[:want], y[:want]  # decode on past skipped files until ``limit`` images are out
             want -= len(x)

@@ -99,6 +99,16 @@ def _training_device(facts: RunFacts) -> str:
     return "; ".join(f"{device} ({', '.join(names)})" for device, names in used.items())
 
 
+def _distributed(facts: RunFacts) -> dict[str, Any]:
+    """How many processes trained, and the batch and learning-rate rule (none: the configured
+    batch is the global batch, split over the ranks, so one or N processes take the same steps)."""
+    worlds = {s: r["world"] for s, r in facts.records.items() if r.get("world")}
+    sizes = sorted({w["world_size"] for w in worlds.values()})
+    return {"world_size": sizes[-1] if sizes else 1, "per_stage": worlds,
+            "batch_rule": "batch_size is the global batch: each of N processes takes batch_size/N images of "
+                          "every batch; the learning rate is used as configured (no scaling)"}
+
+
 def _data(facts: RunFacts) -> dict[str, Any]:
     d = facts.data
     return {"source": d.name, "classes": d.num_classes, "train": d.num_train, "val": d.num_val,
@@ -138,6 +148,9 @@ def build_report(facts: RunFacts) -> Report:
         plan=facts.plan.model_dump(mode="json"),
         stages={sec.stage: {"seconds": facts.records.get(sec.stage, {}).get("seconds"),
                             "resumed": facts.resumed.get(sec.stage, False),
-                            "device": facts.records.get(sec.stage, {}).get("device")} for sec in sections},
-        environment={**environment(), "training_device": _training_device(facts)},
+                            "device": facts.records.get(sec.stage, {}).get("device"),
+                            **({"world": facts.records[sec.stage]["world"]}
+                               if facts.records.get(sec.stage, {}).get("world") else {})} for sec in sections},
+        environment={**environment(), "training_device": _training_device(facts),
+                     "distributed": _distributed(facts)},
     )

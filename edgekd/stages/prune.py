@@ -12,10 +12,12 @@ import math
 from pathlib import Path
 from typing import Any
 
+from edgekd.core import dist
 from edgekd.core.errors import PruningError
 from edgekd.core.registries import IMPORTANCES
 from edgekd.latency.oracle import LatencyOracle
 from edgekd.models.artifact import ModelSpec, load_model, reload_outputs, save_model
+from edgekd.models.pruned import replay_pruning
 from edgekd.models.stats import count_macs, count_params
 from edgekd.pruning.structured import ChannelPruner, size_measure
 from edgekd.reporting.sections import Section, trained_model_section
@@ -61,10 +63,14 @@ class PruneStage(Stage):
                           f"in {cfg.steps} steps, importance {cfg.importance.name}, "
                           f"fine-tune {'+'.join(t.name for t in cfg.finetune.loss)}")
         steps: list[dict[str, Any]] = []
+        history: list[Any] = []
         for k in range(1, cfg.steps + 1):
             goal = start_value * (final / start_value) ** (k / cfg.steps)  # geometric path to the target
             model.eval()
-            if not pruner.step_until(lambda g=goal: measure(model) <= g):
+            reached, cut = self._cut(pruner, model, lambda g=goal: measure(model) <= g, len(history),
+                                     spec.example_input(1).to(device))
+            history += cut
+            if not reached:
                 raise PruningError(
                     f"could not reach {kind} {self._describe(kind, goal)}: stopped at {measure(model):.4g} "
                     f"after removing the most torch-pruning allows",
@@ -75,12 +81,25 @@ class PruneStage(Stage):
                               f"{steps[-1]['accuracy_after_pruning']:.2f}% → {steps[-1]['accuracy']:.2f}%")
         model.eval()
         new_spec = ModelSpec(spec.model, spec.num_classes, spec.kwargs, spec.input,
-                             pruning_history=[*(spec.pruning_history or []), *pruner.history()],
+                             pruning_history=[*(spec.pruning_history or []), *history],
                              role="pruned", info={"accuracy": steps[-1]["accuracy"]})
         saved = save_model(model, new_spec, out / "model")
         self._check_reload(model, saved, spec.example_input(1).to(device))
         return StageResult(self._metrics(ctx, spec.model, src_label, {kind: final}, base, steps),
                            {"model:pruned": saved})
+
+    @staticmethod
+    def _cut(pruner: ChannelPruner, model, reached, done: int, example) -> tuple[bool, list[Any]]:
+        """One pruning step. Under torchrun rank 0 decides (importance, latency checks) and
+        broadcasts what it cut; the other ranks replay it, so every rank prunes identically."""
+        w = dist.world()
+        if w.main:
+            ok = pruner.step_until(reached)
+            decision = (ok, pruner.history()[done:])
+        decision = dist.broadcast(decision if w.main else None)
+        if not w.main:
+            replay_pruning(model, decision[1], example)
+        return decision
 
     @staticmethod
     def _pruner(ctx: RunContext, model, example, teacher) -> ChannelPruner:
@@ -109,7 +128,7 @@ class PruneStage(Stage):
         row = {"step": k, "macs": count_macs(model, size), "params": count_params(model),
                "accuracy_after_pruning": round(pruned_acc, 3), "accuracy": round(result.best_accuracy, 3),
                "history": result.history}
-        if oracle is not None:
+        if oracle is not None and dist.world().main:  # timed by rank 0 alone (ranks share the machine)
             row["latency"] = oracle(model, size).__dict__
         return row
 

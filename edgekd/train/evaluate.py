@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from edgekd.core import dist
 from edgekd.data.bundle import Data
 
 
@@ -35,17 +36,20 @@ def eval_batch_size(image_size: int) -> int:
 
 @torch.no_grad()
 def predict(model: nn.Module, data: Data, device: torch.device, batch_size: int | None = None,
-            limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits on the first ``limit`` validation images, and those images' labels (CPU)."""
+            limit: int | None = None, shard: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits on the first ``limit`` validation images (this rank's batches with ``shard``),
+    and those images' labels (CPU)."""
     batch_size = batch_size or eval_batch_size(data.image_size)
     was_training = model.training
     model.eval()
     outs, labels = [], []
     with full_fp32():
-        for xb, yb in data.val_batches(batch_size, limit):
+        for xb, yb in data.val_batches(batch_size, limit, shard=shard):
             outs.append(model(data.normalize(xb.to(device))).float().cpu())
             labels.append(yb.cpu())
     model.train(was_training)
+    if not outs:  # a rank whose share of a small validation set is empty
+        return torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)
     return torch.cat(outs), torch.cat(labels)
 
 
@@ -60,4 +64,12 @@ def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
 
 
 def evaluate(model: nn.Module, data: Data, device: torch.device, batch_size: int | None = None) -> float:
-    return accuracy(*predict(model, data, device, batch_size))
+    """Top-1 on the validation split; under torchrun each rank predicts its share of the batches
+    and the counts are summed, so every rank gets the number one process would."""
+    w = dist.world()
+    if not w.active:
+        return accuracy(*predict(model, data, device, batch_size))
+    logits, labels = predict(model, data, device, batch_size, shard=(w.rank, w.size))
+    correct = float((logits.argmax(1) == labels).sum()) if labels.numel() else 0.0
+    hits, total = dist.sum_all([correct, float(labels.numel())], device if w.backend == "nccl" else "cpu")
+    return float(torch.tensor(hits / max(total, 1.0) * 100.0, dtype=torch.float32))

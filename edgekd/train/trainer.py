@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from edgekd.core import dist
 from edgekd.core.config import TrainConfig
 from edgekd.core.errors import ConfigError, TrainingError
 from edgekd.core.progress import SILENT, Reporter
@@ -161,6 +162,7 @@ class _Loop:
     cached: torch.Tensor | None  # the teacher's logits, computed once (in-memory data, no augmentation)
     cuda: bool
     label: str
+    shard: tuple[int, int] | None = None  # (rank, world) under torchrun: this rank's part of each batch
     opt: torch.optim.Optimizer = field(init=False)
     sched: torch.optim.lr_scheduler.LambdaLR = field(init=False)
 
@@ -177,7 +179,7 @@ class _Loop:
         self.student.train()
         loss_sum, count = 0.0, 0
         batches = data.train_epoch(self.batch_size, self.gen, crop_scale=cfg.augment.crop_scale,
-                                   max_steps=cfg.max_steps_per_epoch)
+                                   max_steps=cfg.max_steps_per_epoch, shard=self.shard)
         for step, (idx, xb, yb) in enumerate(batches):
             xb = data.normalize(augment(xb, cfg.augment, self.gen))
             if self.cuda:
@@ -223,6 +225,10 @@ def _prepare(student: nn.Module, data: Data, cfg: TrainConfig, teacher: nn.Modul
     cached = None
     if computer.needs_teacher and not computer.needs_features and no_augment and data.in_memory:
         cached = teacher_logits(teacher, data)  # type: ignore[arg-type]
+    if dist.world().active:  # gradients averaged over the ranks; DDP starts every rank from rank 0's weights
+        from torch.nn.parallel import DistributedDataParallel
+
+        computer.student = DistributedDataParallel(student, device_ids=[device.index] if device.type == "cuda" else None)
     return computer, cached
 
 
@@ -247,8 +253,9 @@ def train(
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     computer, cached = _prepare(student, data, cfg, teacher, device, label, feature_layers)
-    loop = _Loop(student, data, cfg, computer, gen, min(cfg.batch_size, data.num_train), cached,
-                 device.type == "cuda", label)
+    w = dist.world()
+    loop = _Loop(computer.student, data, cfg, computer, gen, min(cfg.batch_size, data.num_train), cached,
+                 device.type == "cuda", label, shard=(w.rank, w.size) if w.active else None)
     best_acc, best_epoch, best_state = -1.0, 0, None
     history: list[dict[str, Any]] = []
     t0 = time.perf_counter()
@@ -258,6 +265,7 @@ def train(
             for epoch in range(1, cfg.epochs + 1):
                 te = time.perf_counter()
                 loss_sum, count = loop.epoch(epoch, advance)
+                loss_sum, count = dist.sum_all([loss_sum, count], "cuda" if w.backend == "nccl" else "cpu")
                 seen += count
                 train_seconds = time.perf_counter() - te
                 acc = evaluate(student, data, device)
@@ -272,7 +280,7 @@ def train(
                 if acc > best_acc:
                     best_acc, best_epoch = acc, epoch
                     best_state = copy.deepcopy({k: v.detach().cpu() for k, v in student.state_dict().items()})
-                    if best_path is not None:
+                    if best_path is not None and w.main:  # rank 0 alone writes
                         save_state_dict(best_state, best_path)
                 advance(0, status=f"epoch {epoch}/{cfg.epochs} val {acc:.2f}% best {best_acc:.2f}%")
     finally:

@@ -11,6 +11,7 @@ import math
 import random
 from collections.abc import Callable
 
+from edgekd.core import dist
 from edgekd.core.config import SearchConfig
 from edgekd.core.progress import SILENT, Reporter
 from edgekd.search_spaces.spaces import Genome, SearchSpace
@@ -42,16 +43,25 @@ class Searcher:
             return self.cfg.strategy
         return "exhaustive" if self.space.size() <= self.budget else "evolution"
 
-    def _score(self, genome: Genome, advance: Callable[..., None]) -> Candidate:
-        key = self.space.key(genome)
-        if key not in self.cache:
-            cand = self.evaluate(genome)
+    def _score_all(self, genomes: list[Genome], advance: Callable[..., None]) -> list[Candidate]:
+        """Score the genomes not seen yet, split over the ranks under torchrun (each rank scores
+        every world-th one, then all gather), merged in order: one process scores the same list."""
+        fresh: dict[str, Genome] = {}
+        for g in genomes:
+            k = self.space.key(g)
+            if k not in self.cache:
+                fresh.setdefault(k, g)
+        todo = list(fresh.values())
+        w = dist.world()
+        mine = [self.evaluate(g) for g in todo[w.rank :: w.size]]
+        gathered = dist.all_gather(mine)
+        for i, g in enumerate(todo):
+            cand = gathered[i % w.size][i // w.size]
             if self.normalizer is not None:
                 cand.combined = self.normalizer.combined(_scores(cand))
-            self.cache[key] = cand
-            best = max(self.cache.values(), key=fitness)
-            advance(1, status=f"best {best.key}")
-        return self.cache[key]
+            self.cache[self.space.key(g)] = cand
+            advance(1, status=f"best {max(self.cache.values(), key=fitness).key}")
+        return [self.cache[self.space.key(g)] for g in genomes]
 
     def _fit_normalizer(self, cands: list[Candidate]) -> None:
         self.normalizer = Normalizer.fit([_scores(c) for c in cands], self.cfg.score)
@@ -63,7 +73,7 @@ class Searcher:
         total = self.space.size() if strategy == "exhaustive" else self.budget
         with self.reporter.task(f"search ({strategy})", total=total) as advance:
             if strategy == "exhaustive":
-                cands = [self._score(g, advance) for g in self.space.all_genomes()]
+                cands = self._score_all(list(self.space.all_genomes()), advance)
                 self._fit_normalizer(cands)
             else:
                 self._evolve(advance)
@@ -85,22 +95,27 @@ class Searcher:
         picks = self.rng.sample(population, min(self.cfg.tournament, len(population)))
         return max(picks, key=fitness)
 
-    def _child(self, population: list[Candidate]) -> Genome:
+    def _child(self, population: list[Candidate], pending: set[str] | None = None) -> Genome:
         for _ in range(50):  # a few tries to find an unseen genome
             a = self._tournament(population).genome
             child = dict(a)
             if self.rng.random() < self.cfg.crossover_prob:
                 child = self.space.crossover(a, self._tournament(population).genome, self.rng)
             child = self.space.mutate(child, self.rng, self.cfg.mutation_prob)
-            if self.space.key(child) not in self.cache:
+            if self.space.key(child) not in self.cache and self.space.key(child) not in (pending or ()):
                 return child
         return self.space.random_genome(self.rng)
 
     def _evolve(self, advance: Callable[..., None]) -> None:
-        population = [self._score(g, advance) for g in self._unique_random(self.cfg.population)]
+        population = self._score_all(self._unique_random(self.cfg.population), advance)
         self._fit_normalizer(population)
         for _ in range(self.cfg.generations):
-            children = [self._score(self._child(population), advance) for _ in range(self.cfg.population)]
+            pending: set[str] = set()
+            kids = []
+            for _ in range(self.cfg.population):  # drawn as before: unseen by the cache or this generation
+                kids.append(self._child(population, pending))
+                pending.add(self.space.key(kids[-1]))
+            children = self._score_all(kids, advance)
             pool = {c.key: c for c in population + children}
             population = sorted(pool.values(), key=fitness, reverse=True)[: self.cfg.population]
 
