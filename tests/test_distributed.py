@@ -111,3 +111,53 @@ def test_a_failing_rank_fails_the_run_and_resume_continues(tmp_path: Path) -> No
     assert "teacher: done earlier with the same inputs, skipped" in r.stdout + r.stderr
     assert {"teacher", "distill", "report"} <= set(json.loads((tmp_path / "runs" / "ddp" / "manifest.json")
                                                                .read_text())["stages"])
+
+
+def _qat_worker(rank: int, world: int, port: int, out: str) -> None:
+    """Each rank calibrates NNCF on *different* images, then QAT under DDP: training must start
+    from rank 0's quantizer scales (DDP's initial broadcast) and keep the ranks identical."""
+    import torch
+    import torch.distributed as tdist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+    tdist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    from edgekd.core.config import DataConfig, LossTerm, TrainConfig
+    from edgekd.data import load_data
+    from edgekd.models.build import build_model
+    from edgekd.quantization.recipe import QuantRecipe, apply_recipe
+    from edgekd.train.trainer import train
+
+    data = load_data(DataConfig(source="digits", image_size=16))
+    torch.manual_seed(0)
+    model = build_model("resnet18", 10, {"layers": [1, 1, 1, 1], "channels": [8, 16, 32, 64]})
+    calib = [data.normalize(data.train_x[rank * 128 : rank * 128 + 128])]  # a different batch per rank
+    q, _ = apply_recipe(model, calib, QuantRecipe("mixed"), quiet=True)
+    scales = lambda m: {k: v.clone() for k, v in m.state_dict().items() if "scale" in k or "input_low" in k}  # noqa: E731
+    before = scales(q)
+    train(q, data, TrainConfig(epochs=1, batch_size=64, max_steps_per_epoch=2, loss=[LossTerm(name="ce")],
+                               optimizer={"lr": 1e-9, "weight_decay": 0.0}))  # barely moves: what it starts from
+    after = scales(q)
+    torch.save({"before": before, "after": after}, f"{out}.{rank}")
+    tdist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_qat_under_ddp_starts_from_rank0_quantizers(tmp_path: Path) -> None:
+    import socket
+
+    import torch
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_qat_worker, args=(2, port, str(tmp_path / "q")), nprocs=2, join=True)
+    r0, r1 = torch.load(tmp_path / "q.0"), torch.load(tmp_path / "q.1")
+    assert r0["before"].keys() == r1["before"].keys() and r0["before"]
+    assert any(not torch.equal(r0["before"][k], r1["before"][k]) for k in r0["before"])  # calibrated apart
+    for k in r0["after"]:
+        assert torch.equal(r0["after"][k], r1["after"][k]), k  # the ranks stay identical
+        assert torch.allclose(r1["after"][k], r0["before"][k], atol=1e-6), k  # rank 1 trained from rank 0's
+        gap = (r1["before"][k] - r0["before"][k]).abs().max()
+        assert gap == 0 or (r1["after"][k] - r1["before"][k]).abs().max() > 1e-4, k  # ... not from its own

@@ -1,0 +1,110 @@
+"""One process vs two under torchrun (gloo, CPU): accuracy per stage, time per epoch, run folder.
+
+    python benchmarks/ddp.py                     # the digits example and a small synthetic run
+    python benchmarks/ddp.py --cases digits
+
+Each case runs `edgekd compress` once as one process and once as
+`torchrun --standalone --nproc_per_node 2 -m edgekd compress ...`, same config and seed, and
+compares every training stage's accuracy, the median seconds per epoch (the training loop and
+its validation) and the run folders' file lists. On a 2-core machine two processes share the
+cores (one thread each against two threads for one process): no speed-up is expected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+SYNTHETIC = {
+    "name": "synthetic-ddp", "seed": 0,
+    "data": {"source": "synthetic", "image_size": 32, "num_classes": 10, "train_size": 4000, "val_size": 1000,
+             "difficulty": 0.5, "seed": 0},
+    "teacher": {"model": "resnet18", "kwargs": {"channels": [16, 32, 64, 128]},
+                "train": {"epochs": 8, "batch_size": 128, "optimizer": {"lr": 0.1}}},
+    "student": {"model": "resnet18", "kwargs": {"layers": [1, 1, 1, 1], "channels": [16, 32, 64, 128]}},
+    "stages": ["distill", "prune", "quantize", "export", "report"],
+    "distill": {"epochs": 6, "batch_size": 128, "augment": {"shift": 0}},
+    "prune": {"flops_ratio": 2.0, "steps": 1, "finetune": {"epochs": 2, "batch_size": 128, "augment": {"shift": 0}}},
+    "quantize": {"train": {"epochs": 1, "batch_size": 128, "optimizer": {"lr": 0.002, "weight_decay": 0.0},
+                           "augment": {"shift": 0}}},
+}
+
+
+def config_for(case: str, tmp: Path) -> Path:
+    cfg = yaml.safe_load((ROOT / "examples" / "digits.yaml").read_text()) if case == "digits" else dict(SYNTHETIC)
+    path = tmp / f"{case}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def run(cfg: Path, out: Path, nproc: int) -> float:
+    base = ["-m", "edgekd", "compress", str(cfg), "--target", "host", "--quiet", "--output-dir", str(out), "--force"]
+    cmd = [sys.executable, *base] if nproc == 1 else \
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *base]
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 2) // nproc))}
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if p.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
+    return time.perf_counter() - t0
+
+
+def summary(run_dir: Path) -> dict:
+    stages = json.loads((run_dir / "manifest.json").read_text())["stages"]
+    out = {}
+    for name, rec in stages.items():
+        m = rec["metrics"]
+        hist = m.get("history") or []
+        out[name] = {"accuracy": m.get("accuracy"), "world": (rec.get("world") or {}).get("world_size"),
+                     "epoch_s": statistics.median(h["seconds"] for h in hist) if hist else None,
+                     "seconds": rec["seconds"]}
+    files = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.name != ".lock")
+    return {"stages": out, "files": files}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", nargs="+", default=["digits", "synthetic"])
+    args = ap.parse_args()
+    RESULTS.mkdir(exist_ok=True)
+    rows, result = [], {"machine": f"{os.cpu_count()} CPU cores", "cases": {}}
+    for case in args.cases:
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = config_for(case, Path(tmp))
+            walls, sums = {}, {}
+            for n in (1, 2):
+                walls[n] = run(cfg, Path(tmp) / f"n{n}", n)
+                name = yaml.safe_load(cfg.read_text())["name"]
+                sums[n] = summary(Path(tmp) / f"n{n}" / name)
+        same = sums[1]["files"] == sums[2]["files"]
+        result["cases"][case] = {"wall_s": walls, "one": sums[1], "two": sums[2], "same_files": same}
+        for stage, one in sums[1]["stages"].items():
+            two = sums[2]["stages"].get(stage, {})
+            if one["accuracy"] is None or stage not in ("teacher", "distill", "prune", "quantize"):
+                continue
+            ratio = f"{two['epoch_s'] / one['epoch_s']:.2f}×" if one["epoch_s"] and two.get("epoch_s") else "–"
+            rows.append(f"| {case} | {stage} | {one['accuracy']:.2f}% | {two['accuracy']:.2f}% | "
+                        f"{two['accuracy'] - one['accuracy']:+.2f} | {one['epoch_s']} s | {two.get('epoch_s')} s | {ratio} |")
+        rows.append(f"| {case} | whole run (wall) | | | | {walls[1]:.0f} s | {walls[2]:.0f} s | "
+                    f"{walls[2] / walls[1]:.2f}× | run folders identical in structure: {same} |")
+    (RESULTS / "ddp.json").write_text(json.dumps(result, indent=2))
+    print("| case | stage | 1 process | 2 processes (gloo) | Δ points | s/epoch, 1 | s/epoch, 2 | 2 vs 1 |")
+    print("|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
