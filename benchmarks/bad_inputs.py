@@ -98,6 +98,14 @@ class Case:
     slow: bool = False  # trains a model: run under `pytest -m slow`
 
 
+def _raising_entry(tmp: Path) -> list[str]:
+    (tmp / "userfail_mod.py").write_text("def make(num_classes):\n    raise ValueError('bad width')\n")
+    if str(tmp) not in sys.path:
+        sys.path.insert(0, str(tmp))  # in-process runs; a subprocess finds it in its working folder
+    sys.modules.pop("userfail_mod", None)
+    return compress(tmp, tiny(tmp, teacher={"model": "userfail_mod:make", "train": {"epochs": 1}}))
+
+
 def _unsafe_pickle(tmp: Path) -> list[str]:
     class Evil:
         def __reduce__(self):
@@ -162,6 +170,20 @@ CASES: list[Case] = [
     Case("teacher entry point not importable",
          lambda t: compress(t, tiny(t, teacher={"model": "no_such_pkg:make", "train": {"epochs": 1}})), 4,
          "no_such_pkg"),
+    Case("teacher entry point that raises", _raising_entry, 4, "teacher.model 'userfail_mod:make' raised ValueError"),
+    Case("teacher.checkpoint under a file, to be trained",
+         lambda t: (t / "afile").write_text("x") and compress(t, tiny(t, teacher={
+             **TEACHER, "checkpoint": str(t / "afile" / "teacher.pt"), "train": {"epochs": 1}})), 2,
+         "cannot write there"),
+    Case("teacher checkpoint missing, teacher.train set: trained and saved (not an error)",
+         lambda t: [a for a in compress(t, tiny(t, stages=["report"], teacher={
+             **TEACHER, "checkpoint": str(t / "new.pt"), "train": {"epochs": 1}})) if a != "--quiet"], 0,
+         "not found, training it"),
+    Case("student larger than the teacher (a warning, not an error)",
+         lambda t: [a for a in compress(t, tiny(t, stages=["distill"], student={
+             "model": "resnet18", "kwargs": {"layers": [1, 1, 1, 1], "channels": [32, 64, 128, 256]}},
+             distill={"epochs": 1, "batch_size": 64, "max_steps_per_epoch": 1})) if a != "--quiet"], 0,
+         "is larger than the teacher"),
     Case("image folder missing",
          lambda t: compress(t, tiny(t, data={"source": "imagefolder", "path": str(t / "nope"), "image_size": 16})),
          3, "nope"),

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from edgekd.core import dist
 from edgekd.core.config import TeacherConfig
 from edgekd.core.errors import ConfigError, ModelError
 from edgekd.data.bundle import Data
@@ -49,6 +51,8 @@ class TeacherStage(Stage):
         ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
         train_into = ckpt is not None and cfg.train is not None and not ckpt.exists()  # train-if-missing
         fmt = save_format(ckpt, "teacher.checkpoint") if train_into else None  # refused before training, not after
+        if train_into:
+            _check_writable(ckpt)  # type: ignore[arg-type]
         torch.manual_seed(ctx.config.seed)  # the same initial weights on every run of this config
         model = build_model(cfg.model, data.num_classes, cfg.kwargs, what="teacher.model")
         metrics: dict[str, Any] = {"model": cfg.model}
@@ -70,8 +74,8 @@ class TeacherStage(Stage):
             result = train(model, ctx.device_data, cfg.train, device=ctx.device, seed=ctx.config.seed,
                            reporter=ctx.reporter, label=f"teacher {cfg.model}", best_path=out / "best.safetensors")
             metrics.update(source="trained", **result.metrics())
-            if ckpt is not None:  # train-if-missing: keep the weights where the config points, for reuse
-                save_state_dict(model.state_dict(), ckpt, teacher_record(data, metrics["accuracy"]))
+            if ckpt is not None and dist.world().main:  # train-if-missing: keep the weights where the config
+                save_state_dict(model.state_dict(), ckpt, teacher_record(data, metrics["accuracy"]))  # points
                 log.info("teacher weights saved to %s", ckpt)
         else:
             raise ConfigError(
@@ -105,6 +109,16 @@ def chance_floor(num_classes: int, n_val: int) -> float:
     (10 classes: 19%; 2 classes: 55%, or more on a small validation set)."""
     p = 1.0 / num_classes
     return 100.0 * (p + max((1 - p) / 10, 3 * math.sqrt(p * (1 - p) / max(1, n_val))))
+
+
+def _check_writable(ckpt: Path) -> None:
+    """Where the trained teacher will be saved must take a file: said before the training, not after."""
+    folder = ckpt.parent if str(ckpt.parent) else Path(".")
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise ConfigError(f"teacher.checkpoint {ckpt}: cannot write there ({existing} is "
+                          f"{'not a folder' if not existing.is_dir() else 'not writable'}), so the teacher "
+                          "trained now could not be kept", hint="point teacher.checkpoint to a writable folder")
 
 
 def check_loaded_teacher(acc: float, data: Data, cfg: TeacherConfig, ckpt: Path,
