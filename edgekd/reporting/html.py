@@ -117,7 +117,8 @@ def _time_and_pruning(r: Report, evidence: list[Section]) -> list[str]:
     if img:
         out += ["<h2 id='time'>Where the time went</h2>", _img(img, "seconds per stage").replace(
             "<img", "<img style='max-width:720px;width:100%'"),
-                "<p class='note'>Hatched: a stage resumed from an earlier run (its time is that run's).</p>"]
+                "<p class='note'>Wall-clock seconds per stage (the report stage itself is still running when "
+                "this page is written). Hatched: a stage restored from an earlier run; its time is that run's.</p>"]
     prune = next((s for s in evidence if s.title == "Pruning steps"), None)
     if prune is not None:
         out.append("<h2 id='pruning'>Pruning steps</h2><div class='grid'>")

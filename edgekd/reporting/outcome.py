@@ -59,7 +59,7 @@ def distillation_section(r: Report) -> Section:
                           ("baseline (same student, labels only)", d["without_teacher"])):
             s.rows.append([name, num(acc, 2, "%"), num(_pct(ece.get(name.split(" ")[0])), 2, "%")])
         s.lines.append(f"Distillation gained {d['gain_points']:+.2f} points over the same student trained on labels "
-                       f"alone (same {d['epochs']} epochs, seed, optimizer and augmentation).")
+                       f"alone (same {d['epochs']} epoch{'s' if d['epochs'] != 1 else ''}, seed, optimizer and augmentation).")
     else:
         s.lines.append("Not measured: the student was not also trained without the teacher. Set "
                        "`distill.compare_baseline: true` to train that baseline and report what distillation gained.")

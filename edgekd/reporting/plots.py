@@ -198,6 +198,9 @@ def training_plot(histories: dict[str, list[dict[str, Any]]]) -> str | None:
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
     for name, h in histories.items():
         ax.plot([e["epoch"] for e in h], [e["val_accuracy"] for e in h], marker=".", label=name)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy (%)")
     ax.legend(fontsize=8)
