@@ -18,7 +18,7 @@ from edgekd.exporters.onnx import OnnxExporter
 from edgekd.models.artifact import ModelSpec
 from edgekd.models.build import build_model
 from edgekd.runtimes.base import Runner
-from edgekd.train.evaluate import predict_logits
+from edgekd.train.evaluate import accuracy, predict_logits
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +100,24 @@ def test_openvino_runner_leaves_the_signal_stack_as_it_was(tmp_path: Path) -> No
     runner = OpenVINOBackend().load(tmp_path / "m.onnx", precision="fp32", threads=2)
     runner.run(np.zeros((1, 3, 16, 16), np.float32))
     assert stack() == before
+
+
+def test_parity_runs_on_the_images_pytorch_was_scored_on(job_parts, tmp_path: Path) -> None:
+    """Every runtime's accuracy is on the same images, in the same order, as the PyTorch figure beside
+    it: all validation images by default; a subset (export.validate_samples) says its size."""
+    assert ExportConfig().validate_samples is None  # default: every validation image
+    data, model, spec, ref = job_parts  # PyTorch's logits on the first 200 of the 359 images
+    seen: list[np.ndarray] = []
+
+    def echo(x: np.ndarray) -> np.ndarray:  # a runtime that agrees with PyTorch image for image
+        start = sum(len(s) for s in seen)
+        seen.append(x.copy())
+        return ref.numpy()[start : start + len(x)]
+
+    job = ExportJob("student", model, spec, data, tmp_path, ExportConfig(), export_plan(ExportConfig()), ref)
+    parity = validate(Runner(echo, "echo", "0", "cpu", "fp32", 1), job, what="echo", precision="fp32")
+    x, y = data.val_inputs(200)
+    np.testing.assert_array_equal(np.concatenate(seen), x.numpy())
+    assert parity["samples"] == 200 and parity["of"] == data.num_val == 359
+    assert parity["torch_accuracy"] == round(accuracy(ref, y), 3) == parity["accuracy"]
+    assert parity["top1_agreement"] == 1.0

@@ -243,7 +243,9 @@ class ExportConfig(StrictModel):
     max_accuracy_gap: NonNegativeFloat = Field(
         0.5, description="FP16/INT8 artifacts: max accuracy points lost against the PyTorch model"
     )
-    validate_samples: PositiveInt = 1000
+    validate_samples: PositiveInt | None = Field(
+        None, description="validation images each export is checked on, in its runtime and in PyTorch alike "
+        "(default: all; a subset is labelled with its size in the report)")
     engine_batch: PositiveInt = Field(1, description="optimisation batch of TensorRT engines (max is 8 or this)")
     models: Literal["all", "final"] = "all"
 

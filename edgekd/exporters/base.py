@@ -103,23 +103,29 @@ def sign_test_p(only_torch: int, only_runtime: int) -> float:
     return sum(math.comb(n, k) for k in range(only_torch, n + 1)) / 2**n
 
 
-def run_batched(runner: Runner, x: np.ndarray, batch: int = 256) -> np.ndarray:
-    return np.concatenate([runner.run(x[i : i + batch]) for i in range(0, x.shape[0], batch)])
+def run_validation(runner: Runner, data: DataBundle, n: int, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """The runtime's logits on the first ``n`` validation images (the ones PyTorch's reference
+    logits are from), batch by batch: all images of a large folder never sit in memory at once."""
+    outs, labels = [], []
+    for xb, yb in data.val_batches(batch, n):
+        outs.append(runner.run(data.normalize(xb).cpu().numpy().astype(np.float32)))
+        labels.append(yb.cpu().numpy())
+    return np.concatenate(outs), np.concatenate(labels)
 
 
 def validate(
     runner: Runner, job: ExportJob, *, what: str, precision: str
 ) -> dict[str, Any]:
-    """Run the artifact on the validation images and compare with PyTorch; raise on mismatch."""
+    """Run the artifact on the validation images PyTorch's reference logits come from (all of
+    them unless ``export.validate_samples`` asks for fewer) and compare; raise on mismatch."""
     n = job.torch_logits.shape[0]
-    x, y = job.data.val_inputs(n)
-    out = run_batched(runner, x.cpu().numpy().astype(np.float32))
+    out, labels = run_validation(runner, job.data, n)
     ref = job.torch_logits.numpy()
-    labels = y.cpu().numpy()
     diff = np.abs(out - ref)
     pred, ref_pred = out.argmax(1), ref.argmax(1)
     parity = {
         "samples": int(n),
+        "of": int(job.data.num_val),  # all validation images: samples < of means a subset (labelled as such)
         "max_abs_diff": float(diff.max()),
         "mean_abs_diff": float(diff.mean()),
         "top1_agreement": float((pred == ref_pred).mean()),

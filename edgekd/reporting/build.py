@@ -13,6 +13,7 @@ from typing import Any
 from edgekd.core.hostinfo import CPUINFO, cpuinfo_field
 from edgekd.core.version import __version__
 from edgekd.latency.choice import choose
+from edgekd.reporting.deploy import recommend
 from edgekd.reporting.schema import ModelRow, Report
 from edgekd.reporting.sections import RunFacts, Section
 
@@ -129,7 +130,7 @@ def build_report(facts: RunFacts) -> Report:
     """A Report from a finished (or partly finished) run's sections."""
     sections = facts.sections
     latency = [r for sec in sections for r in sec.latency] + imported_records(facts.root)
-    return Report(
+    report = Report(
         edgekd_version=__version__,
         run_name=facts.root.name,
         run_dir=str(facts.root),
@@ -146,6 +147,7 @@ def build_report(facts: RunFacts) -> Report:
         search=_merged(sections, "search"),
         pruning=_merged(sections, "pruning"),
         plan=facts.plan.model_dump(mode="json"),
+        distillation_effects=_merged(sections, "distillation_effects"),
         stages={sec.stage: {"seconds": facts.records.get(sec.stage, {}).get("seconds"),
                             "resumed": facts.resumed.get(sec.stage, False),
                             "device": facts.records.get(sec.stage, {}).get("device"),
@@ -154,3 +156,5 @@ def build_report(facts: RunFacts) -> Report:
         environment={**environment(), "training_device": _training_device(facts),
                      "distributed": _distributed(facts)},
     )
+    report.deployment = recommend(report)  # reads the assembled rows: each file's accuracy in its runtime
+    return report

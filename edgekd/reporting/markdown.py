@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from edgekd.reporting.layout import sections
 from edgekd.reporting.schema import Report
-from edgekd.reporting.tables import sections
 
 
 def _esc(cell: str) -> str:

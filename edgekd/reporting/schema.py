@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-SCHEMA_VERSION = "1.1"  # 1.1: + plan
+SCHEMA_VERSION = "1.2"  # 1.1: + plan; 1.2: + distillation_effects, deployment
 
 
 class ModelRow(BaseModel):
@@ -43,6 +43,10 @@ class Report(BaseModel):
     search: dict[str, Any] = Field(default_factory=dict)  # chosen architecture and the top of the ranking
     pruning: dict[str, Any] = Field(default_factory=dict)  # per-step accuracy / MACs
     plan: dict[str, Any] = Field(default_factory=dict)  # the target-dependent decisions (edgekd/plan.py)
+    # beyond top-1 (distill stage): ECE of teacher/student/baseline, per-class accuracy and its changes
+    distillation_effects: dict[str, Any] = Field(default_factory=dict)
+    # target -> the model file to ship there, its latency and accuracy in its runtime, and why (reporting/deploy.py)
+    deployment: dict[str, Any] = Field(default_factory=dict)
     stages: dict[str, Any] = Field(default_factory=dict)
     environment: dict[str, Any] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)

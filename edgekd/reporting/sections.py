@@ -35,6 +35,7 @@ class Section(BaseModel):
     latency: list[dict[str, Any]] = Field(default_factory=list)
     speedups: dict[str, Any] = Field(default_factory=dict)
     model_stats: dict[str, dict[str, Any]] = Field(default_factory=dict)  # measured params/MACs by label
+    distillation_effects: dict[str, Any] = Field(default_factory=dict)  # ECE, per-class accuracy (distill)
 
 
 def trained_model_section(stage: str, label: str, metrics: dict[str, Any], *,

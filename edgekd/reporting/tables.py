@@ -15,7 +15,8 @@ class Section:
     lines: list[str] = field(default_factory=list)
 
 
-def _f(v: float | None, nd: int = 2, suffix: str = "") -> str:
+def num(v: float | None, nd: int = 2, suffix: str = "") -> str:
+    """A number for a table cell, "–" when missing."""
     return "–" if v is None else f"{v:.{nd}f}{suffix}"
 
 
@@ -23,11 +24,37 @@ def models_section(r: Report) -> Section:
     s = Section("Models", ["Model", "Architecture", "Accuracy (PyTorch)", "Accuracy (exported, own runtime)",
                            "Params (M)", "MACs (M)", "Size (MB)"])
     for m in r.models:
-        rt = "; ".join(f"{k}: {v:.2f}%" for k, v in m.runtime_accuracy.items()) or "–"
+        rt = "; ".join(f"{k}: {v:.2f}%{_subset(r, m.label, k)}" for k, v in m.runtime_accuracy.items()) or "–"
         size = "; ".join(f"{k}: {v:.2f}" for k, v in m.size_mb.items()) or "–"
-        s.rows.append([m.label, m.model, _f(m.accuracy, 2, "%"), rt,
-                       _f(m.params / 1e6 if m.params else None, 3), _f(m.macs / 1e6 if m.macs else None, 2), size])
+        s.rows.append([m.label, m.model, num(m.accuracy, 2, "%"), rt,
+                       num(m.params / 1e6 if m.params else None, 3), num(m.macs / 1e6 if m.macs else None, 2), size])
+    s.lines += models_lines(r)
     return s
+
+
+def _subset(r: Report, label: str, key: str) -> str:
+    """" on N of M images (PyTorch on these: x%)" when an export was checked on a subset of the
+    validation images: its accuracy is then comparable with PyTorch's on that subset only."""
+    for e in r.exports:
+        p = e.get("parity") or {}
+        of = p.get("of") or r.data.get("val")  # runs before schema 1.2 did not record it
+        if e["model"] == label and key.startswith(f"{e['format']} {e['precision']} ") and p and of \
+                and p["samples"] < of:
+            return f" on {p['samples']} of {of} images (PyTorch on these: {p['torch_accuracy']:.2f}%)"
+    return ""
+
+
+def models_lines(r: Report) -> list[str]:
+    """Which images the exported files' accuracies are measured on."""
+    sizes = {(p["samples"], p.get("of") or r.data.get("val")) for e in r.exports if (p := e.get("parity"))}
+    if not sizes:
+        return []
+    if all(of is None or n >= of for n, of in sizes):
+        n = max(n for n, _ in sizes)
+        return [f"Each exported file's accuracy is measured in its own runtime on the same {n} validation images "
+                f"as the PyTorch accuracy beside it (all of them)."]
+    return ["Some exported files were checked on a subset of the validation images (`export.validate_samples`): "
+            "their accuracy is labelled with the subset's size and PyTorch's accuracy on that same subset."]
 
 
 def latency_section(r: Report) -> Section:
@@ -36,8 +63,8 @@ def latency_section(r: Report) -> Section:
     for x in sorted(r.latency, key=lambda x: (x["target"], x["model"], x["median_ms"])):
         s.rows.append([x["model"], x["target"], x["kind"], f"{x['backend']} {x.get('backend_version', '')}".strip(),
                        x["format"], x["precision"], str(x["batch_size"]), str(x.get("threads") or "–"),
-                       _f(x["median_ms"], 4), _f(x.get("p90_ms"), 4), _f(x.get("p99_ms"), 4),
-                       _f(x.get("throughput_ips"), 1)])
+                       num(x["median_ms"], 4), num(x.get("p90_ms"), 4), num(x.get("p99_ms"), 4),
+                       num(x.get("throughput_ips"), 1)])
     s.lines.append("Every latency is labelled: *measured* on the named machine, or *predicted* by the roofline model.")
     return s
 
@@ -60,7 +87,7 @@ def speedup_section(r: Report) -> Section:
 
 def deployment_section(r: Report) -> Section:
     """Per target: the fastest valid way to run each model, and what else was considered."""
-    s = Section("Deployment choice per target", ["Target", "Model", "Backend", "Precision", "Latency (ms)", "Kind",
+    s = Section("Fastest way to run each model, per target", ["Target", "Model", "Backend", "Precision", "Latency (ms)", "Kind",
                                                  "Alternatives"])
     for target, models in r.choices.items():
         for model, c in models.items():
@@ -87,14 +114,8 @@ def device_build_section(r: Report) -> Section:
 
 
 def comparison_section(r: Report) -> Section:
+    """Each compression stage's own comparison (distillation has its section: reporting/outcome.py)."""
     s = Section("Method comparisons")
-    d = r.comparisons.get("distillation")
-    if d:
-        s.lines.append(
-            f"Distillation: {d['student']} reaches {d['with_teacher']:.2f}% with the teacher "
-            f"({d['teacher']:.2f}%) vs {d['without_teacher']:.2f}% without it, same {d['epochs']} epochs and seed "
-            f"({d['gain_points']:+.2f} points)." if d.get("teacher") is not None else
-            f"Distillation: {d['with_teacher']:.2f}% vs {d['without_teacher']:.2f}% without the teacher.")
     for name in ("search", "prune", "quantize"):
         c = r.comparisons.get(name)
         if c and isinstance(c, dict) and c.get("summary"):
@@ -108,8 +129,8 @@ def search_section(r: Report) -> Section:
                  "Latency", "Feasible"])
     for i, c in enumerate(r.search.get("top", []), 1):
         lat = "; ".join(f"{t}: {v['ms']:.3f} ms {v['kind']}" for t, v in c.get("latency", {}).items()) or "–"
-        s.rows.append([str(i), c["key"], _f(c.get("combined"), 3), f"{c['semantic']:.4g}", f"{c['relation']:.4g}",
-                       _f(c["params"] / 1e6, 3), _f(c["macs"] / 1e6 if c.get("macs") else None, 2), lat,
+        s.rows.append([str(i), c["key"], num(c.get("combined"), 3), f"{c['semantic']:.4g}", f"{c['relation']:.4g}",
+                       num(c["params"] / 1e6, 3), num(c["macs"] / 1e6 if c.get("macs") else None, 2), lat,
                        "yes" if c["feasible"] else "no: " + "; ".join(c["violations"])])
     ch = r.search.get("chosen", {})
     if ch:
@@ -122,7 +143,7 @@ def search_section(r: Report) -> Section:
 def stages_section(r: Report) -> Section:
     s = Section("Stages", ["Stage", "Seconds", "Resumed", "Device"])
     for name, st in r.stages.items():
-        s.rows.append([name, _f(st.get("seconds"), 1), "yes" if st.get("resumed") else "no", st.get("device") or "–"])
+        s.rows.append([name, num(st.get("seconds"), 1), "yes" if st.get("resumed") else "no", st.get("device") or "–"])
     return s
 
 
@@ -149,19 +170,3 @@ def input_section(r: Report) -> Section:
     if r.data.get("streamed"):
         s.lines.append("Images were streamed from the folder by DataLoader workers (not held in memory).")
     return s
-
-
-def sections(r: Report) -> list[Section]:
-    out = [search_section(r)] if r.search else []
-    out.append(models_section(r))
-    if r.data.get("preprocess"):
-        out.append(input_section(r))
-    if r.latency:
-        out += [latency_section(r), speedup_section(r), deployment_section(r)]
-    if any(e.get("status") == "deferred" for e in r.exports):
-        out.append(device_build_section(r))
-    comp = comparison_section(r)
-    if comp.lines:
-        out.append(comp)
-    out += [stages_section(r), environment_section(r)]
-    return out

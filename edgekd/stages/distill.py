@@ -22,6 +22,8 @@ from edgekd.models.stats import count_params, model_stats
 from edgekd.reporting.schema import ModelRow
 from edgekd.reporting.sections import Section, trained_model_section
 from edgekd.stages.base import RunContext, Stage, StageResult, warn_if_larger_than_teacher
+from edgekd.train.effects import distillation_effects
+from edgekd.train.evaluate import predict
 from edgekd.train.trainer import train
 
 
@@ -58,7 +60,22 @@ class DistillStage(Stage):
                 "student": m["model"], "with_teacher": m["accuracy"], "without_teacher": m["baseline"]["accuracy"],
                 "gain_points": m["kd_gain"], "teacher": m.get("teacher_accuracy"), "epochs": len(m["history"]),
             }
+        if m.get("effects"):
+            sec.distillation_effects = m["effects"]
         return sec
+
+    @staticmethod
+    def _effects(ctx: RunContext, student: torch.nn.Module, baseline: torch.nn.Module | None) -> dict[str, Any]:
+        """Calibration (ECE) and per-class accuracy of teacher, student and baseline on every
+        validation image: what distillation changed beyond top-1 (train/effects.py)."""
+        models = {"teacher": ctx.teacher() if "teacher" in ctx.model_dirs() else None,
+                  "student": student, "baseline": baseline}
+        logits, labels = {}, None
+        for name, model in models.items():
+            if model is not None:
+                logits[name], labels = predict(model.to(ctx.device), ctx.device_data, ctx.device)
+        assert labels is not None
+        return distillation_effects(logits, labels, ctx.data.class_names)
 
     def run(self, ctx: RunContext, out: Path) -> StageResult:
         cfg = ctx.config.distill
@@ -88,6 +105,7 @@ class DistillStage(Stage):
         spec = ModelSpec(ref.model, data.num_classes, dict(ref.kwargs), data.preprocessing(), role="student",
                          info={"accuracy": metrics["accuracy"]})
         artifacts = {"model:student": save_model(student, spec, out / "model")}
+        baseline = None
         if cfg.compare_baseline:
             base_cfg = cfg.model_copy(update={"loss": [LossTerm(name="ce")]})
             baseline = fresh()
@@ -97,6 +115,7 @@ class DistillStage(Stage):
             metrics["kd_gain"] = round(result.best_accuracy - base.best_accuracy, 3)
             artifacts["baseline"] = save_model(baseline, ModelSpec(**{**spec.__dict__, "role": "baseline",
                                                "info": {"accuracy": base.best_accuracy}}), out / "baseline")
+        metrics["effects"] = self._effects(ctx, student, baseline)
         gain = f", baseline without teacher {metrics['baseline']['accuracy']:.2f}%" if cfg.compare_baseline else ""
         ctx.reporter.line(f"[green]distill[/]: {ref.model} {metrics['accuracy']:.2f}%{gain}")
         return StageResult(metrics, artifacts)

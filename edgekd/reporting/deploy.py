@@ -1,0 +1,102 @@
+"""Which file to ship on each target, and why: the first thing a reader of the report wants.
+
+The rule, stated in every choice's ``reason``: among the target's rows (measured ones when
+it has any, else predicted) within the target's latency budget, take the most accurate,
+then the fastest within ``ACCURACY_SLACK`` points of it (the allowance the export check
+gives a runtime against PyTorch: differences that small are rounding, not a better model).
+Accuracy is each file's own, in its runtime (reporting/points.py). The teacher competes
+too: where no compressed model beats it, the report says so instead of recommending a
+model that is slower and less accurate. With nothing inside the budget, the fastest is
+shown and the reason says it misses the budget.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgekd.core.formats import format_named
+from edgekd.reporting.points import Point, comparable, file_name, report_targets, target_points
+from edgekd.reporting.schema import Report
+
+ACCURACY_SLACK = 0.5  # points
+
+
+def _file(r: Report, p: Point) -> tuple[str, str | None]:
+    """(what to ship, the command that builds it on the device or None)."""
+    if p.format == "torch":
+        m = r.model(p.model)
+        stage = (m.stage.split(" ")[0] if m and m.stage else p.model)
+        return f"`{stage}/model/` (edgekd model folder, PyTorch)", None
+    for e in r.exports:
+        if e["model"] == p.model and e["format"] == p.format and e["precision"] == p.precision:
+            if e.get("status") == "ok" and e.get("path"):
+                return e["path"], None
+            if e.get("status") == "deferred" and e.get("target") in (None, p.target):
+                src = _source_file(r, p)
+                made = f" from `{src}`" if src else ""
+                return f"{file_name(p.format)} ({p.precision}) built on the device{made}", e.get("command")
+    return f"{p.model} ({p.format} {p.precision})", None
+
+
+def _source_file(r: Report, p: Point) -> str | None:
+    """The exported file a device-built format is made from (the ONNX file of a TensorRT engine)."""
+    try:
+        fmt = format_named(p.format).built_from
+    except KeyError:
+        return None
+    prec = "int8" if p.precision == "int8" else "fp32"
+    e = next((e for e in r.exports if e["model"] == p.model and e["format"] == fmt and e["precision"] == prec
+              and e.get("path")), None)
+    return e["path"] if e else None
+
+
+def _pick(cands: list[Point], budget: float | None) -> tuple[Point, str]:
+    inside = [p for p in cands if budget is None or p.ms <= budget]
+    if not inside:
+        best = min(cands, key=lambda p: p.ms)
+        return best, (f"nothing meets the {budget:g} ms budget: the fastest option is shown "
+                      f"({best.ms:.3g} ms)")
+    top = max(inside, key=lambda p: (p.accuracy, -p.ms))
+    close = [p for p in inside if p.accuracy >= top.accuracy - ACCURACY_SLACK]
+    best = min(close, key=lambda p: (p.ms, -p.accuracy))
+    n = f"{len(inside)} option{'s' if len(inside) != 1 else ''}"
+    verb = "meets" if len(inside) == 1 else "meet"
+    where = f"{n} {verb} the {budget:g} ms budget" if budget is not None else f"{n} (no latency budget set)"
+    if best.accuracy == top.accuracy:
+        why = f"{where}; this is the most accurate"
+        rest = sorted((p.accuracy for p in inside if p.model != best.model), reverse=True)
+        if len(close) > 1:
+            why += f", and the fastest of the {len(close)} within {ACCURACY_SLACK} points of it"
+        elif rest:
+            why += f" (the next model is {top.accuracy - rest[0]:.2f} points behind)"
+    else:
+        why = (f"{where}; this is the fastest within {ACCURACY_SLACK} points of the most accurate "
+               f"({top.model}, {top.accuracy:.2f}%)")
+    return best, why
+
+
+def recommend(r: Report) -> dict[str, dict[str, Any]]:
+    """``{target: choice}`` for every target with latency rows and a compressed model."""
+    budgets = {t["name"]: t.get("latency_budget_ms") for t in r.targets}
+    out: dict[str, dict[str, Any]] = {}
+    for target in report_targets(r):
+        pool = comparable(target_points(r, target))
+        cands = [p for p in pool if p.accuracy is not None]
+        if not cands:
+            continue
+        best, why = _pick(cands, budgets.get(target))
+        if best.model == "teacher" and len({p.model for p in cands}) > 1:
+            why += f"; no compressed model is faster at this accuracy on this target ({best.kind})"
+        teacher = [p for p in pool if p.model == "teacher"]
+        tbest = min(teacher, key=lambda p: p.ms) if teacher else None
+        file, build = _file(r, best)
+        out[target] = {
+            "model": best.model, "file": file, "build_command": build, "backend": best.backend,
+            "format": best.format, "precision": best.precision, "median_ms": best.ms, "kind": best.kind,
+            "accuracy": best.accuracy, "accuracy_source": best.source, "accuracy_samples": best.samples,
+            "budget_ms": budgets.get(target), "reason": why,
+            "teacher_best": ({"backend": tbest.backend, "precision": tbest.precision, "median_ms": tbest.ms,
+                              "kind": tbest.kind, "accuracy": tbest.accuracy} if tbest else None),
+            "speedup_vs_teacher_best": round(tbest.ms / best.ms, 3) if tbest else None,
+        }
+    return out

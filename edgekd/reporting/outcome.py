@@ -1,0 +1,92 @@
+"""The report's answers, as tables for Markdown and HTML alike: what to ship on each target,
+where the time went, what pruning cost and recovered, and what distillation changed
+beyond top-1 (calibration and per-class accuracy)."""
+
+from __future__ import annotations
+
+from edgekd.reporting.points import runtime_name
+from edgekd.reporting.schema import Report
+from edgekd.reporting.tables import Section, num
+
+
+def _images(samples: int | None, of: int | None) -> str:
+    if samples is None:
+        return ""
+    return f"all {samples} validation images" if of is None or samples >= of else f"{samples} of {of} validation images"
+
+
+def recommendation_section(r: Report) -> Section:
+    """Per target: the file to ship, how it runs, how fast and how accurate there, and why."""
+    s = Section("What to deploy, per target", ["Target", "Model", "Ship", "Runtime / precision", "Latency (ms)",
+                                               "Accuracy (in its runtime)", "Speed-up vs teacher's best", "Why"])
+    for target, c in r.deployment.items():
+        tb = c.get("teacher_best")
+        speed = (f"{c['speedup_vs_teacher_best']:.2f}× (teacher: {runtime_name(tb['backend'])} {tb['precision']}, "
+                 f"{tb['median_ms']:.3f} ms)" if tb else "–")
+        ship = c["file"] if "`" in c["file"] or " " in c["file"] else f"`{c['file']}`"
+        s.rows.append([target, c["model"], ship, f"{runtime_name(c['backend'])} {c['precision']}",
+                       f"{c['median_ms']:.3f} *{c['kind']}*", num(c["accuracy"], 2, "%"), speed, c["reason"]])
+        s.lines.append(f"{target}: accuracy from {c['accuracy_source']}, on "
+                       f"{_images(c.get('accuracy_samples'), r.data.get('val'))}."
+                       + (f" Build it there with `{c['build_command']}`." if c.get("build_command") else ""))
+    return s
+
+
+def pruning_section(r: Report) -> Section:
+    """Each pruning step: MACs and parameters left, accuracy right after the cut and after fine-tuning."""
+    s = Section("Pruning steps", ["Step", "MACs (M)", "MACs vs start", "Params (M)", "Accuracy after the cut",
+                                  "Accuracy after fine-tuning"])
+    base, steps = r.pruning.get("base"), r.pruning.get("steps") or []
+    if not base:
+        return s
+    s.rows.append(["start", num(base["macs"] / 1e6, 3), "1.00×", num(base["params"] / 1e6, 3), "–",
+                   num(base["accuracy"], 2, "%")])
+    for st in steps:
+        s.rows.append([str(st["step"]), num(st["macs"] / 1e6, 3), f"{base['macs'] / st['macs']:.2f}× fewer",
+                       num(st["params"] / 1e6, 3), num(st["accuracy_after_pruning"], 2, "%"),
+                       num(st["accuracy"], 2, "%")])
+    return s
+
+
+def distillation_section(r: Report) -> Section:
+    """KD against the same student without the teacher, when measured; a note when not."""
+    s = Section("Distillation: with and without the teacher")
+    d = r.comparisons.get("distillation")
+    if d:
+        s.headers = ["Model", "Accuracy (PyTorch)", "ECE (15 bins)"]
+        ece = (r.distillation_effects or {}).get("ece", {})
+        for name, acc in (("teacher", d.get("teacher")), ("student (with the teacher)", d["with_teacher"]),
+                          ("baseline (same student, labels only)", d["without_teacher"])):
+            s.rows.append([name, num(acc, 2, "%"), num(_pct(ece.get(name.split(" ")[0])), 2, "%")])
+        s.lines.append(f"Distillation gained {d['gain_points']:+.2f} points over the same student trained on labels "
+                       f"alone (same {d['epochs']} epoch{'s' if d['epochs'] != 1 else ''}, seed, optimizer and augmentation).")
+    else:
+        s.lines.append("Not measured: the student was not also trained without the teacher. Set "
+                       "`distill.compare_baseline: true` to train that baseline and report what distillation gained.")
+    return s
+
+
+def _pct(x: float | None) -> float | None:
+    return None if x is None else 100 * x
+
+
+def effects_section(r: Report) -> Section:
+    """ECE of each model and the student's largest per-class gains and losses."""
+    e = r.distillation_effects or {}
+    s = Section("Beyond top-1: calibration and per-class accuracy",
+                ["Comparison", "Largest gains (points, class)", "Largest losses (points, class)", "Classes unchanged"])
+    if not e:
+        return s
+    ece = ", ".join(f"{name} {100 * v:.2f}%" for name, v in e["ece"].items())
+    s.lines.append(f"Expected calibration error ({e['ece_bins']} equal-width confidence bins, "
+                   f"{_images(e['samples'], r.data.get('val'))}; lower is better calibrated): {ece}.")
+    for key, c in e.get("changes", {}).items():
+        fmt = "; ".join
+        s.rows.append([key.replace("_", " "),
+                       fmt(f"{g['points']:+.1f} ({g['class']}, {g['images']} img)" for g in c["gains"]) or "none",
+                       fmt(f"{g['points']:+.1f} ({g['class']}, {g['images']} img)" for g in c["losses"]) or "none",
+                       str(c["unchanged"])])
+    if "baseline" not in e["ece"]:
+        s.lines.append("No baseline trained without the teacher in this run: the student is compared with the "
+                       "teacher only.")
+    return s
