@@ -29,13 +29,13 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 SYNTHETIC = {
     "name": "synthetic-ddp", "seed": 0,
-    "data": {"source": "synthetic", "image_size": 32, "num_classes": 10, "train_size": 4000, "val_size": 1000,
+    "data": {"source": "synthetic", "image_size": 32, "num_classes": 10, "train_size": 3000, "val_size": 1000,
              "difficulty": 0.5, "seed": 0},
     "teacher": {"model": "resnet18", "kwargs": {"channels": [16, 32, 64, 128]},
-                "train": {"epochs": 8, "batch_size": 128, "optimizer": {"lr": 0.1}}},
+                "train": {"epochs": 6, "batch_size": 128, "optimizer": {"lr": 0.1}}},
     "student": {"model": "resnet18", "kwargs": {"layers": [1, 1, 1, 1], "channels": [16, 32, 64, 128]}},
     "stages": ["distill", "prune", "quantize", "export", "report"],
-    "distill": {"epochs": 6, "batch_size": 128, "augment": {"shift": 0}},
+    "distill": {"epochs": 5, "batch_size": 128, "augment": {"shift": 0}},
     "prune": {"flops_ratio": 2.0, "steps": 1, "finetune": {"epochs": 2, "batch_size": 128, "augment": {"shift": 0}}},
     "quantize": {"train": {"epochs": 1, "batch_size": 128, "optimizer": {"lr": 0.002, "weight_decay": 0.0},
                            "augment": {"shift": 0}}},
@@ -77,17 +77,21 @@ def summary(run_dir: Path) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", nargs="+", default=["digits", "synthetic"])
+    ap.add_argument("--workdir", type=Path, help="keep the runs here; a finished run found there is not re-run")
     args = ap.parse_args()
     RESULTS.mkdir(exist_ok=True)
     rows, result = [], {"machine": f"{os.cpu_count()} CPU cores", "cases": {}}
     for case in args.cases:
-        with tempfile.TemporaryDirectory() as tmp:
-            cfg = config_for(case, Path(tmp))
+        with tempfile.TemporaryDirectory() as scratch:
+            tmp = args.workdir / case if args.workdir else Path(scratch)
+            tmp.mkdir(parents=True, exist_ok=True)
+            cfg = config_for(case, tmp)
+            name = yaml.safe_load(cfg.read_text())["name"]
             walls, sums = {}, {}
             for n in (1, 2):
-                walls[n] = run(cfg, Path(tmp) / f"n{n}", n)
-                name = yaml.safe_load(cfg.read_text())["name"]
-                sums[n] = summary(Path(tmp) / f"n{n}" / name)
+                done = tmp / f"n{n}" / name / "report" / "report.json"
+                walls[n] = run(cfg, tmp / f"n{n}", n) if not done.exists() else float("nan")
+                sums[n] = summary(tmp / f"n{n}" / name)
         same = sums[1]["files"] == sums[2]["files"]
         result["cases"][case] = {"wall_s": walls, "one": sums[1], "two": sums[2], "same_files": same}
         for stage, one in sums[1]["stages"].items():
