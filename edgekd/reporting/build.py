@@ -13,6 +13,8 @@ from typing import Any
 from edgekd.core.hostinfo import CPUINFO, cpuinfo_field
 from edgekd.core.version import __version__
 from edgekd.latency.choice import choose
+from edgekd.models.names import display_name
+from edgekd.reporting.gates import evaluate_gates
 from edgekd.reporting.schema import ModelRow, Report
 from edgekd.reporting.sections import RunFacts, Section
 
@@ -48,6 +50,7 @@ def _model_rows(sections: list[Section]) -> list[ModelRow]:
     rows = [row.model_copy(deep=True) for sec in sections for row in sec.models]
     stats = {label: s for sec in sections for label, s in sec.model_stats.items()}
     for row in rows:
+        row.name = row.name or display_name(row.model, row.kwargs)
         s = stats.get(row.label, {}) if row.label != "baseline" else {}
         row.params = s.get("params", row.params)
         row.macs = s.get("macs", row.macs)
@@ -119,7 +122,7 @@ def build_report(facts: RunFacts) -> Report:
     """A Report from a finished (or partly finished) run's sections."""
     sections = facts.sections
     latency = [r for sec in sections for r in sec.latency] + imported_records(facts.root)
-    return Report(
+    report = Report(
         edgekd_version=__version__,
         run_name=facts.root.name,
         run_dir=str(facts.root),
@@ -140,4 +143,7 @@ def build_report(facts: RunFacts) -> Report:
                             "resumed": facts.resumed.get(sec.stage, False),
                             "device": facts.records.get(sec.stage, {}).get("device")} for sec in sections},
         environment={**environment(), "training_device": _training_device(facts)},
+        renders=list(facts.renders),
     )
+    report.gates = evaluate_gates(report, facts.gates)
+    return report
