@@ -15,12 +15,16 @@ disable_telemetry()  # before anything imports NNCF
 
 _API = ("compress", "run_stage", "search", "distill", "prune", "quantize", "export", "bench")
 _ERRORS = ("EdgeKDError", "ConfigError", "DataError", "ModelError", "TrainingError", "PruningError",
-           "QuantizationError", "ExportError", "BenchError", "ProfileError", "SearchError", "RunDirError")
+           "QuantizationError", "ExportError", "BenchError", "ProfileError", "SearchError", "RunDirError", "GateError")
 
-__all__ = ["__version__", *_API, *_ERRORS, "load_config", "Report"]
+__all__ = ["__version__", "api", *_API, *_ERRORS, "load_config", "Report"]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "api":  # `import edgekd; edgekd.api.bench_file(...)` without `import edgekd.api`
+        import edgekd.api
+
+        return edgekd.api
     if name in _API:
         from edgekd import api
 

@@ -6,6 +6,8 @@
 
 Every function raises an ``edgekd.EdgeKDError`` subclass with a message naming the
 problem and the fix; finished stages stay on disk and ``resume=True`` continues.
+CI gates (``fail_under_accuracy``, ``fail_over_latency``) raise ``GateError`` after the
+report is written; the report is on the exception (``exc.report``).
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from typing import Any
 
 from edgekd.core.config import Config
 from edgekd.core.config_file import load_config
+from edgekd.core.errors import GateError
 from edgekd.core.progress import Reporter
 from edgekd.pipeline import Pipeline
+from edgekd.reporting.gates import gate_spec, gates_message
 from edgekd.reporting.schema import Report
 
 ConfigLike = str | Path | dict[str, Any] | Config
@@ -47,11 +51,28 @@ def compress(
     output_dir: str | Path | None = None,
     command: str = "",
     reporter: Reporter | None = None,
+    fail_under_accuracy: float | None = None,
+    fail_over_latency: str | float | None = None,
 ) -> Report:
-    """Run the whole pipeline (the config's ``stages``) and return the report."""
+    """Run the whole pipeline (the config's ``stages``) and return the report.
+
+    ``fail_under_accuracy`` (points) and ``fail_over_latency`` ("budget" or ms) gate the
+    chosen model of each target (reporting/gates.py): GateError when it misses one.
+    """
+    gates = gate_spec(fail_under_accuracy, fail_over_latency)
     cfg = _config(config, overrides, name, output_dir)
-    pipe = Pipeline(cfg, targets, resume=resume, force=force, reporter=reporter or Reporter(quiet), command=command)
-    return pipe.run()
+    pipe = Pipeline(cfg, targets, resume=resume, force=force, reporter=reporter or Reporter(quiet), command=command,
+                    gates=gates)
+    return check_gates(pipe.run())
+
+
+def check_gates(report: Report) -> Report:
+    """``report``, or GateError (exit 13) naming every gate it failed."""
+    failed = report.failed_gates()
+    if failed:
+        raise GateError(gates_message(failed), report=report,
+                        hint="the report is written; see its `gates` (report.json) for each value and threshold")
+    return report
 
 
 def run_stage(
@@ -103,8 +124,10 @@ def bench(config: ConfigLike, targets: list[str] | None = None, **kw: Any) -> Re
 
 
 def report(run_dir: str | Path, *, imports: list[str | Path] = (), quiet: bool = False, command: str = "",
-           reporter: Reporter | None = None) -> Report:
-    """Re-render a run's report; ``imports`` merges device-kit result files first."""
+           reporter: Reporter | None = None, fail_under_accuracy: float | None = None,
+           fail_over_latency: str | float | None = None) -> Report:
+    """Re-render a run's report; ``imports`` merges device-kit result files first. The report keeps
+    the run's own command and resumed flags; this re-render is added to its ``renders``."""
     import json
 
     import yaml
@@ -112,6 +135,7 @@ def report(run_dir: str | Path, *, imports: list[str | Path] = (), quiet: bool =
     from edgekd.core.errors import RunDirError
     from edgekd.reporting.rerender import import_results
 
+    gates = gate_spec(fail_under_accuracy, fail_over_latency)
     run = Path(run_dir)
     cfg_file = run / "config.yaml"
     if not cfg_file.exists():
@@ -122,8 +146,8 @@ def report(run_dir: str | Path, *, imports: list[str | Path] = (), quiet: bool =
     raw["output_dir"], raw["name"] = str(run.parent), run.name
     manifest = json.loads((run / "manifest.json").read_text()) if (run / "manifest.json").exists() else {}
     targets = manifest.get("targets")  # the run's own targets, as it was run
-    pipe = Pipeline(load_config(raw), targets, reporter=reporter or Reporter(quiet), command=command)
-    return pipe.run(only=["report"])
+    pipe = Pipeline(load_config(raw), targets, reporter=reporter or Reporter(quiet), command=command, gates=gates)
+    return check_gates(pipe.run(only=["report"]))
 
 
 def bench_file(path: str | Path, targets: list[str] | None = None, *, backends: list[str] | None = None,

@@ -3,7 +3,11 @@
 Parses arguments, calls ``edgekd.api``, prints, and maps errors to exit codes:
 0 ok · 1 unexpected bug · 2 config/usage · 3 data · 4 model/checkpoint · 5 training ·
 6 pruning · 7 quantization · 8 export · 9 bench · 10 profile/target · 11 search ·
-12 run directory · 130 interrupted. Errors print one message naming the problem and the fix.
+12 run directory · 13 CI gate failed (report written) · 130 interrupted. Errors print one
+message naming the problem and the fix.
+
+Progress goes to stderr with bars on a terminal; when stdout is not a terminal (CI, ``| tee``)
+it goes to stdout as plain lines, one per stage and per epoch, so the log has it.
 """
 
 from __future__ import annotations
@@ -13,19 +17,23 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from edgekd.core.errors import EXIT_INTERRUPTED, EdgeKDError
+from edgekd.core.errors import EXIT_INTERRUPTED, EdgeKDError, GateError
 
+if TYPE_CHECKING:
+    from edgekd.core.progress import Reporter
+
+HELP = {"help_option_names": ["-h", "--help"]}  # every command inherits it
 app = typer.Typer(
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, context_settings=HELP,
     help="Compress a vision model for an edge target: search, distill, prune, quantize, export, bench, report.",
 )
-profiles_app = typer.Typer(no_args_is_help=True, help="Hardware profiles: list, show, calibrate.")
+profiles_app = typer.Typer(no_args_is_help=True, context_settings=HELP, help="Hardware profiles: list, show, calibrate.")
 app.add_typer(profiles_app, name="profiles")
 
 err = Console(stderr=True)
@@ -39,6 +47,35 @@ NameOpt = Annotated[str | None, typer.Option("--name", help="run name (default: 
 OutOpt = Annotated[Path | None, typer.Option("--output-dir", help="where runs go (default: runs/)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print report.json to stdout")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="log more")]
+AccuracyGateOpt = Annotated[float | None, typer.Option(
+    "--fail-under-accuracy", help="CI gate: exit 13 when the chosen model of a target reads under this many points "
+    "(in its runtime); the report is written first")]
+LatencyGateOpt = Annotated[str | None, typer.Option(
+    "--fail-over-latency", help="CI gate: exit 13 when the chosen model of a target is slower than its latency "
+    "budget ('budget') or than this many ms")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from edgekd.core.version import __version__
+
+        out.print(f"edgekd {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", "-V", callback=_version, is_eager=True,
+                                                help="print the version and exit")] = False) -> None:
+    """Compress a vision model for an edge target: search, distill, prune, quantize, export, bench, report."""
+
+
+def _reporter(quiet: bool) -> Reporter:
+    """Bars on a terminal (stderr); plain flushed lines on stdout when it is a pipe or a log file."""
+    from edgekd.core.progress import Reporter
+
+    if quiet or sys.stdout.isatty():
+        return Reporter(quiet)
+    return Reporter(quiet, console=Console(file=sys.stdout))
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -50,12 +87,16 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING if verbose else logging.ERROR)
 
 
-def _guard(fn: Callable[[], Any], run_hint: str | None = None, verbose: bool = False) -> Any:
+def _guard(fn: Callable[[], Any], run_hint: str | None = None, verbose: bool = False,
+           on_gate: Callable[[Any], None] | None = None) -> Any:
     """Run ``fn``; turn edgekd errors and Ctrl-C into one message and an exit code. With ``verbose``
-    the traceback of what caused the error (the user's own code, say) is shown first."""
+    the traceback of what caused the error (the user's own code, say) is shown first; a failed
+    CI gate shows its report (``on_gate``) before the message."""
     try:
         return fn()
     except EdgeKDError as exc:
+        if isinstance(exc, GateError) and on_gate is not None and exc.report is not None:
+            on_gate(exc.report)
         cause = exc.__cause__
         if verbose and cause is not None:
             from rich.traceback import Traceback
@@ -109,7 +150,8 @@ def _finish(report: Any, quiet: bool, as_json: bool) -> None:
             out.print(summary_table(report))
     files = Path(report.run_dir) / "report"
     if (files / "report.json").exists():
-        out.print(f"report: {files / 'report.md'} · {files / 'report.json'} · {files / 'report.html'}", highlight=False)
+        out.print(escape(f"report: {files / 'report.md'} · {files / 'report.json'} · {files / 'report.html'}"),
+                  highlight=False)
 
 
 @app.command()
@@ -126,6 +168,8 @@ def compress(
     verbose: VerboseOpt = False,
     nproc: Annotated[int, typer.Option("--nproc", min=1, help="train with N processes on this machine: "
                                        "re-runs this command under `torchrun --nproc_per_node N`")] = 1,
+    fail_under_accuracy: AccuracyGateOpt = None,
+    fail_over_latency: LatencyGateOpt = None,
 ) -> None:
     """Run the whole pipeline on CONFIG for the given targets."""
     from edgekd import api
@@ -133,10 +177,13 @@ def compress(
     if nproc > 1:
         _exec_torchrun(nproc)
     _setup_logging(verbose)
-    report = _guard(lambda: api.compress(config, target, resume=resume, force=force, quiet=quiet or as_json,
-                                         overrides=set_ or [], name=name, output_dir=output_dir, command=_command()),
+    report = _guard(lambda: api.compress(config, target, resume=resume, force=force, overrides=set_ or [], name=name,
+                                         output_dir=output_dir, command=_command(),
+                                         reporter=_reporter(quiet or as_json),
+                                         fail_under_accuracy=fail_under_accuracy,
+                                         fail_over_latency=fail_over_latency),
                     run_hint="finished stages ({stages}) are kept in the run folder; fix the cause and re-run "
-                    "with --resume", verbose=verbose)
+                    "with --resume", verbose=verbose, on_gate=lambda r: _finish(r, quiet, as_json))
     _finish(report, quiet, as_json)
 
 
@@ -154,8 +201,9 @@ def _stage_command(stage: str, doc: str) -> Callable[..., None]:
         from edgekd import api
 
         _setup_logging(verbose)
-        report = _guard(lambda: api.run_stage(stage, config, target, quiet=quiet or as_json, overrides=set_ or [],
-                                              name=name, output_dir=output_dir, command=_command()),
+        report = _guard(lambda: api.run_stage(stage, config, target, overrides=set_ or [], name=name,
+                                              output_dir=output_dir, command=_command(),
+                                              reporter=_reporter(quiet or as_json)),
                         verbose=verbose)
         _finish(report, quiet, as_json)
 
@@ -192,8 +240,8 @@ def bench(
 
     _setup_logging(False)
     if path.suffix in (".yaml", ".yml"):
-        rep = _guard(lambda: api.run_stage("bench", path, target, quiet=quiet or as_json, overrides=set_ or [],
-                                           command=_command()))
+        rep = _guard(lambda: api.run_stage("bench", path, target, overrides=set_ or [], command=_command(),
+                                           reporter=_reporter(quiet or as_json)))
         _finish(rep, quiet, as_json)
         return
     rows = _guard(lambda: api.bench_file(path, target, backends=backend, batch_size=batch, threads=threads,
@@ -203,28 +251,45 @@ def bench(
         return
     from rich.table import Table
 
-    t = Table(title=f"edgekd bench · {path.name}", title_justify="left")
+    t = Table(title=escape(f"edgekd bench · {path.name}"), title_justify="left")
     for col in ("Target", "Kind", "Backend", "Format", "Precision", "Batch", "Threads", "Median (ms)", "p90 (ms)", "img/s"):
         t.add_column(col)
     for r in rows:
-        t.add_row(r["target"], r["kind"], f"{r['backend']} {r['backend_version']}", r["format"], r["precision"],
-                  str(r["batch_size"]), str(r["threads"] or "–"), f"{r['median_ms']:.4f}",
-                  f"{r['p90_ms']:.4f}" if r.get("p90_ms") else "–", f"{r['throughput_ips'] or 0:.1f}")
+        t.add_row(*(escape(c) for c in (
+            r["target"], r["kind"], f"{r['backend']} {r['backend_version']}", r["format"], r["precision"],
+            str(r["batch_size"]), str(r["threads"] or "–"), f"{r['median_ms']:.4f}",
+            f"{r['p90_ms']:.4f}" if r.get("p90_ms") else "–", f"{r['throughput_ips'] or 0:.1f}")))
     out.print(t)
 
 
 @app.command()
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="a finished run folder, e.g. runs/digits")],
+    run_dir: Annotated[Path | None, typer.Argument(help="a finished run folder, e.g. runs/digits")] = None,
     import_: Annotated[list[Path] | None, typer.Option("--import", help="device-kit results JSON to merge (repeatable)")] = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
+    fail_under_accuracy: AccuracyGateOpt = None,
+    fail_over_latency: LatencyGateOpt = None,
+    schema: Annotated[bool, typer.Option("--schema", help="print the JSON Schema of report.json and exit")] = False,
 ) -> None:
-    """Re-render a run's report, merging device-kit measurements from the target."""
+    """Re-render a run's report, merging device-kit measurements from the target (the run's own
+    command and history stay as they were; the re-render is added to `renders`)."""
     from edgekd import api
 
+    if schema:
+        from edgekd.reporting.schema import json_schema
+
+        print(json.dumps(json_schema(), indent=2))
+        return
+    if run_dir is None:
+        err.print("[bold red]error[/] (config): give the run folder, e.g. edgekd report runs/digits "
+                  "(or --schema)", highlight=False)
+        raise typer.Exit(2)
     _setup_logging(False)
-    rep = _guard(lambda: api.report(run_dir, imports=import_ or [], quiet=quiet or as_json, command=_command()))
+    rep = _guard(lambda: api.report(run_dir, imports=import_ or [], command=_command(),
+                                    reporter=_reporter(quiet or as_json), fail_under_accuracy=fail_under_accuracy,
+                                    fail_over_latency=fail_over_latency),
+                 on_gate=lambda r: _finish(r, quiet, as_json))
     _finish(rep, quiet, as_json)
 
 
@@ -244,7 +309,7 @@ def init(
         path.write_text(files("edgekd").joinpath("templates/starter.yaml").read_text())
 
     _guard(write)
-    out.print(f"wrote {path}: edit it, then run  edgekd compress {path} --target host")
+    out.print(escape(f"wrote {path}: edit it, then run  edgekd compress {path} --target host"), highlight=False)
 
 
 @profiles_app.command("list")
@@ -257,8 +322,9 @@ def profiles_list() -> None:
     profs = _guard(available_profiles)
     t = Table("name", "aliases", "kind", "runtimes", "precisions", "budget (ms)", "latency")
     for p in profs.values():
-        t.add_row(p.name, ", ".join(p.aliases), p.kind, ", ".join(p.runtimes), ", ".join(p.precisions),
-                  f"{p.latency_budget_ms:g}", "measured" if p.measured_here else "predicted")
+        t.add_row(*(escape(c) for c in (p.name, ", ".join(p.aliases), p.kind, ", ".join(p.runtimes),
+                                         ", ".join(p.precisions), f"{p.latency_budget_ms:g}",
+                                         "measured" if p.measured_here else "predicted")))
     out.print(t)
 
 
@@ -271,7 +337,7 @@ def profiles_show(name: Annotated[str, typer.Argument(help="profile name, alias 
 
     prof, note = _guard(lambda: resolve_target(name))
     if note:
-        err.print(note)
+        err.print(escape(note))
     out.print(yaml.safe_dump(prof.model_dump(mode="json", exclude_none=True), sort_keys=False), highlight=False)
 
 
@@ -291,8 +357,8 @@ def profiles_calibrate(
     res = _guard(lambda: api.calibrate_profile(name, results=from_ or [], exports=exports, out=out_path,
                                                threads=threads, quiet=quiet))
     a = res["after"]
-    out.print(f"{res['profile']}: median |error| {a['median_abs_error']:.1%}, {a['within_10pct']:.0%} within ±10% "
-              f"on {a['models']} fitting models → {res['path']}", highlight=False)
+    out.print(escape(f"{res['profile']}: median |error| {a['median_abs_error']:.1%}, {a['within_10pct']:.0%} within "
+                     f"±10% on {a['models']} fitting models → {res['path']}"), highlight=False)
 
 
 def main() -> None:

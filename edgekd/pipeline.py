@@ -29,6 +29,7 @@ from edgekd.core.progress import Reporter
 from edgekd.core.rundir import NO_SPACE, RunDir, atomic_write_text, hash_obj, no_space_error, sha256_tree
 from edgekd.models.build import resolve_device
 from edgekd.reporting.build import build_report
+from edgekd.reporting.gates import GateSpec
 from edgekd.reporting.schema import Report
 from edgekd.stages.base import RunContext, Stage, StageResult
 from edgekd.stages.bench import BenchStage
@@ -39,6 +40,7 @@ from edgekd.stages.quantize import QuantizeStage
 from edgekd.stages.report import ReportStage
 from edgekd.stages.search import SearchStage
 from edgekd.stages.teacher import TeacherStage
+from edgekd.tracking import make_tracker
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,7 @@ def resolve_targets(names: list[str], reporter: Reporter) -> list[Profile]:
     for n in names:
         prof, note = resolve_target(n)
         if note:
-            reporter.line(f"[dim]{note}[/]")
+            reporter.line(f"[dim]{escape(note)}[/]")
         if prof.name not in [p.name for p in profiles]:
             profiles.append(prof)
     return profiles
@@ -79,9 +81,12 @@ class Pipeline:
         force: bool = False,
         reporter: Reporter | None = None,
         command: str = "",
+        gates: GateSpec | None = None,
     ) -> None:
         self.config = config
+        self.gates = gates or GateSpec()
         self.reporter = reporter or Reporter()
+        self.tracker = make_tracker(config, self.reporter.warn)  # ConfigError now, before any work, without MLflow
         self.target_names = list(targets) if targets else list(config.targets)
         self.targets = resolve_targets(self.target_names, self.reporter)
         self.resume, self.force, self.command = resume, force, command
@@ -95,7 +100,9 @@ class Pipeline:
         self.world = dist.init(device)
         if not self.world.main:  # rank 0 speaks for the run
             self.reporter = Reporter(quiet=True)
-        return RunContext(self.config, self.run_dir, self.targets, self.reporter, device, command=self.command)
+        ctx = RunContext(self.config, self.run_dir, self.targets, self.reporter, device, command=self.command)
+        ctx.gates = self.gates
+        return ctx
 
     def plan(self) -> list[str]:
         """The stages a full run goes through: the teacher first when any stage needs it trained."""
@@ -110,8 +117,11 @@ class Pipeline:
         the run has none), and the asked-for stages always run. Under torchrun only rank 0
         returns the report (the other ranks return None once their last collective stage is done).
         """
+        ok = False
         try:
-            return self._run(only)
+            report = self._run(only)
+            ok = True
+            return report
         except EdgeKDError as exc:  # say what is kept only when something is
             exc.finished_stages = list(getattr(self.run_dir, "manifest", {}).get("stages", {}))
             w = getattr(self, "world", None)
@@ -119,6 +129,7 @@ class Pipeline:
                 exc.message = f"rank {w.rank} of {w.size}: {exc.message}"
             raise
         finally:
+            self.tracker.finish(ok)
             self.run_dir.close()
 
     def _run(self, only: list[str] | None) -> Report | None:
@@ -127,11 +138,13 @@ class Pipeline:
         if self.world.main:
             self.run_dir.open(resume=self.resume or single, force=self.force and not single)
             if self.run_dir.lock.note:
-                self.reporter.line(f"[yellow]run[/]: {self.run_dir.lock.note}")
+                self.reporter.line(f"[yellow]run[/]: {escape(self.run_dir.lock.note)}")
             atomic_write_text(self.run_dir.root / "config.yaml",
                               yaml.safe_dump(self.config.model_dump(mode="json"), sort_keys=False))
             if not single or "targets" not in self.run_dir.manifest:
                 self.run_dir.manifest["targets"] = self.target_names  # as given: names, aliases or profile paths
+            self._history(ctx, rerender=only == ["report"])
+            self.tracker.start(self.config, self.command, self.run_dir.root)
         dist.barrier()  # the other ranks read the run folder only once rank 0 holds it
         if not self.world.main and self.run_dir.manifest_path.exists():
             self.run_dir.load()
@@ -141,7 +154,7 @@ class Pipeline:
                 if not self.world.main and not COLLECTIVE & set(self.plan()[self.plan().index(name):]):
                     return None  # nothing left that needs this rank
                 self._run_stage(STAGES[name](), ctx, upstream, allow_skip=self.resume)
-            return build_report(ctx.facts())
+            return self._finish(ctx)
         order = ["teacher", *[s for s in STAGE_ORDER if s in self.config.stages or s in only]]
         first = min(order.index(s) for s in only)
         done = self.run_dir.manifest["stages"]
@@ -154,8 +167,34 @@ class Pipeline:
                 ctx.results[name] = self._restore(done[name])
                 ctx.sections[name] = STAGES[name]().section(ctx.results[name])
                 upstream[name] = {k: a["sha256"] for k, a in done[name]["artifacts"].items()}
+                self._recorded(name, ctx, done[name])
             elif name == "teacher" and NEEDS_TRAINED_TEACHER & set(only):
                 self._run_stage(STAGES[name](), ctx, upstream, allow_skip=True)
+        return self._finish(ctx)
+
+    def _history(self, ctx: RunContext, *, rerender: bool) -> None:
+        """A run records its command; a re-render (``edgekd report``) keeps that record and the
+        stages' resumed flags as the run wrote them, and adds itself to ``renders``."""
+        manifest = self.run_dir.manifest
+        now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        if not rerender:
+            manifest["run"] = {"command": self.command, "at": now, "resumed": {}}
+            manifest["renders"] = []
+            return
+        ctx.original = manifest.get("run") or previous_report_history(self.run_dir.root)
+        manifest.setdefault("renders", []).append({"command": self.command, "at": now})
+        ctx.renders = list(manifest["renders"])
+
+    def _recorded(self, name: str, ctx: RunContext, rec: dict[str, Any]) -> None:
+        """After a stage ran or was restored: its resumed flag for the run's record, and the tracker."""
+        result = ctx.results[name]
+        if "resumed" in self.run_dir.manifest.get("run", {}) and ctx.original is None:
+            self.run_dir.manifest["run"]["resumed"][name] = result.skipped
+        self.tracker.stage(name, settings=rec.get("settings"), metrics=result.metrics, artifacts=result.artifacts,
+                           seconds=rec.get("seconds"), resumed=result.skipped)
+
+    def _finish(self, ctx: RunContext) -> Report:
+        self.run_dir.save()  # the run's record (command, resumed flags, renders)
         return build_report(ctx.facts())
 
     @staticmethod
@@ -191,7 +230,9 @@ class Pipeline:
             self.run_dir.forget(stage.name)
             out = self.run_dir.stage_dir(stage.name, clean=True)
             t0 = time.perf_counter()
+            self.reporter.stage_started(stage.name)
             result = _run_checked(stage, ctx, out)
+            self.reporter.stage_done(stage.name, time.perf_counter() - t0)
             self.run_dir.record_stage(stage.name, input_hash=h, artifacts=result.artifacts,
                                       metrics=result.metrics, seconds=time.perf_counter() - t0,
                                       device=str(ctx.device), settings=settings, upstream=upstream,
@@ -218,6 +259,17 @@ class Pipeline:
         ctx.results[stage.name] = self._restore(rec)
         ctx.sections[stage.name] = stage.section(ctx.results[stage.name])
         upstream[stage.name] = {k: a["sha256"] for k, a in rec["artifacts"].items()}
+        self._recorded(stage.name, ctx, rec)
+
+
+def previous_report_history(root: Path) -> dict[str, Any] | None:
+    """The command and resumed flags of the report a run wrote before edgekd kept them in the manifest."""
+    try:
+        old = json.loads((root / "report" / "report.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return {"command": old.get("command", ""),
+            "resumed": {k: bool(v.get("resumed")) for k, v in (old.get("stages") or {}).items()}}
 
 
 def _run_checked(stage: Stage, ctx: RunContext, out: Path) -> StageResult:

@@ -33,6 +33,9 @@ def tiny_config(out: Path, **over: Any) -> dict[str, Any]:
     return cfg
 
 
+FINISHED_RUN_COMMAND = "edgekd compress tiny.yaml --target host"
+
+
 @pytest.fixture(scope="session")
 def finished_run(tmp_path_factory: pytest.TempPathFactory):
     """One finished tiny run (teacher, distill, export, bench, report), shared read-only."""
@@ -40,7 +43,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory):
 
     out = tmp_path_factory.mktemp("runs")
     cfg = tiny_config(out)
-    report = edgekd.compress(cfg, ["host"], quiet=True)
+    report = edgekd.compress(cfg, ["host"], quiet=True, command=FINISHED_RUN_COMMAND)
     return cfg, report, out / "tiny"
 
 

@@ -43,7 +43,7 @@ def test_report_files_and_contents(finished_run) -> None:
     # the student in ONNX Runtime is faster than the teacher in PyTorch eager
     assert report.speedups["student"]["speedup_vs_teacher_eager"] > 1.5
     md = (run / "report" / "report.md").read_text()
-    assert "| student | resnet18 |" in md and "teacher on its best backend" in md
+    assert "| student | resnet18 d1-1-1-1 w8 |" in md and "teacher on its best backend" in md  # readable name
     manifest = json.loads((run / "manifest.json").read_text())
     assert list(manifest["stages"]) == ["teacher", "distill", "export", "bench", "report"]
     assert all(len(a["sha256"]) == 64 for s in manifest["stages"].values() for a in s["artifacts"].values())

@@ -36,7 +36,7 @@ def test_a_missing_teacher_checkpoint_is_trained_saved_and_loaded_again(
     cfg["teacher"]["train"]["epochs"] = 2
     _, said = _run(cfg)
     fmt = "torch weights-only state_dict" if name.endswith(".pt") else "safetensors"
-    assert f"teacher: checkpoint {name} not found, training it (teacher.train: resnet18 for 2 epochs) " \
+    assert f"teacher: checkpoint {name} not found, training it (teacher.train: resnet18 d1-1-1-1 w16 for 2 epochs) " \
            f"and saving it there ({fmt})" in said
     trained = _teacher_record(tmp_path / "tiny")
     assert trained["source"] == "trained"

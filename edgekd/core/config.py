@@ -275,6 +275,20 @@ class ReportConfig(StrictModel):
     )
 
 
+class MlflowConfig(StrictModel):
+    """Log the run to MLflow: one run, a nested run per stage (edgekd/tracking.py)."""
+
+    uri: str | None = Field(None, description="tracking URI, e.g. sqlite:///mlflow.db or http://host:5000; "
+                            "default: $MLFLOW_TRACKING_URI, else MLflow's own default")
+    experiment: str = Field("edgekd", min_length=1)
+    run_name: str | None = Field(None, description="default: the run's name")
+    artifact_location: str | None = Field(None, description="where a new experiment keeps its artifacts")
+
+
+class TrackingConfig(StrictModel):
+    mlflow: MlflowConfig | None = Field(None, description="set (even to {}) to track with MLflow: pip install 'edgekd[mlflow]'")
+
+
 class Config(StrictModel):
     """A whole ``model.yaml``."""
 
@@ -295,6 +309,7 @@ class Config(StrictModel):
     export: ExportConfig = Field(default_factory=ExportConfig)
     bench: BenchConfig = Field(default_factory=BenchConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
     @field_validator("stages")
     @classmethod

@@ -99,6 +99,18 @@ class RunDirError(EdgeKDError):
     kind = "run"
 
 
+class GateError(EdgeKDError):
+    """A CI gate failed (--fail-under-accuracy, --fail-over-latency): the run finished and its
+    report is written (``.report``), but the chosen model misses the bar."""
+
+    exit_code = 13
+    kind = "gate"
+
+    def __init__(self, message: str, *, hint: str | None = None, report: object = None) -> None:
+        super().__init__(message, hint=hint)
+        self.report = report
+
+
 EXIT_INTERRUPTED = 130
 
 ALL_ERRORS: tuple[type[EdgeKDError], ...] = (
@@ -113,4 +125,5 @@ ALL_ERRORS: tuple[type[EdgeKDError], ...] = (
     ProfileError,
     SearchError,
     RunDirError,
+    GateError,
 )

@@ -1,13 +1,16 @@
 """Progress bars and status lines for long work, silenced by ``--quiet`` for CI.
 
-One reporter per run. Progress tasks come and go (a training run, a search) under one
-rich live display; status lines print above it. With ``quiet`` nothing is drawn, and
-warnings still reach the log.
+One reporter per run. On a terminal, progress tasks come and go (a training run, a search)
+under one rich live display, and status lines print above it. Elsewhere (a CI log, a pipe
+into ``tee``) bars would print nothing until the end, so the reporter writes plain lines
+instead, each flushed at once: one per stage start and end (with its seconds) and one per
+training epoch. With ``quiet`` nothing is drawn, and warnings still reach the log.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -34,11 +37,43 @@ class Reporter:
         self.console = console or Console(stderr=True)
         self._progress: Progress | None = None
         self._open = 0
+        self.stage = ""  # the stage running now, named in the plain progress lines
+
+    @property
+    def live(self) -> bool:
+        """Bars are drawn (a terminal); otherwise progress is written as plain lines."""
+        return self.console.is_terminal
 
     def line(self, message: str) -> None:
-        """A status line (rich markup allowed), unless quiet."""
+        """A status line (rich markup: escape the user's and libraries' text), unless quiet."""
         if not self.quiet:
-            self.console.print(message)
+            self.console.print(message, soft_wrap=not self.live)  # a log keeps one line per message
+            self._flush()
+
+    def plain(self, message: str) -> None:
+        """A progress line for logs (CI, pipes), taken as text; on a terminal the bars show it instead."""
+        if not self.quiet and not self.live:
+            self.console.print(message, markup=False, highlight=False, soft_wrap=True)
+            self._flush()
+
+    def _flush(self) -> None:
+        flush = getattr(self.console.file, "flush", None)
+        if flush is not None:
+            flush()
+
+    def stage_started(self, name: str) -> None:
+        self.stage = name
+        self.plain(f"{name}: started at {time.strftime('%H:%M:%S')}")
+
+    def stage_done(self, name: str, seconds: float) -> None:
+        self.plain(f"{name}: done in {seconds:.1f} s")
+        self.stage = ""
+
+    def epoch(self, label: str, epoch: int, epochs: int, *, loss: float, accuracy: float, elapsed: float) -> None:
+        """One training epoch, as a line in logs: ``distill: distill resnet18 epoch 2/10 loss 0.4123 val 93.21% 12.3 s``."""
+        where = f"{self.stage}: " if self.stage else ""
+        self.plain(f"{where}{label} epoch {epoch}/{epochs} loss {loss:.4f} val {accuracy:.2f}% "
+                   f"elapsed {elapsed:.1f} s")
 
     def warn(self, topic: str, message: str) -> None:
         """A warning line (``topic: message``); with quiet it goes to the log, so CI output keeps it."""
@@ -67,12 +102,12 @@ class Reporter:
                 disable=not self.console.is_terminal,  # CI logs: status lines only, no redraws
             )
             self._progress.start()
-        tid = self._progress.add_task(description, total=total, status=fields.get("status", ""))
+        tid = self._progress.add_task(escape(description), total=total, status=escape(fields.get("status", "")))
         self._open += 1
         progress = self._progress
 
         def advance(n: float = 1, **upd: Any) -> None:
-            progress.update(tid, advance=n, **({"status": upd["status"]} if "status" in upd else {}))
+            progress.update(tid, advance=n, **({"status": escape(upd["status"])} if "status" in upd else {}))
 
         try:
             yield advance

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from rich.markup import escape
 
 from edgekd.core.errors import ProfileError
 from edgekd.core.profiles import resolve_target, user_profile_dir
@@ -61,7 +62,7 @@ def calibrate(target: str, *, results: list[Path], exports: Path | None, out: Pa
         updates = {"peak_gops": {"fp32": peaks["fp32_gflops"], "int8": round(peaks["fp32_gflops"] * INT8_OVER_FP32, 1)},
                    "memory_bandwidth_gbs": peaks["bandwidth_gbs"], "cores": threads,
                    "cache_mb": last_level_cache_mb() or profile.cache_mb}
-        reporter.line(f"[cyan]calibrate[/]: {profile.name}: {peaks['fp32_gflops']} GFLOP/s FP32 matmul, "
+        reporter.line(f"[cyan]calibrate[/]: {escape(profile.name)}: {peaks['fp32_gflops']} GFLOP/s FP32 matmul, "
                       f"{peaks['bandwidth_gbs']} GB/s copy, {threads} threads")
         profile = profile.model_copy(update=updates)
         samples = zoo_samples("calibration", threads, reporter)
@@ -79,6 +80,6 @@ def calibrate(target: str, *, results: list[Path], exports: Path | None, out: Pa
     data = fitted.model_dump(mode="json", exclude_none=True)
     atomic_write_text(dest, f"# {note}\n" + yaml.safe_dump(data, sort_keys=False))
     reporter.line(f"[green]calibrate[/]: median |error| {before['median_abs_error']:.1%} → {after['median_abs_error']:.1%} "
-                  f"on the fitting set; saved {dest}")
+                  f"on the fitting set; saved {escape(str(dest))}")
     return {"profile": fitted.name, "path": str(dest), "before": before, "after": after, "samples": rows,
             "calibration": fitted.calibration.model_dump()}

@@ -14,7 +14,9 @@ import io
 import json
 import logging
 import re
-import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -44,14 +46,54 @@ def ignored_scope(model: nn.Module, patterns: list[str]):
     return nncf.IgnoredScope(patterns=regexes, validate=False) if regexes else None
 
 
+@dataclass
+class CalibrationLog:
+    """What NNCF did, told by edgekd in one line instead of NNCF's own output."""
+
+    images: int = 0  # images NNCF really ran through the model to set the ranges
+    batches: int = 0
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)  # NNCF's warnings, for the caller to show
+
+
+class _Collect(logging.Handler):
+    def __init__(self, into: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def nncf_output_folded(warnings: list[str]) -> Iterator[None]:
+    """NNCF's own output, folded into edgekd's: its rich progress bars (drawn on stdout, where
+    they would break ``--json`` and litter CI logs) are dropped, and its log records at
+    WARNING and above are collected into ``warnings`` instead of printed by NNCF's handler."""
+    from nncf.common.logging.logger import nncf_logger
+
+    handlers, level = list(nncf_logger.handlers), nncf_logger.level
+    nncf_logger.handlers = [_Collect(warnings)]
+    nncf_logger.setLevel(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        nncf_logger.handlers = handlers
+        nncf_logger.setLevel(level)
+
+
 def quantize(model: nn.Module, calibration: list[torch.Tensor], *, symmetric: bool, per_channel: bool,
              ignored: list[str], signed_activations: bool = False, overflow_fix: str = "first_layer_only",
-             quiet: bool = False) -> nn.Module:
+             quiet: bool = False, log_to: CalibrationLog | None = None) -> nn.Module:
     """The model with calibrated INT8 fake-quantizers (PTQ result; train it for QAT).
 
     ``overflow_fix`` (enable | first_layer_only | disable): 7-bit weights, see quantization/overflow.py.
     ``signed_activations`` gives what TensorRT's explicit quantization accepts: signed INT8,
     zero point 0, activations per tensor (see exporters/tensorrt_rules.py).
+    ``log_to`` receives the images NNCF really used and its warnings (else they go to the log).
+    NNCF counts its ``subset_size`` in dataset items, here batches: passing images made it warn
+    that the data set had fewer "samples" than asked for while it used every image.
     """
     import nncf
     from nncf.quantization.advanced_parameters import (
@@ -60,7 +102,7 @@ def quantize(model: nn.Module, calibration: list[torch.Tensor], *, symmetric: bo
         QuantizationParameters,
     )
 
-    nncf.set_log_level(logging.ERROR if quiet else logging.INFO)  # NNCF resets its level on import
+    nncf.set_log_level(logging.ERROR if quiet else logging.WARNING)  # NNCF resets its level (INFO) on import
     select_kernels()
     preset = nncf.QuantizationPreset.PERFORMANCE if symmetric else nncf.QuantizationPreset.MIXED
     advanced = AdvancedQuantizationParameters(
@@ -69,20 +111,31 @@ def quantize(model: nn.Module, calibration: list[torch.Tensor], *, symmetric: bo
         # NNCF quantizes depthwise-conv inputs per channel by default; TensorRT takes per-tensor activations only
         activations_quantization_params=QuantizationParameters(per_channel=False) if signed_activations else None,
     )
-    size = sum(b.shape[0] for b in calibration)
     model.eval()
     scope = ignored_scope(model, ignored)
-    # NNCF draws its own progress bars on stdout: keep stdout clean (``--json``), silence them when quiet
-    sink = io.StringIO() if quiet else sys.stderr
+    record = log_to if log_to is not None else CalibrationLog()
+    seen: set[int] = set()
+
+    def count(item: tuple[int, torch.Tensor]) -> torch.Tensor:  # NNCF calls this per batch it runs
+        seen.add(item[0])
+        return item[1]
+
+    t0 = time.perf_counter()
     try:
-        with contextlib.redirect_stdout(sink):
-            qmodel = nncf.quantize(model, nncf.Dataset(calibration), preset=preset, subset_size=size,
-                                   ignored_scope=scope, advanced_parameters=advanced)
+        with nncf_output_folded(record.warnings):
+            qmodel = nncf.quantize(model, nncf.Dataset(list(enumerate(calibration)), count), preset=preset,
+                                   subset_size=len(calibration), ignored_scope=scope, advanced_parameters=advanced)
     except QuantizationError:
         raise
     except Exception as exc:  # NNCF raises many types (tracing, unsupported ops)
         raise QuantizationError(f"NNCF could not quantize the model: {type(exc).__name__}: {exc}",
                                 hint="keep the failing layer in float with quantize.ignored_scope") from None
+    record.seconds = time.perf_counter() - t0
+    record.batches = len(seen)
+    record.images = sum(calibration[i].shape[0] for i in seen)
+    if log_to is None and not quiet:
+        for w in record.warnings:
+            log.warning("NNCF: %s", w)
     if signed_activations:
         make_signed(qmodel)
     return qmodel

@@ -8,10 +8,13 @@ model's spec (``quantization``) and read back with :meth:`QuantRecipe.from_recor
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from edgekd.quantization.nncf_int8 import CalibrationLog
 
 PRESETS = ("tensorrt", "symmetric", "mixed")
 
@@ -43,13 +46,14 @@ class QuantRecipe:
 
 
 def apply_recipe(model: nn.Module, calibration: list[torch.Tensor], recipe: QuantRecipe, *,
-                 quiet: bool = False) -> tuple[nn.Module, list[tuple[str, str]]]:
-    """(model with calibrated fake-quantizers, the Conv-BN pairs folded first)."""
+                 quiet: bool = False, log_to: CalibrationLog | None = None) -> tuple[nn.Module, list[tuple[str, str]]]:
+    """(model with calibrated fake-quantizers, the Conv-BN pairs folded first); ``log_to``
+    receives what NNCF did (images used, its warnings)."""
     from edgekd.quantization.bn_fold import fold_batchnorm
     from edgekd.quantization.nncf_int8 import quantize
 
     folded = fold_batchnorm(model.eval()) if recipe.fold_batchnorm else []  # exact in eval mode
     qmodel = quantize(model, calibration, symmetric=recipe.symmetric, per_channel=recipe.per_channel,
                       ignored=list(recipe.ignored_scope), signed_activations=recipe.signed_activations,
-                      overflow_fix=recipe.overflow_fix, quiet=quiet)
+                      overflow_fix=recipe.overflow_fix, quiet=quiet, log_to=log_to)
     return qmodel, folded

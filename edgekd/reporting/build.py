@@ -13,7 +13,9 @@ from typing import Any
 from edgekd.core.hostinfo import CPUINFO, cpuinfo_field
 from edgekd.core.version import __version__
 from edgekd.latency.choice import choose
+from edgekd.models.names import display_name
 from edgekd.reporting.deploy import recommend
+from edgekd.reporting.gates import evaluate_gates
 from edgekd.reporting.schema import ModelRow, Report
 from edgekd.reporting.sections import RunFacts, Section
 
@@ -49,6 +51,7 @@ def _model_rows(sections: list[Section]) -> list[ModelRow]:
     rows = [row.model_copy(deep=True) for sec in sections for row in sec.models]
     stats = {label: s for sec in sections for label, s in sec.model_stats.items()}
     for row in rows:
+        row.name = row.name or display_name(row.model, row.kwargs)
         s = stats.get(row.label, {}) if row.label != "baseline" else {}
         row.params = s.get("params", row.params)
         row.macs = s.get("macs", row.macs)
@@ -155,6 +158,8 @@ def build_report(facts: RunFacts) -> Report:
                                if facts.records.get(sec.stage, {}).get("world") else {})} for sec in sections},
         environment={**environment(), "training_device": _training_device(facts),
                      "distributed": _distributed(facts)},
+        renders=list(facts.renders),
     )
     report.deployment = recommend(report)  # reads the assembled rows: each file's accuracy in its runtime
+    report.gates = evaluate_gates(report, facts.gates)
     return report

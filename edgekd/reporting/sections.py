@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from edgekd.core.profiles import Profile
 from edgekd.data.bundle import Data
 from edgekd.plan import RunPlan
+from edgekd.reporting.gates import GateSpec
 from edgekd.reporting.schema import ModelRow
 
 
@@ -41,7 +42,8 @@ class Section(BaseModel):
 def trained_model_section(stage: str, label: str, metrics: dict[str, Any], *,
                           comparison_key: str | None = None) -> Section:
     """The section of a stage that trains one model (teacher, prune, quantize)."""
-    row = ModelRow(label=label, model=metrics.get("model", ""), accuracy=metrics.get("accuracy"),
+    row = ModelRow(label=label, model=metrics.get("model", ""), kwargs=metrics.get("kwargs") or {},
+                   accuracy=metrics.get("accuracy"),
                    params=metrics.get("params"), macs=metrics.get("macs"), stage=stage)
     sec = Section(stage=stage, training=True, models=[row])
     if metrics.get("history"):
@@ -65,3 +67,5 @@ class RunFacts:
     sections: list[Section] = field(default_factory=list)  # in pipeline order
     records: dict[str, dict[str, Any]] = field(default_factory=dict)  # manifest records by stage
     resumed: dict[str, bool] = field(default_factory=dict)  # stage restored from the manifest
+    gates: GateSpec = field(default_factory=GateSpec)  # CI gates to check (none by default)
+    renders: list[dict[str, Any]] = field(default_factory=list)  # `edgekd report` re-renders of this run

@@ -1,42 +1,106 @@
 """The table printed at the end of a run, like `yolo benchmark`'s: one row per artifact and
-where it was timed. Status: ✅ exported and validated, ❎ exported but failed validation,
-⏳ to be built on the device (command in the report)."""
+where it was timed, with its status (reporting/verdicts.py: ✅ valid, ❎ optional export
+failed, ⏳ to build on the device, ❌ failed), whether it meets the target's latency budget,
+and ⚠ on predictions that contradict each other (explained under the table). Every cell is
+escaped: model names and notes are the user's or a library's text, not rich markup."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from rich.markup import escape
 from rich.table import Table
 
 from edgekd.reporting.schema import Report
+from edgekd.reporting.verdicts import ICON, budget_of, contradictions, export_status, model_order, row_status
 
-STATUS = {"ok": "✅", "failed": "❎", "deferred": "⏳"}
+COLUMNS = ("Model", "Target", "Runtime", "Precision", "Status", "Size (MB)", "Accuracy", "Latency (ms)", "Budget",
+           "Kind")
+OWN_FORMAT = {"onnxruntime": "onnx", "openvino": "openvino", "tensorrt": "tensorrt", "torch": "torch"}
+RIGHT = ("Size (MB)", "Accuracy", "Latency (ms)")
+
+
+def model_names(r: Report) -> str:
+    """``teacher: resnet18 · student: mobilenetv3 w0.5 d0.75 · ...``: what each row's model is."""
+    return " · ".join(f"{m.label}: {m.name or m.model}" for m in r.models if m.label != "baseline")
+
+
+def runtime_cell(backend: str, fmt: str) -> str:
+    """The backend, with the file format when it is not the backend's own (OpenVINO reading an ONNX file)."""
+    return backend if OWN_FORMAT.get(backend) == fmt else f"{backend} ({fmt})"
+
+
+def _accuracy(r: Report, x: dict[str, Any]) -> float | None:
+    if x.get("validation"):
+        return x["validation"]["accuracy"]
+    m = r.model(x["model"])
+    if m is None:
+        return None
+    key = f"{x['format']} {x['precision']}"
+    return next((v for k, v in m.runtime_accuracy.items() if k.startswith(key)), m.accuracy)
+
+
+def budget_cell(ms: float | None, budget: float | None) -> str:
+    if ms is None or budget is None:
+        return "–"
+    return f"✓ ≤{budget:g}" if ms <= budget else f"✗ >{budget:g}"
+
+
+def _latency_rows(r: Report, marks: dict[int, list[int]]) -> list[list[str]]:
+    order = model_order(r)
+    idx = sorted(range(len(r.latency)), key=lambda i: (r.latency[i]["target"] != "host", r.latency[i]["target"],
+                                                        order.index(r.latency[i]["model"]), r.latency[i]["median_ms"]))
+    rows = []
+    for i in idx:
+        x = r.latency[i]
+        m = r.model(x["model"])
+        size = m.size_mb.get(f"{x['format']} {x['precision']}") if m else None
+        acc = _accuracy(r, x)
+        flag = " " + " ".join(f"⚠{n}" for n in marks[i]) if i in marks else ""
+        rows.append([x["model"], x["target"], runtime_cell(x["backend"], x["format"]), x["precision"],
+                     ICON[row_status(r, x)], f"{size:.2f}" if size else "–", f"{acc:.2f}%" if acc is not None else "–",
+                     f"{x['median_ms']:.3f}{flag}", budget_cell(x["median_ms"], budget_of(r, x["target"])), x["kind"]])
+    return rows
+
+
+def _export_rows(r: Report) -> list[list[str]]:
+    """Exports that have no latency row: optional ones that failed, engines still to build."""
+    timed = {(x["model"], x["format"], x["precision"]) for x in r.latency}
+    rows = []
+    for e in r.exports:
+        status = export_status(e)
+        if status == "ok" or (status == "deferred" and (e["model"], e["format"], e["precision"]) in timed):
+            continue
+        why = {"deferred": "build on the device", "optional_failed": "validation failed (optional)"}.get(
+            status, f"export {e.get('status')}")
+        rows.append([e["model"], e.get("target") or "–", e["format"], e["precision"], ICON[status], "–",
+                     f"{e['parity']['accuracy']:.2f}%" if e.get("parity") else "–", "–", "–", why])
+    return rows
 
 
 def summary_table(r: Report) -> Table:
-    t = Table(title=f"edgekd · {r.run_name}", title_justify="left")
-    for col in ("Model", "Format", "Precision", "Status", "Size (MB)", "Accuracy", "Latency (ms)", "Kind",
-                "Target / backend"):
-        t.add_column(col, justify="right" if col in ("Size (MB)", "Accuracy", "Latency (ms)") else "left")
-    for x in sorted(r.latency, key=lambda x: (x["target"] != "host", x["target"], x["model"], x["median_ms"])):
-        m = r.model(x["model"])
-        key = f"{x['format']} {x['precision']}"
-        acc = None
-        if m is not None:
-            acc = next((v for k, v in m.runtime_accuracy.items() if k.startswith(key)), m.accuracy)
-        if x.get("validation"):
-            acc = x["validation"]["accuracy"]
-        size = m.size_mb.get(key) if m else None
-        t.add_row(x["model"], x["format"], x["precision"], "✅", f"{size:.2f}" if size else "–",
-                  f"{acc:.2f}%" if acc is not None else "–", f"{x['median_ms']:.3f}", x["kind"],
-                  f"{x['target']} / {x['backend']}")
-    for e in r.exports:
-        if e["status"] != "ok":
-            t.add_row(e["model"], e["format"], e["precision"], STATUS.get(e["status"], e["status"]), "–",
-                      f"{e['parity']['accuracy']:.2f}%" if e.get("parity") else "–", "–", "–",
-                      "build on device" if e["status"] == "deferred" else "validation failed")
+    flags = contradictions(r)
+    marks: dict[int, list[int]] = {}
+    for n, f in enumerate(flags, 1):
+        for i in f.rows:
+            marks.setdefault(i, []).append(n)
+    t = Table(title=escape(f"edgekd · {r.run_name}\n{model_names(r)}"), title_justify="left")
+    for col in COLUMNS:
+        t.add_column(col, justify="right" if col in RIGHT else "left", no_wrap=col in ("Target", "Latency (ms)"))
+    rows = _latency_rows(r, marks) + _export_rows(r)
     if not r.latency:
-        for m in r.models:
-            t.add_row(m.label, "torch", "fp32", "✅", "–", f"{m.accuracy:.2f}%" if m.accuracy is not None else "–",
-                      "–", "–", "–")
+        rows += [[m.label, "–", "torch", "fp32", ICON["ok"], "–", f"{m.accuracy:.2f}%" if m.accuracy is not None
+                  else "–", "–", "–", "–"] for m in r.models]
+    for row in rows:
+        t.add_row(*(escape(c) for c in row))
+    notes = ["⚠ predictions that contradict each other: the roofline model is unsure there; measure those "
+             "models on the device (edgekd_kit.py bench-dir, then edgekd report --import)"] if flags else []
+    notes += [f"⚠{n} {f.message}" for n, f in enumerate(flags, 1)]
+    notes += [f"{'passed' if g.passed else 'FAILED'}: {g.name} gate on {g.target or 'the run'}: {g.detail}"
+              for g in r.gates]
+    if notes:
+        t.caption = escape("\n".join(notes))
+        t.caption_justify = "left"
     return t
 
 
@@ -45,9 +109,9 @@ def search_table(r: Report) -> Table:
     from edgekd.reporting.tables import search_section
 
     sec = search_section(r)
-    t = Table(title=f"DisWOT search · {r.search.get('space')} · top {len(sec.rows)}", title_justify="left")
+    t = Table(title=f"DisWOT search · {escape(str(r.search.get('space')))} · top {len(sec.rows)}", title_justify="left")
     for h in sec.headers:
         t.add_column(h, overflow="fold")
     for row in sec.rows:
-        t.add_row(*row)
+        t.add_row(*(escape(c) for c in row))
     return t

@@ -25,6 +25,7 @@ from edgekd.core.rundir import RunDir
 from edgekd.data.bundle import Data
 from edgekd.models.input_contract import load_run_data
 from edgekd.plan import RunPlan, plan_run
+from edgekd.reporting.gates import GateSpec
 from edgekd.reporting.sections import RunFacts, Section
 
 MODEL_ORDER = ("teacher", "student", "pruned", "quantized")
@@ -58,6 +59,9 @@ class RunContext:
         self.device = device
         self.results: dict[str, StageResult] = {}
         self.sections: dict[str, Section] = {}  # each finished stage's part of the report
+        self.gates = GateSpec()  # CI gates the report checks (--fail-under-accuracy, --fail-over-latency)
+        self.original: dict[str, Any] | None = None  # a re-render: the command and resumed flags of the run itself
+        self.renders: list[dict[str, Any]] = []  # re-renders of this run (`edgekd report`), oldest first
         self._data: Data | None = None
         self._device_data: Data | None = None
         self.data_notes: list[str] = []
@@ -76,7 +80,7 @@ class RunContext:
                                       f"this data set is held in memory at the input size",
                                       hint="set data.stream: true (image folders), or remove augment.crop_scale")
             how = "in memory" if d.in_memory else f"streamed by {getattr(d, 'workers', 0)} DataLoader workers"
-            self.reporter.line(f"[cyan]data[/]: {d.name}, {d.num_train} train / {d.num_val} validation images, "
+            self.reporter.line(f"[cyan]data[/]: {escape(d.name)}, {d.num_train} train / {d.num_val} validation images, "
                                f"{d.num_classes} classes, {how}")
             self.reporter.line(f"[cyan]input[/]: {escape(d.preprocess.describe())} ({escape(input_sources(d))})")
             for note in self.data_notes:
@@ -139,10 +143,15 @@ class RunContext:
 
     def facts(self) -> RunFacts:
         """What the report is built from (reporting sits below the stages: it gets facts, not the context)."""
-        return RunFacts(root=self.run.root, command=self.command, targets=self.targets, data=self.data,
+        resumed = {name: r.skipped for name, r in self.results.items()}
+        command = self.command
+        if self.original is not None:  # re-rendered: the report keeps the run's own history
+            command = self.original.get("command", command)
+            resumed.update(self.original.get("resumed", {}))
+        return RunFacts(root=self.run.root, command=command, targets=self.targets, data=self.data,
                         data_notes=self.data_notes, plan=self.plan, device=str(self.device),
                         sections=list(self.sections.values()), records=dict(self.run.manifest["stages"]),
-                        resumed={name: r.skipped for name, r in self.results.items()})
+                        resumed=resumed, gates=self.gates, renders=list(self.renders))
 
     def teacher(self) -> nn.Module:
         """The trained teacher (frozen, eval mode), loaded once."""

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from rich.markup import escape
 
 from edgekd.core.errors import BenchError
 from edgekd.core.rundir import atomic_write_json
@@ -76,14 +77,14 @@ class BenchStage(Stage):
                 if not items:
                     raise BenchError("nothing to benchmark: no models in this run",
                                      hint="add 'distill' (and 'export') to stages")
-                ctx.reporter.line(f"[cyan]bench[/]: measuring {len(items)} model/backend pairs on {target.name}")
+                ctx.reporter.line(f"[cyan]bench[/]: measuring {len(items)} model/backend pairs on {escape(target.name)}")
                 records += measure_items(items, x_np, cfg, target=target.name, reporter=ctx.reporter)
                 continue
             for e in exports:
                 if e["format"] == "onnx" and e["status"] == "ok":
                     records += predict_records(e["model"], ctx.run.root / e["path"], target,
                                                quantized=e["precision"] == "int8", batch=cfg.batch_size)
-            ctx.reporter.line(f"[cyan]bench[/]: predicted latency on {target.name} (roofline; "
+            ctx.reporter.line(f"[cyan]bench[/]: predicted latency on {escape(target.name)} (roofline; "
                               "import device-kit results to measure it)")
         rows = [r.as_dict() for r in records]
         stats = {}

@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rich.markup import escape
 
 from edgekd.core.config import LossTerm, ModelRef
 from edgekd.core.errors import ModelError
 from edgekd.models.artifact import ModelSpec, save_model
 from edgekd.models.build import build_model
 from edgekd.models.checkpoint import load_weights
+from edgekd.models.names import display_name
 from edgekd.models.stats import count_params, model_stats
 from edgekd.reporting.schema import ModelRow
 from edgekd.reporting.sections import Section, trained_model_section
@@ -52,7 +54,8 @@ class DistillStage(Stage):
         m = result.metrics
         sec = trained_model_section("distill", "student", m)
         if "baseline" in m:
-            sec.models.append(ModelRow(label="baseline", model=m["model"], accuracy=m["baseline"]["accuracy"],
+            sec.models.append(ModelRow(label="baseline", model=m["model"], kwargs=m.get("kwargs") or {},
+                                       accuracy=m["baseline"]["accuracy"],
                                        params=m.get("params"), macs=m.get("macs"), stage="distill (no teacher)"))
             if m["baseline"].get("history"):
                 sec.histories["student without teacher"] = m["baseline"]["history"]
@@ -95,9 +98,10 @@ class DistillStage(Stage):
         teacher_params = ctx.results["teacher"].metrics.get("params") if "teacher" in ctx.results else None
         warn_if_larger_than_teacher(ctx, "distill", count_params(student), teacher_params, key)
         losses = "+".join(t.name for t in cfg.loss)
-        ctx.reporter.line(f"[cyan]distill[/]: {ref.model} from the teacher ({losses}, {cfg.epochs} epochs)")
+        name = display_name(ref.model, ref.kwargs)
+        ctx.reporter.line(f"[cyan]distill[/]: {escape(name)} from the teacher ({losses}, {cfg.epochs} epochs)")
         result = train(student, data, cfg, teacher=teacher, device=ctx.device, seed=ctx.config.seed,
-                       reporter=ctx.reporter, label=f"distill {ref.model}")
+                       reporter=ctx.reporter, label=f"distill {name}")
         teacher_acc = ctx.results["teacher"].metrics.get("accuracy") if "teacher" in ctx.results else None
         metrics: dict[str, Any] = {"model": ref.model, "kwargs": ref.kwargs, "loss": [t.spec() for t in cfg.loss],
                                    **result.metrics(), **model_stats(student, data.image_size),
@@ -110,12 +114,12 @@ class DistillStage(Stage):
             base_cfg = cfg.model_copy(update={"loss": [LossTerm(name="ce")]})
             baseline = fresh()
             base = train(baseline, data, base_cfg, device=ctx.device, seed=ctx.config.seed,
-                         reporter=ctx.reporter, label=f"baseline {ref.model} (no teacher)")
+                         reporter=ctx.reporter, label=f"baseline {name} (no teacher)")
             metrics["baseline"] = {"loss": "ce", **base.metrics()}
             metrics["kd_gain"] = round(result.best_accuracy - base.best_accuracy, 3)
             artifacts["baseline"] = save_model(baseline, ModelSpec(**{**spec.__dict__, "role": "baseline",
                                                "info": {"accuracy": base.best_accuracy}}), out / "baseline")
         metrics["effects"] = self._effects(ctx, student, baseline)
         gain = f", baseline without teacher {metrics['baseline']['accuracy']:.2f}%" if cfg.compare_baseline else ""
-        ctx.reporter.line(f"[green]distill[/]: {ref.model} {metrics['accuracy']:.2f}%{gain}")
+        ctx.reporter.line(f"[green]distill[/]: {escape(name)} {metrics['accuracy']:.2f}%{gain}")
         return StageResult(metrics, artifacts)

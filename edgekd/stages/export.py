@@ -88,11 +88,11 @@ class ExportStage(Stage):
             p = r.parity
             if r.status == "failed":
                 ctx.reporter.line(f"[red]export[/]: {r.model} {r.format} {r.precision}: validation failed "
-                                  f"(optional for these targets, skipped): {r.note.split(' (')[0]}")
+                                  f"(optional for these targets, skipped): {escape(r.note.split(' (')[0])}")
                 continue
             if r.status == "deferred":
-                ctx.reporter.line(f"[yellow]export[/]: {r.model} {r.format} {r.precision}: {r.note.split(';')[0]}; "
-                                  f"on the device, in {out.name}/: {r.command}")
+                ctx.reporter.line(f"[yellow]export[/]: {r.model} {r.format} {r.precision}: {escape(r.note.split(';')[0])}; "
+                                  f"on the device, in {escape(out.name)}/: {escape(r.command or '')}")
                 continue
             acc = f"{p['accuracy']:.2f}% (torch {p['torch_accuracy']:.2f}%)" if p else r.status
             fallback = f" ({escape(r.note)})" if r.note.startswith("dynamo exporter") else ""

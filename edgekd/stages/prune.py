@@ -12,11 +12,14 @@ import math
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from edgekd.core import dist
 from edgekd.core.errors import PruningError
 from edgekd.core.registries import IMPORTANCES
 from edgekd.latency.oracle import LatencyOracle
 from edgekd.models.artifact import ModelSpec, load_model, reload_outputs, save_model
+from edgekd.models.names import display_name
 from edgekd.models.pruned import replay_pruning
 from edgekd.models.stats import count_macs, count_params
 from edgekd.pruning.structured import ChannelPruner, size_measure
@@ -59,7 +62,8 @@ class PruneStage(Stage):
         if oracle is not None:
             base["latency_ms"] = start_value
         pruner = self._pruner(ctx, model, spec.example_input(1).to(device), teacher)
-        ctx.reporter.line(f"[cyan]prune[/]: {spec.model} ({src_label}) to {kind} {self._describe(kind, final)} "
+        name = escape(display_name(spec.model, spec.kwargs))
+        ctx.reporter.line(f"[cyan]prune[/]: {name} ({src_label}) to {kind} {self._describe(kind, final)} "
                           f"in {cfg.steps} steps, importance {cfg.importance.name}, "
                           f"fine-tune {'+'.join(t.name for t in cfg.finetune.loss)}")
         steps: list[dict[str, Any]] = []
@@ -85,7 +89,8 @@ class PruneStage(Stage):
                              role="pruned", info={"accuracy": steps[-1]["accuracy"]})
         saved = save_model(model, new_spec, out / "model")
         self._check_reload(model, saved, spec.example_input(1).to(device))
-        return StageResult(self._metrics(ctx, spec.model, src_label, {kind: final}, base, steps),
+        return StageResult({**self._metrics(ctx, spec.model, src_label, {kind: final}, base, steps),
+                            "kwargs": spec.kwargs},
                            {"model:pruned": saved})
 
     @staticmethod

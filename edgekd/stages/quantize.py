@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rich.markup import escape
 
 from edgekd.core.errors import QuantizationError
 from edgekd.models.artifact import ModelSpec, load_model, reload_outputs, save_model
+from edgekd.models.names import display_name
 from edgekd.quantization.kernels import select_kernels
-from edgekd.quantization.nncf_int8 import calibration_batches, quantized_layers, quantizer_config
+from edgekd.quantization.nncf_int8 import CalibrationLog, calibration_batches, quantized_layers, quantizer_config
 from edgekd.quantization.recipe import apply_recipe
 from edgekd.reporting.sections import Section, trained_model_section
 from edgekd.stages.base import RunContext, Stage, StageResult
@@ -50,21 +52,27 @@ class QuantizeStage(Stage):
         preset, overflow_fix, why = plan.preset, plan.overflow_fix, plan.overflow_reason
         calib_x, _ = data.train_sample(cfg.calibration_size, ctx.config.seed)
         calib = calibration_batches(data.normalize(calib_x), cfg.calibration_size)
-        ctx.reporter.line(f"[cyan]quantize[/]: {spec.model} ({src_label}) INT8 {cfg.method.upper()}, "
-                          f"{preset} preset, {calib_x.shape[0]} calibration images; overflow fix {overflow_fix} ({why})")
-        qmodel, folded = apply_recipe(model, calib, plan.recipe(), quiet=ctx.reporter.quiet)
+        name = display_name(spec.model, spec.kwargs)
+        ctx.reporter.line(f"[cyan]quantize[/]: {escape(name)} ({src_label}) INT8 {cfg.method.upper()}, "
+                          f"{preset} preset; overflow fix {overflow_fix} ({escape(why)})")
+        nncf_log = CalibrationLog()
+        qmodel, folded = apply_recipe(model, calib, plan.recipe(), quiet=ctx.reporter.quiet, log_to=nncf_log)
+        ctx.reporter.line(f"[cyan]quantize[/]: NNCF calibrated the INT8 ranges on {nncf_log.images} images "
+                          f"({nncf_log.batches} batches) in {nncf_log.seconds:.1f} s")
+        for w in nncf_log.warnings:
+            ctx.reporter.warn("quantize", f"NNCF: {w}")
         ptq_acc = evaluate(qmodel, data, device)
-        metrics: dict[str, Any] = {"model": spec.model, "input": src_label, "method": cfg.method,
+        metrics: dict[str, Any] = {"model": spec.model, "kwargs": spec.kwargs, "input": src_label, "method": cfg.method,
                                    "preset": preset, "per_channel": cfg.per_channel,
                                    "overflow_fix": overflow_fix, "overflow_fix_reason": why,
                                    "ignored_scope": cfg.ignored_scope, "nncf_kernels": select_kernels(),
-                                   "batchnorm_folded": len(folded),
+                                   "batchnorm_folded": len(folded), "calibration_images": nncf_log.images,
                                    "fp32_accuracy": round(fp32_acc, 3),
                                    "ptq_accuracy": round(ptq_acc, 3)}
         if cfg.method == "qat":
             teacher = ctx.teacher() if cfg.train.uses_teacher else None
             result = train(qmodel, data, cfg.train, teacher=teacher, device=device, seed=ctx.config.seed,
-                           reporter=ctx.reporter, label=f"QAT {spec.model}")
+                           reporter=ctx.reporter, label=f"QAT {name}")
             metrics.update(result.metrics())
             metrics["loss"] = [t.spec() for t in cfg.train.loss]
         else:
@@ -89,7 +97,7 @@ class QuantizeStage(Stage):
                        f"({delta:+.2f} points); calibration alone (PTQ) {ptq_acc:.2f}%"
                        + (f"; {why}" if overflow_fix == "enable" else ""),
         }
-        ctx.reporter.line(f"[green]quantize[/]: {metrics['comparison']['summary']}")
+        ctx.reporter.line(f"[green]quantize[/]: {escape(metrics['comparison']['summary'])}")
         return StageResult(metrics, {"model:quantized": saved})
 
     @staticmethod

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from edgekd.core.rundir import atomic_write_text, sha256_tree
 from edgekd.reporting.build import build_report, training_histories
 from edgekd.reporting.html import render_html
@@ -17,8 +19,11 @@ class ReportStage(Stage):
 
     def settings(self, ctx: RunContext) -> Any:
         imports = ctx.run.root / "imports"
-        return {"report": ctx.config.report.model_dump(mode="json"),  # the command is cosmetic: not an input
-                "imports": sha256_tree(imports) if imports.exists() else None}
+        settings = {"report": ctx.config.report.model_dump(mode="json"),  # the command is cosmetic: not an input
+                    "imports": sha256_tree(imports) if imports.exists() else None}
+        if ctx.gates.active:  # a new gate re-checks (and re-writes) a resumed run's report
+            settings["gates"] = ctx.gates.model_dump(mode="json")
+        return settings
 
     def run(self, ctx: RunContext, out: Path) -> StageResult:
         facts = ctx.facts()
@@ -34,5 +39,5 @@ class ReportStage(Stage):
         if "html" in fmts:
             atomic_write_text(out / "report.html", render_html(report, training_histories(facts.sections)))
             artifacts["html"] = out / "report.html"
-        ctx.reporter.line(f"[green]report[/]: {', '.join(str(p) for p in artifacts.values())}")
+        ctx.reporter.line(f"[green]report[/]: {escape(', '.join(str(p) for p in artifacts.values()))}")
         return StageResult({"files": {k: str(v) for k, v in artifacts.items()}}, artifacts)

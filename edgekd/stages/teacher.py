@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rich.markup import escape
 
 from edgekd.core import dist
 from edgekd.core.config import TeacherConfig
@@ -18,6 +19,7 @@ from edgekd.data.bundle import Data
 from edgekd.models.artifact import ModelSpec, save_model
 from edgekd.models.build import build_model
 from edgekd.models.checkpoint import load_weights, read_record, save_format, save_state_dict
+from edgekd.models.names import display_name
 from edgekd.models.stats import model_stats
 from edgekd.reporting.sections import Section, trained_model_section
 from edgekd.stages.base import RunContext, Stage, StageResult, input_sources
@@ -55,7 +57,8 @@ class TeacherStage(Stage):
             _check_writable(ckpt)  # type: ignore[arg-type]
         torch.manual_seed(ctx.config.seed)  # the same initial weights on every run of this config
         model = build_model(cfg.model, data.num_classes, cfg.kwargs, what="teacher.model")
-        metrics: dict[str, Any] = {"model": cfg.model}
+        metrics: dict[str, Any] = {"model": cfg.model, "kwargs": cfg.kwargs}
+        name = escape(display_name(cfg.model, cfg.kwargs))
         if ckpt is not None and not train_into:
             if not ckpt.exists():
                 raise ModelError(f"teacher checkpoint not found: {ckpt}",
@@ -67,12 +70,12 @@ class TeacherStage(Stage):
             metrics.update(source=f"checkpoint {ckpt}", accuracy=round(acc, 3))
             check_loaded_teacher(acc, data, cfg, ckpt, read_record(ckpt).get("accuracy"))  # type: ignore[arg-type]
         elif cfg.train is not None:
-            what = f"{cfg.model} for {cfg.train.epochs} epochs"
+            what = f"{name} for {cfg.train.epochs} epochs"
             ctx.reporter.line(f"[cyan]teacher[/]: training {what}" if ckpt is None else
-                              f"[cyan]teacher[/]: checkpoint {ckpt} not found, training it (teacher.train: {what}) "
-                              f"and saving it there ({fmt})")
+                              f"[cyan]teacher[/]: checkpoint {escape(str(ckpt))} not found, training it "
+                              f"(teacher.train: {what}) and saving it there ({fmt})")
             result = train(model, ctx.device_data, cfg.train, device=ctx.device, seed=ctx.config.seed,
-                           reporter=ctx.reporter, label=f"teacher {cfg.model}", best_path=out / "best.safetensors")
+                           reporter=ctx.reporter, label=f"teacher {display_name(cfg.model, cfg.kwargs)}", best_path=out / "best.safetensors")
             metrics.update(source="trained", **result.metrics())
             if ckpt is not None and dist.world().main:  # train-if-missing: keep the weights where the config
                 save_state_dict(model.state_dict(), ckpt, teacher_record(data, metrics["accuracy"]))  # points
@@ -93,7 +96,7 @@ class TeacherStage(Stage):
                          info={"accuracy": metrics["accuracy"]})
         folder = save_model(model, spec, out / "model")
         (out / "best.safetensors").unlink(missing_ok=True)
-        ctx.reporter.line(f"[green]teacher[/]: {cfg.model} {metrics['accuracy']:.2f}% ({metrics['source']})")
+        ctx.reporter.line(f"[green]teacher[/]: {name} {metrics['accuracy']:.2f}% ({escape(metrics['source'])})")
         return StageResult(metrics, {"model:teacher": folder})
 
 

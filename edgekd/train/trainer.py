@@ -283,6 +283,8 @@ def train(
                     if best_path is not None and w.main:  # rank 0 alone writes
                         save_state_dict(best_state, best_path)
                 advance(0, status=f"epoch {epoch}/{cfg.epochs} val {acc:.2f}% best {best_acc:.2f}%")
+                reporter.epoch(label, epoch, cfg.epochs, loss=history[-1]["train_loss"], accuracy=acc,
+                               elapsed=time.perf_counter() - t0)
     finally:
         computer.close()
     seconds = time.perf_counter() - t0

@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rich.markup import escape
 
 from edgekd.core.errors import SearchError
 from edgekd.core.rundir import atomic_write_json
 from edgekd.models.build import build_model
+from edgekd.models.names import display_name
 from edgekd.models.stats import count_params
 from edgekd.reporting.sections import Section
 from edgekd.search_spaces.spaces import build_space
@@ -86,7 +88,7 @@ class SearchStage(Stage):
         searcher = Searcher(space, evaluate, cfg, seed, ctx.reporter)
         strategy = searcher.strategy()
         ctx.reporter.line(f"[cyan]search[/]: {space.name} space ({space.size()} architectures, {strategy}), "
-                          f"budgets {budgets.describe()}")
+                          f"budgets {escape(str(budgets.describe()))}")
         ranked = searcher.run()
         seconds = time.perf_counter() - t0
         atomic_write_json(out / "candidates.json", [c.as_dict() for c in ranked])
@@ -107,7 +109,8 @@ class SearchStage(Stage):
             "normalizer": {"semantic_scale": norm.semantic_scale, "relation_scale": norm.relation_scale} if norm else None,
             "chosen": choice, "top": [c.as_dict() for c in ranked[: cfg.top_k]],
         }
-        ctx.reporter.line(f"[green]search[/]: chose {best.key} ({best.model}, {best.params / 1e6:.3f}M params, "
+        name = escape(display_name(best.model, best.kwargs))
+        ctx.reporter.line(f"[green]search[/]: chose {escape(best.key)} ({name}, {best.params / 1e6:.3f}M params, "
                           f"score {best.combined:.3f}) from {len(ranked)} candidates in {seconds:.1f} s")
         warn_if_larger_than_teacher(ctx, "search", best.params, teacher_params,
                                     "search.space, or set search.constraints.max_params_m")
