@@ -187,13 +187,17 @@ class Pipeline:
 
     def _recorded(self, name: str, ctx: RunContext, rec: dict[str, Any]) -> None:
         """After a stage ran or was restored: its resumed flag for the run's record, and the tracker."""
+        if not self.world.main:  # rank 0 keeps the record and tracks
+            return
         result = ctx.results[name]
         if "resumed" in self.run_dir.manifest.get("run", {}) and ctx.original is None:
             self.run_dir.manifest["run"]["resumed"][name] = result.skipped
         self.tracker.stage(name, settings=rec.get("settings"), metrics=result.metrics, artifacts=result.artifacts,
                            seconds=rec.get("seconds"), resumed=result.skipped)
 
-    def _finish(self, ctx: RunContext) -> Report:
+    def _finish(self, ctx: RunContext) -> Report | None:
+        if not self.world.main:  # only rank 0 writes and reports
+            return None
         self.run_dir.save()  # the run's record (command, resumed flags, renders)
         return build_report(ctx.facts())
 
