@@ -66,8 +66,11 @@ def compress(
     return check_gates(pipe.run())
 
 
-def check_gates(report: Report) -> Report:
-    """``report``, or GateError (exit 13) naming every gate it failed."""
+def check_gates(report: Report | None) -> Report | None:
+    """``report``, or GateError (exit 13) naming every gate it failed. None under torchrun on
+    ranks other than 0: rank 0 holds the report and applies the gates."""
+    if report is None:
+        return None
     failed = report.failed_gates()
     if failed:
         raise GateError(gates_message(failed), report=report,
