@@ -248,6 +248,7 @@ class Pipeline:
                 dist.barrier()  # recorded: the other ranks may read it
         ctx.sections[stage.name] = stage.section(ctx.results[stage.name])
         upstream[stage.name] = {k: a["sha256"] for k, a in rec["artifacts"].items()}
+        self._recorded(stage.name, ctx, rec)
 
     def _follow_stage(self, stage: Stage, ctx: RunContext, upstream: dict[str, dict[str, str]]) -> None:
         """A rank other than 0: run a collective stage with rank 0 into a scratch folder that is
@@ -263,7 +264,6 @@ class Pipeline:
         ctx.results[stage.name] = self._restore(rec)
         ctx.sections[stage.name] = stage.section(ctx.results[stage.name])
         upstream[stage.name] = {k: a["sha256"] for k, a in rec["artifacts"].items()}
-        self._recorded(stage.name, ctx, rec)
 
 
 def previous_report_history(root: Path) -> dict[str, Any] | None:

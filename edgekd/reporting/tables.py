@@ -46,7 +46,8 @@ def _subset(r: Report, label: str, key: str) -> str:
 
 def models_lines(r: Report) -> list[str]:
     """Which images the exported files' accuracies are measured on."""
-    sizes = {(p["samples"], p.get("of") or r.data.get("val")) for e in r.exports if (p := e.get("parity"))}
+    sizes = {(p["samples"], p.get("of") or r.data.get("val")) for e in r.exports
+             if (p := e.get("parity")) and "samples" in p}  # older reports' parity may lack it
     if not sizes:
         return []
     if all(of is None or n >= of for n, of in sizes):
