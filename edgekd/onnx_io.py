@@ -150,11 +150,13 @@ def _export_dynamo(model: nn.Module, example: torch.Tensor, path: Path, opset: i
         warnings.simplefilter("ignore")
         for q in quiet:  # its failed down-conversion logs a traceback, then keeps the newer opset
             q.setLevel(logging.CRITICAL)
-        torch.onnx.export(model, (example.cpu(),), str(tmp), dynamo=True, opset_version=opset,
-                          input_names=[INPUT], output_names=[OUTPUT], verbose=False,
-                          dynamic_shapes=({0: torch.export.Dim("batch")},), external_data=False)
-        for q, level in zip(quiet, levels, strict=True):
-            q.setLevel(level)
+        try:
+            torch.onnx.export(model, (example.cpu(),), str(tmp), dynamo=True, opset_version=opset,
+                              input_names=[INPUT], output_names=[OUTPUT], verbose=False,
+                              dynamic_shapes=({0: torch.export.Dim("batch")},), external_data=False)
+        finally:  # also when it fails: the loggers are the user's
+            for q, level in zip(quiet, levels, strict=True):
+                q.setLevel(level)
         onnx.checker.check_model(str(tmp), full_check=True)
     return path
 

@@ -150,8 +150,9 @@ class Pipeline:
             self.run_dir.load()
         upstream: dict[str, dict[str, str]] = {}
         if not single:
-            for name in self.plan():
-                if not self.world.main and not COLLECTIVE & set(self.plan()[self.plan().index(name):]):
+            plan = self.plan()
+            for i, name in enumerate(plan):
+                if not self.world.main and not COLLECTIVE & set(plan[i:]):
                     return None  # nothing left that needs this rank
                 self._run_stage(STAGES[name](), ctx, upstream, allow_skip=self.resume)
             return self._finish(ctx)
