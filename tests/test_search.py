@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import pytest
@@ -132,8 +134,25 @@ def _search_cfg(tmp_path: Path, **constraints):
     raw = tiny_config(tmp_path, stages=["search"])
     raw.pop("student")
     raw["search"] = {"space": {"name": "resnet", "depths": [1], "widths": [8, 16, 32]}, "batch_size": 32,
-                     "constraints": constraints}
+                     "constraints": {"speedup": None, **constraints}}  # tiny teachers: no relative budget
     return raw
+
+
+def test_relative_budget_binds_on_the_teachers_best_runtime(tmp_path: Path) -> None:
+    raw = _search_cfg(tmp_path)
+    raw["teacher"] = {"model": "resnet18"}  # 37 M MACs at 32 px: candidates must be 1.5x faster than it
+    raw["search"]["constraints"] = {"speedup": 1.5}
+    report = edgekd.search(raw, ["host"], quiet=True)
+    budget = report.search["budgets"]
+    teacher_ms = json.loads((tmp_path / "tiny" / "teacher_latency.json").read_text())["latency"]["host"]["ms"]
+    assert budget["latency_ms"]["host"] == pytest.approx(teacher_ms / 1.5, rel=1e-4)
+    assert budget["basis"]["host"].startswith("teacher ") and budget["basis"]["host"].endswith("/ 1.5")
+    assert report.search["chosen"]["latency"]["host"]["ms"] <= teacher_ms / 1.5
+    host = next(t for t in report.targets if t["name"] == "host")
+    assert host["latency_budget_ms"] == budget["latency_ms"]["host"]  # the report judges by the same budget
+    raw["search"]["constraints"] = {"speedup": 1000.0}
+    with pytest.raises(SearchError, match=r"latency on host ≤ [0-9.e-]+ ms \(teacher [0-9.]+ ms \(measured, .*\) / 1000"):
+        edgekd.search(raw, ["host"], quiet=True)
 
 
 def test_search_stage_chooses_a_feasible_student(tmp_path: Path) -> None:
@@ -150,7 +169,7 @@ def test_search_stage_chooses_a_feasible_student(tmp_path: Path) -> None:
 def test_no_feasible_candidate_names_the_constraint(tmp_path: Path) -> None:
     with pytest.raises(SearchError, match=r"(?s)params ≤ 0.001M \(smallest reached 0\.\d+M\)"):
         edgekd.search(_search_cfg(tmp_path, max_params_m=0.001), ["host"], quiet=True)
-    with pytest.raises(SearchError, match=r"latency on host ≤ 1e-05 ms \(fastest measured"):
+    with pytest.raises(SearchError, match=r"latency on host ≤ 1e-05 ms \(search.constraints.latency_ms; fastest measured"):
         edgekd.search(_search_cfg(tmp_path, latency_ms=0.00001), ["host"], quiet=True)
 
 

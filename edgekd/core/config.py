@@ -147,9 +147,14 @@ class SearchSpaceRef(Component):
 
 
 class ConstraintsConfig(StrictModel):
-    """Budgets a candidate must meet; ``latency_ms`` defaults to the target's budget."""
+    """Budgets a candidate must meet on every target. The latency budget is relative to the
+    teacher by default (``speedup``: its latency on the target's best runtime / k);
+    ``latency_ms`` replaces it with an absolute limit."""
 
-    latency_ms: PositiveFloat | None = None
+    speedup: PositiveFloat | None = Field(
+        4.0, description="latency on each target at most the teacher's latency there (best runtime; measured on "
+        "host, predicted elsewhere) divided by this; null: the target profile's latency_budget_ms")
+    latency_ms: PositiveFloat | None = Field(None, description="absolute latency budget on every target (wins over speedup)")
     max_params_m: PositiveFloat | None = Field(None, description="millions of parameters")
     max_macs_m: PositiveFloat | None = Field(None, description="millions of multiply-adds")
 
@@ -181,7 +186,9 @@ class PruneConfig(StrictModel):
         2.0, description="prune until MACs fall by this factor (2.0 = half the MACs)"
     )
     params_ratio: PositiveFloat | None = None
-    latency_ms: PositiveFloat | None = None
+    latency_ms: PositiveFloat | None = Field(None, description="prune until the latency on the first target is at most this")
+    speedup: PositiveFloat | None = Field(
+        None, description="prune until the latency on every target is at most the teacher's there / this")
     importance: ImportanceRef = Field(default_factory=lambda: ImportanceRef(name="magnitude"))
     global_pruning: bool = False
     steps: PositiveInt = 2
@@ -192,8 +199,8 @@ class PruneConfig(StrictModel):
 
     @model_validator(mode="after")
     def _one_target(self) -> PruneConfig:
-        fields = ("flops_ratio", "params_ratio", "latency_ms")
-        if "flops_ratio" not in self.model_fields_set and (self.params_ratio or self.latency_ms):
+        fields = ("flops_ratio", "params_ratio", "latency_ms", "speedup")
+        if "flops_ratio" not in self.model_fields_set and (self.params_ratio or self.latency_ms or self.speedup):
             object.__setattr__(self, "flops_ratio", None)
         given = [f for f in fields if getattr(self, f) is not None]
         if len(given) != 1:

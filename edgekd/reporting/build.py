@@ -123,8 +123,15 @@ def _data(facts: RunFacts) -> dict[str, Any]:
 
 def _targets(facts: RunFacts, latency: list[dict[str, Any]]) -> list[dict[str, Any]]:
     imported = sorted({r["target"] for r in latency} - {t.name for t in facts.targets})
-    return ([{"name": t.name, "description": t.description, "measured_here": t.measured_here,
-              "latency_budget_ms": t.latency_budget_ms} for t in facts.targets]
+    def budget(t) -> dict[str, Any]:  # noqa: ANN001 - a Profile
+        b = facts.budgets.get(t.name)
+        if not b:
+            return {"latency_budget_ms": t.latency_budget_ms, "budget_basis": f"profile {t.name} latency_budget_ms"}
+        return {"latency_budget_ms": b["ms"], "budget_basis": b["basis"], "speedup_budget": b.get("speedup"),
+                "teacher_latency": b.get("teacher")}
+
+    return ([{"name": t.name, "description": t.description, "measured_here": t.measured_here, **budget(t)}
+             for t in facts.targets]
             + [{"name": n, "description": "measured with the device kit", "measured_here": False, "imported": True}
                for n in imported])
 

@@ -69,3 +69,4 @@ class RunFacts:
     resumed: dict[str, bool] = field(default_factory=dict)  # stage restored from the manifest
     gates: GateSpec = field(default_factory=GateSpec)  # CI gates to check (none by default)
     renders: list[dict[str, Any]] = field(default_factory=list)  # `edgekd report` re-renders of this run
+    budgets: dict[str, dict[str, Any]] = field(default_factory=dict)  # target -> TargetBudget.as_dict()

@@ -23,6 +23,8 @@ from edgekd.core.profiles import Profile
 from edgekd.core.progress import Reporter
 from edgekd.core.rundir import RunDir
 from edgekd.data.bundle import Data
+from edgekd.latency.budgets import TargetBudget, best_latency, teacher_budget
+from edgekd.latency.oracle import LatencyEstimate
 from edgekd.models.input_contract import load_run_data
 from edgekd.plan import RunPlan, plan_run
 from edgekd.reporting.gates import GateSpec
@@ -66,6 +68,7 @@ class RunContext:
         self._device_data: Data | None = None
         self.data_notes: list[str] = []
         self._teacher: nn.Module | None = None
+        self._teacher_latency: dict[str, LatencyEstimate] | None = None
 
     @property
     def data(self) -> Data:
@@ -151,7 +154,8 @@ class RunContext:
         return RunFacts(root=self.run.root, command=command, targets=self.targets, data=self.data,
                         data_notes=self.data_notes, plan=self.plan, device=str(self.device),
                         sections=list(self.sections.values()), records=dict(self.run.manifest["stages"]),
-                        resumed=resumed, gates=self.gates, renders=list(self.renders))
+                        resumed=resumed, gates=self.gates, renders=list(self.renders),
+                        budgets={n: b.as_dict() for n, b in self.run_budgets().items()})
 
     def teacher(self) -> nn.Module:
         """The trained teacher (frozen, eval mode), loaded once."""
@@ -165,6 +169,53 @@ class RunContext:
             for p in self._teacher.parameters():
                 p.requires_grad_(False)
         return self._teacher
+
+    def teacher_latency(self) -> dict[str, LatencyEstimate]:
+        """The teacher architecture's latency on each target's best runtime (measured on host,
+        predicted elsewhere): what relative budgets divide. Measured once per run (rank 0,
+        broadcast) and kept in ``teacher_latency.json`` so every stage and ``--resume`` divide
+        the same number."""
+        if self._teacher_latency is not None:
+            return self._teacher_latency
+        import json
+
+        from edgekd.core import dist
+        from edgekd.core.rundir import atomic_write_json
+        from edgekd.models.build import build_model
+
+        t = self.config.teacher
+        key = {"model": t.model, "kwargs": t.kwargs, "input_size": self.data.image_size,
+               "classes": self.data.num_classes, "targets": [p.model_dump(mode="json") for p in self.targets],
+               "threads": self.config.bench.threads}
+        path = self.run.root / "teacher_latency.json"
+        found = None
+        if dist.world().main:
+            try:
+                saved = json.loads(path.read_text())
+                if saved.get("key") == json.loads(json.dumps(key, default=str)):
+                    found = saved["latency"]
+            except (OSError, ValueError, KeyError):
+                found = None
+            if found is None:
+                torch.manual_seed(self.config.seed)
+                model = build_model(t.model, self.data.num_classes, t.kwargs, what="teacher.model")
+                found = {p.name: best_latency(model, p, self.data.image_size, threads=self.config.bench.threads).__dict__
+                         for p in self.targets}
+                atomic_write_json(path, {"key": key, "latency": found})
+        found = dist.broadcast(found)
+        self._teacher_latency = {name: LatencyEstimate(**e) for name, e in found.items()}
+        return self._teacher_latency
+
+    def budgets(self, speedup: float | None, latency_ms: float | None, what: str) -> dict[str, TargetBudget]:
+        """Per target, the latency limit (absolute, else the teacher's / ``speedup``, else the profile's)."""
+        ref = self.teacher_latency() if speedup is not None and latency_ms is None else {}
+        return {p.name: teacher_budget(p, ref.get(p.name), speedup=speedup, latency_ms=latency_ms, what=what)
+                for p in self.targets}
+
+    def run_budgets(self) -> dict[str, TargetBudget]:
+        """The run's budget per target (search.constraints): what search binds to and the report judges by."""
+        c = self.config.search.constraints
+        return self.budgets(c.speedup, c.latency_ms, "search.constraints")
 
 
 def training_configs(config: Config) -> dict[str, Any]:

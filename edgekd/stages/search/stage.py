@@ -40,12 +40,14 @@ def no_feasible_error(cands: list[Candidate], budgets: Budgets) -> SearchError:
         lat = [c.latency[target]["ms"] for c in cands if target in c.latency]
         if lat:
             kind = next(c.latency[target]["kind"] for c in cands if target in c.latency)
-            parts.append(f"latency on {target} ≤ {limit} ms (fastest {kind} {min(lat):.3f} ms)")
+            parts.append(f"latency on {target} ≤ {limit:.3g} ms ({budgets.limits[target].basis}; "
+                         f"fastest {kind} {min(lat):.3f} ms)")
     failing = sorted({v.split(" ")[0] + (" " + v.split(" ")[2] if v.startswith("latency") else "")
                       for c in cands for v in c.violations})
     return SearchError(
         f"no candidate of {len(cands)} meets the budgets: {'; '.join(parts)}; failing: {', '.join(failing)}",
-        hint="raise search.constraints (latency_ms, max_params_m, max_macs_m) or add smaller choices to search.space",
+        hint="lower search.constraints.speedup, raise latency_ms / max_params_m / max_macs_m, "
+             "or add smaller choices to search.space",
     )
 
 
@@ -78,7 +80,8 @@ class SearchStage(Stage):
         t = ctx.config.teacher
         teacher = build_model(t.model, data.num_classes, t.kwargs, what="teacher.model")
         teacher_sig, teacher_params = signature(teacher, x, y), count_params(teacher)
-        budgets = Budgets(cfg.constraints, ctx.targets, input_size=data.image_size, threads=ctx.config.bench.threads)
+        budgets = Budgets(cfg.constraints, ctx.targets, input_size=data.image_size, threads=ctx.config.bench.threads,
+                          limits=ctx.run_budgets())
 
         def evaluate(genome):
             name, kwargs = space.model(genome)

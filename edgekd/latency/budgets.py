@@ -1,0 +1,105 @@
+"""Latency budgets relative to the teacher, per target.
+
+An absolute millisecond budget means nothing to a user who does not know the device yet
+(host 5 ms, Orin Nano 5 ms: nothing came near them, so nothing bound). What a user wants
+is "k times faster than the model I have", on *each* target. So the default budget on a
+target is the teacher's latency there, on its best runtime, divided by ``speedup``:
+
+* on ``host`` the teacher is exported and timed in every host runtime that is installed
+  (ONNX Runtime and OpenVINO, FP32) and the fastest counts: speed-ups are stated against
+  the teacher on its best backend, never against PyTorch eager;
+* elsewhere its graph goes through the target's roofline predictor (calibrated when the
+  device kit's results were imported), on the runtime and precision the target deploys.
+
+Absolute ``latency_ms`` stays as an alternative (it wins when given); ``speedup: null``
+falls back to the profile's own ``latency_budget_ms``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgekd.core.profiles import Profile
+from edgekd.latency.oracle import LatencyEstimate, LatencyOracle
+from edgekd.latency.timing import summarize, time_calls
+
+HOST_RUNTIMES = ("onnxruntime", "openvino")  # the runtimes a host teacher is timed in
+
+
+@dataclass
+class TargetBudget:
+    """The latency limit on one target and where it comes from."""
+
+    target: str
+    ms: float | None
+    basis: str  # human-readable: "teacher 1.23 ms (measured, openvino fp32) / 4"
+    speedup: float | None = None  # k, when the budget is relative
+    teacher: dict[str, Any] | None = None  # the teacher's LatencyEstimate on this target
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _time_host(path: Path, input_size: int, batch: int, threads: int, repeats: int) -> list[LatencyEstimate]:
+    """The ONNX file timed in each installed host runtime, FP32, interleaved rounds, medians."""
+    from edgekd.runtimes.base import get_backend
+
+    x = np.random.default_rng(0).standard_normal((batch, 3, input_size, input_size)).astype(np.float32)
+    runners = {}
+    for name in HOST_RUNTIMES:
+        backend = get_backend(name)
+        if backend.unavailable_reason() is None:
+            runners[name] = backend.load(path, precision="fp32", threads=threads)
+    samples: dict[str, list[float]] = {n: [] for n in runners}
+    for n, r in runners.items():
+        for _ in range(5):
+            r.run(x)
+    for _ in range(3):  # interleaved rounds: a load change hits every runtime alike
+        for n, r in runners.items():
+            samples[n] += time_calls(lambda r=r: r.run(x), max(1, repeats // 3))
+    out = []
+    for n, r in runners.items():
+        st = summarize(samples[n])
+        out.append(LatencyEstimate(st.median_ms, "measured", f"{n} {r.version}", "fp32", "host"))
+    return out
+
+
+def best_latency(model: nn.Module, profile: Profile, input_size: int, *, threads: int | None = None,
+                 batch: int = 1, repeats: int = 30) -> LatencyEstimate:
+    """The model's latency on ``profile`` on its best runtime (measured on host, else predicted)."""
+    oracle = LatencyOracle(profile, threads=threads, batch=batch, repeats=repeats)
+    if not profile.measured_here:
+        return oracle(model, input_size)
+    was_training = model.training
+    model.eval()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            from edgekd.onnx_io import export_onnx
+
+            path = export_onnx(model, torch.randn(1, 3, input_size, input_size), Path(tmp) / "m.onnx", oracle.opset)
+            timed = _time_host(path, input_size, batch, oracle.threads, repeats)
+    finally:
+        model.train(was_training)
+    best = min(timed, key=lambda e: e.ms)
+    best.target = profile.name
+    return best
+
+
+def teacher_budget(profile: Profile, teacher: LatencyEstimate | None, *, speedup: float | None,
+                   latency_ms: float | None, what: str = "search.constraints") -> TargetBudget:
+    """The limit on one target: absolute ``latency_ms``, else teacher / ``speedup``, else the profile's."""
+    t = asdict(teacher) if teacher is not None else None
+    if latency_ms is not None:
+        return TargetBudget(profile.name, latency_ms, f"{what}.latency_ms", None, t)
+    if speedup is not None and teacher is not None:
+        return TargetBudget(profile.name, round(teacher.ms / speedup, 6),
+                            f"teacher {teacher.ms:.3g} ms ({teacher.kind}, {teacher.backend} {teacher.precision}) "
+                            f"/ {speedup:g}", speedup, t)
+    return TargetBudget(profile.name, profile.latency_budget_ms, f"profile {profile.name} latency_budget_ms", None, t)
