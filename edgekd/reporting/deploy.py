@@ -7,7 +7,9 @@ gives a runtime against PyTorch: differences that small are rounding, not a bett
 Accuracy is each file's own, in its runtime (reporting/points.py). The teacher competes
 too: where no compressed model beats it, the report says so instead of recommending a
 model that is slower and less accurate. With nothing inside the budget, the fastest is
-shown and the reason says it misses the budget.
+shown and the reason says it misses the budget. A stage whose output is slower and not more
+accurate than its input on a target "did not pay" there (``unpaid``): its files are not chosen
+on that target and the reason names it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,34 @@ from edgekd.reporting.points import Point, comparable, file_name, report_targets
 from edgekd.reporting.schema import Report
 
 ACCURACY_SLACK = 0.5  # points
+CHAIN = ("student", "pruned", "quantized")  # each compression stage's output, in order: each takes the one before
+
+
+def _fastest(points: list[Point], model: str) -> Point | None:
+    """A model's best showing on the target: its fastest file (with a known accuracy)."""
+    own = [p for p in points if p.model == model and p.accuracy is not None]
+    return min(own, key=lambda p: (p.ms, -p.accuracy)) if own else None
+
+
+def unpaid(points: list[Point]) -> list[dict[str, Any]]:
+    """Stages whose output is slower *and* not more accurate than their input on this target.
+
+    Each model is compared with the model its stage started from (the one before it in
+    ``CHAIN`` that this run has), each at its fastest file. Such an output is reported as "did
+    not pay" and is never the file to ship there; the input stays a candidate.
+    """
+    present = [m for m in CHAIN if _fastest(points, m) is not None]
+    out = []
+    for prev, model in zip(present, present[1:], strict=False):
+        a, b = _fastest(points, prev), _fastest(points, model)
+        assert a is not None and b is not None
+        if b.ms > a.ms and b.accuracy <= a.accuracy:  # type: ignore[operator]
+            out.append({"model": model, "input": prev, "ms": b.ms, "input_ms": a.ms, "accuracy": b.accuracy,
+                        "input_accuracy": a.accuracy, "kind": b.kind,
+                        "reason": f"{model} is {b.ms / a.ms:.2f}× slower than its input {prev} "
+                                  f"({b.ms:.3g} vs {a.ms:.3g} ms, {b.kind}) and not more accurate "
+                                  f"({b.accuracy:.2f}% vs {a.accuracy:.2f}%)"})
+    return out
 
 
 def _file(r: Report, p: Point) -> tuple[str, str | None]:
@@ -81,10 +111,14 @@ def recommend(r: Report) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for target in report_targets(r):
         pool = comparable(target_points(r, target))
-        cands = [p for p in pool if p.accuracy is not None]
+        skipped = unpaid(pool)
+        dropped = {u["model"] for u in skipped}
+        cands = [p for p in pool if p.accuracy is not None and p.model not in dropped]
         if not cands:
             continue
         best, why = _pick(cands, budgets.get(target))
+        if skipped:
+            why += "; did not pay here: " + "; ".join(u["reason"] for u in skipped)
         if best.model == "teacher" and len({p.model for p in cands}) > 1:
             why += f"; no compressed model is faster at this accuracy on this target ({best.kind})"
         teacher = [p for p in pool if p.model == "teacher"]
@@ -98,5 +132,6 @@ def recommend(r: Report) -> dict[str, dict[str, Any]]:
             "teacher_best": ({"backend": tbest.backend, "precision": tbest.precision, "median_ms": tbest.ms,
                               "kind": tbest.kind, "accuracy": tbest.accuracy} if tbest else None),
             "speedup_vs_teacher_best": round(tbest.ms / best.ms, 3) if tbest else None,
+            "did_not_pay": skipped,
         }
     return out
