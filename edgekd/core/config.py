@@ -136,10 +136,15 @@ class TeacherConfig(ModelRef):
 
 
 class DistillConfig(TrainConfig):
-    compare_baseline: bool = Field(
-        False,
-        description="also train the student without the teacher on the same budget and report both",
+    compare_baseline: Literal["auto"] | bool = Field(
+        "auto",
+        description="also train the student without the teacher on the same budget, report both and ship the "
+        "better (KD is never worse than no KD); auto: on for data held in memory, off for streamed folders",
     )
+    teacher_pruned: Literal["auto"] | bool = Field(
+        "auto",
+        description="also train the trained teacher, pruned to the search budget, as a student and continue with "
+        "the more accurate of it and the searched one; auto: when the student is searched")
 
 
 class SearchSpaceRef(Component):

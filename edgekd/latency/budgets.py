@@ -58,7 +58,7 @@ def _time_host(path: Path, input_size: int, batch: int, threads: int, repeats: i
         if backend.unavailable_reason() is None:
             runners[name] = backend.load(path, precision="fp32", threads=threads)
     samples: dict[str, list[float]] = {n: [] for n in runners}
-    for n, r in runners.items():
+    for r in runners.values():
         for _ in range(5):
             r.run(x)
     for _ in range(3):  # interleaved rounds: a load change hits every runtime alike

@@ -1,0 +1,254 @@
+"""Distill: train the student from the teacher with the shared trainer.
+
+Two student sources when the student was searched: the DisWOT pick, and the trained teacher
+pruned to the same latency budget (sources.py); the more accurate goes on. Then the same
+student is trained without the teacher (``compare_baseline``, on by default for data held in
+memory: same start, epochs, optimizer, augmentation; labels only) and the better of the two
+is shipped: KD is never worse than no KD, and the report says which won and by how much.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.markup import escape
+
+from edgekd.core.config import LossTerm, ModelRef, TrainConfig
+from edgekd.core.errors import ModelError
+from edgekd.models.artifact import ModelSpec, save_model
+from edgekd.models.build import build_model
+from edgekd.models.checkpoint import load_weights
+from edgekd.models.names import display_name
+from edgekd.models.stats import count_params, model_stats
+from edgekd.reporting.schema import ModelRow
+from edgekd.reporting.sections import Section, trained_model_section
+from edgekd.stages.base import RunContext, Stage, StageResult, warn_if_larger_than_teacher
+from edgekd.stages.distill.sources import prune_teacher
+from edgekd.train.effects import distillation_effects
+from edgekd.train.evaluate import predict
+from edgekd.train.trainer import TrainResult, train
+
+
+def student_ref(ctx: RunContext) -> ModelRef:
+    """The configured student, or the architecture the search stage chose."""
+    search = ctx.results.get("search")
+    if search is not None and "choice" in search.artifacts:
+        choice = json.loads(Path(search.artifacts["choice"]).read_text())
+        return ModelRef(model=choice["model"], kwargs=choice.get("kwargs", {}))
+    if ctx.config.student is None:
+        raise ModelError("no student: none configured and no search result in this run",
+                         hint="set student: {model: <timm name>} or add 'search' to stages")
+    return ctx.config.student
+
+
+class DistillStage(Stage):
+    name = "distill"
+
+    def settings(self, ctx: RunContext) -> Any:
+        student = ctx.config.student.model_dump(mode="json") if ctx.config.student else None
+        return {"distill": ctx.config.distill.model_dump(mode="json"), "student": student,
+                "seed": ctx.config.seed, "data": ctx.data.fingerprint()}
+
+    def section(self, result: StageResult) -> Section:
+        """The student, and (when measured) its no-teacher baseline and what KD gained."""
+        m = result.metrics
+        sec = trained_model_section("distill", "student", m)
+        if len(m.get("sources") or {}) > 1:
+            sec.comparisons["student_sources"] = {"sources": m["sources"], "chosen": m.get("source"),
+                                                  "notes": m.get("notes", [])}
+        if "baseline" in m:
+            sec.models.append(ModelRow(label="baseline", model=m["model"], kwargs=m.get("kwargs") or {},
+                                       accuracy=m["baseline"]["accuracy"],
+                                       params=m.get("params"), macs=m.get("macs"), stage="distill (no teacher)"))
+            if m["baseline"].get("history"):
+                sec.histories["student without teacher"] = m["baseline"]["history"]
+            sec.comparisons["distillation"] = {
+                "student": m["model"], "with_teacher": m.get("kd_accuracy", m["accuracy"]),
+                "without_teacher": m["baseline"]["accuracy"], "shipped": m.get("shipped", "kd"),
+                "gain_points": m["kd_gain"], "teacher": m.get("teacher_accuracy"), "epochs": len(m["history"]),
+            }
+        if m.get("effects"):
+            sec.distillation_effects = m["effects"]
+        return sec
+
+    @staticmethod
+    def _effects(ctx: RunContext, student: torch.nn.Module, baseline: torch.nn.Module | None) -> dict[str, Any]:
+        """Calibration (ECE) and per-class accuracy of teacher, student and baseline on every
+        validation image: what distillation changed beyond top-1 (train/effects.py)."""
+        models = {"teacher": ctx.teacher() if "teacher" in ctx.model_dirs() else None,
+                  "student": student, "baseline": baseline}
+        logits, labels = {}, None
+        for name, model in models.items():
+            if model is not None:
+                logits[name], labels = predict(model.to(ctx.device), ctx.device_data, ctx.device)
+        assert labels is not None
+        return distillation_effects(logits, labels, ctx.data.class_names)
+
+    def run(self, ctx: RunContext, out: Path) -> StageResult:
+        cfg = ctx.config.distill
+        ref = student_ref(ctx)
+        key = "search.space" if "search" in ctx.results else "student.model"
+        teacher = ctx.teacher() if cfg.uses_teacher else None
+
+        def fresh():  # seeded: the same initial weights for the KD student and its no-teacher baseline
+            torch.manual_seed(ctx.config.seed)
+            m = build_model(ref.model, ctx.data.num_classes, ref.kwargs, what=key)
+            if ref.checkpoint:
+                load_weights(m, ref.checkpoint, num_classes=ctx.data.num_classes, what="student checkpoint")
+            return m
+
+        teacher_params = ctx.results["teacher"].metrics.get("params") if "teacher" in ctx.results else None
+        searched = Trained("search" if "search" in ctx.results else "configured", ref.model, dict(ref.kwargs), fresh,
+                           cfg)
+        warn_if_larger_than_teacher(ctx, "distill", count_params(searched.model), teacher_params, key)
+        self._train(ctx, searched, teacher, "distill")
+        pool, notes = [searched], []
+        if self._teacher_pruned_wanted(ctx):
+            alt, why = self._teacher_pruned(ctx, teacher)
+            notes.append(why)
+            if alt is not None:
+                pool.append(alt)
+        chosen = self._choose_source(ctx, pool, notes)
+        baseline = self._baseline(ctx, chosen) if self._baseline_wanted(ctx) else None
+        return self._finish(ctx, out, chosen, pool, baseline, notes)
+
+    @staticmethod
+    def _train(ctx: RunContext, t: Trained, teacher: torch.nn.Module | None, label: str) -> None:
+        losses = "+".join(x.name for x in t.cfg.loss)
+        name = display_name(t.model_name, t.kwargs) + (" (the teacher, pruned)" if t.source == "teacher_pruned" else "")
+        ctx.reporter.line(f"[cyan]distill[/]: {escape(name)} from the teacher ({losses}, {t.cfg.epochs} epochs)")
+        t.result = train(t.model, ctx.device_data, t.cfg, teacher=teacher, device=ctx.device, seed=ctx.config.seed,
+                         reporter=ctx.reporter, label=f"{label} {name}")
+
+    @staticmethod
+    def _teacher_pruned_wanted(ctx: RunContext) -> bool:
+        """auto: when the student comes from the search and the teacher has trained weights to start from."""
+        setting = ctx.config.distill.teacher_pruned
+        has_teacher = "teacher" in ctx.model_dirs()
+        return has_teacher and (setting is True or (setting == "auto" and "search" in ctx.results))
+
+    @staticmethod
+    def _baseline_wanted(ctx: RunContext) -> bool:
+        """auto: for data held in memory (cheap to train twice); streamed folders only when asked."""
+        setting = ctx.config.distill.compare_baseline
+        return setting is True or (setting == "auto" and ctx.data.in_memory)
+
+    def _teacher_pruned(self, ctx: RunContext, teacher: torch.nn.Module | None) -> tuple[Trained | None, str]:
+        search = ctx.results.get("search")
+        choice = json.loads(Path(search.artifacts["choice"]).read_text()) if search and "choice" in search.artifacts \
+            else {}
+        pt, why = prune_teacher(ctx, ctx.run_budgets(), choice.get("macs"))
+        if pt is None:
+            ctx.reporter.line(f"[yellow]distill[/]: the teacher, pruned, is not a candidate: {escape(why)}")
+            return None, f"teacher pruned: not a candidate ({why})"
+        snapshot = copy.deepcopy(pt.model)
+        cfg = ctx.config.distill.model_copy(update={"optimizer": ctx.config.prune.finetune.optimizer})
+        t = Trained("teacher_pruned", pt.spec.model, dict(pt.spec.kwargs), lambda: copy.deepcopy(snapshot), cfg,
+                    pruning_history=pt.spec.pruning_history, latency=pt.latency)
+        self._train(ctx, t, teacher, "distill")
+        return t, f"teacher pruned: {why}, {(pt.macs or 0) / 1e6:.3g} M MACs, fine-tuned with " \
+                  f"prune.finetune's optimizer (it starts from trained weights)"
+
+    @staticmethod
+    def _choose_source(ctx: RunContext, pool: list[Trained], notes: list[str]) -> Trained:
+        """Both sources meet the budget: the more accurate one goes on (a tie: the faster)."""
+        if len(pool) == 1:
+            return pool[0]
+        search = ctx.results.get("search")
+        if search is not None and "choice" in search.artifacts:
+            pool[0].latency = json.loads(Path(search.artifacts["choice"]).read_text()).get("latency") or {}
+
+        def worst_ms(t: Trained) -> float:
+            return max((e["ms"] for e in t.latency.values()), default=float("inf"))
+
+        best = max(pool, key=lambda t: (round(t.accuracy, 3), -worst_ms(t)))
+        other = next(t for t in pool if t is not best)
+        line = (f"{best.source} {best.accuracy:.2f}% vs {other.source} {other.accuracy:.2f}%: "
+                f"continuing with {best.source}")
+        notes.append(line)
+        ctx.reporter.line(f"[green]distill[/]: student source: {escape(line)}")
+        return best
+
+    @staticmethod
+    def _baseline(ctx: RunContext, chosen: Trained) -> Trained:
+        """The chosen student trained on labels alone, same start, epochs and optimizer."""
+        base = Trained(chosen.source, chosen.model_name, chosen.kwargs, chosen.make,
+                       chosen.cfg.model_copy(update={"loss": [LossTerm(name="ce")]}),
+                       pruning_history=chosen.pruning_history, latency=chosen.latency)
+        name = display_name(chosen.model_name, chosen.kwargs)
+        base.result = train(base.model, ctx.device_data, base.cfg, device=ctx.device, seed=ctx.config.seed,
+                            reporter=ctx.reporter, label=f"baseline {name} (no teacher)")
+        return base
+
+    def _finish(self, ctx: RunContext, out: Path, chosen: Trained, pool: list[Trained], baseline: Trained | None,
+                notes: list[str]) -> StageResult:
+        plain_wins = baseline is not None and baseline.accuracy > chosen.accuracy
+        shipped = baseline if plain_wins else chosen
+        assert shipped is not None and shipped.result is not None
+        teacher_acc = ctx.results["teacher"].metrics.get("accuracy") if "teacher" in ctx.results else None
+        metrics: dict[str, Any] = {
+            "model": shipped.model_name, "kwargs": shipped.kwargs, "source": shipped.source,
+            "loss": [t.spec() for t in shipped.cfg.loss], **shipped.result.metrics(),
+            **model_stats(shipped.model, ctx.data.image_size), "teacher_accuracy": teacher_acc,
+            "kd_accuracy": round(chosen.accuracy, 3), "shipped": "plain" if plain_wins else "kd",
+            "sources": {t.source: t.summary(ctx.data.image_size) for t in pool}, "notes": notes}
+        artifacts = {"model:student": save_model(shipped.model, shipped.spec(ctx, "student"), out / "model")}
+        if baseline is not None:
+            assert baseline.result is not None
+            metrics["baseline"] = {"loss": "ce", **baseline.result.metrics()}
+            metrics["kd_gain"] = round(chosen.accuracy - baseline.accuracy, 3)
+            artifacts["baseline"] = save_model(baseline.model, baseline.spec(ctx, "baseline"), out / "baseline")
+            if plain_wins:
+                artifacts["kd"] = save_model(chosen.model, chosen.spec(ctx, "student"), out / "kd")
+                line = (f"trained without the teacher it reached {baseline.accuracy:.2f}% against "
+                        f"{chosen.accuracy:.2f}% with it: the plain student is shipped")
+                notes.append(line)
+                ctx.reporter.warn("distill", f"KD did not pay: {line}")
+        for t in pool:
+            if t is not chosen:
+                artifacts[f"alternative:{t.source}"] = save_model(t.model, t.spec(ctx, "student"),
+                                                                  out / "alternative" / t.source)
+        metrics["effects"] = self._effects(ctx, shipped.model, None if plain_wins else
+                                           (baseline.model if baseline is not None else None))
+        name = display_name(shipped.model_name, shipped.kwargs)
+        gain = f", without the teacher {baseline.accuracy:.2f}%" if baseline is not None else ""
+        ctx.reporter.line(f"[green]distill[/]: {escape(name)} ({shipped.source}) {chosen.accuracy:.2f}% "
+                          f"with the teacher{gain}")
+        return StageResult(metrics, artifacts)
+
+
+@dataclass
+class Trained:
+    """One student: where it comes from, how it starts, how it trains, what it reached."""
+
+    source: str  # search (or the configured student) | teacher_pruned
+    model_name: str
+    kwargs: dict[str, Any]
+    make: Callable[[], torch.nn.Module]  # the starting network, the same on every call (KD and baseline alike)
+    cfg: TrainConfig
+    pruning_history: list[Any] | None = None
+    latency: dict[str, dict[str, Any]] = field(default_factory=dict)  # target -> estimate
+    result: TrainResult | None = None
+    model: torch.nn.Module = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.model = self.make()
+
+    @property
+    def accuracy(self) -> float:
+        assert self.result is not None
+        return self.result.best_accuracy
+
+    def spec(self, ctx: RunContext, role: str) -> ModelSpec:
+        return ModelSpec(self.model_name, ctx.data.num_classes, dict(self.kwargs), ctx.data.preprocessing(),
+                         pruning_history=self.pruning_history, role=role, info={"accuracy": self.accuracy})
+
+    def summary(self, size: int) -> dict[str, Any]:
+        return {"model": self.model_name, "kwargs": self.kwargs, "accuracy": round(self.accuracy, 3),
+                "latency": self.latency, **model_stats(self.model, size)}
