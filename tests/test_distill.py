@@ -31,3 +31,38 @@ def test_a_student_larger_than_the_teacher_is_said_and_one_that_raises_is_named(
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ModelError, match=r"student.model 'distill_students:make' raised ValueError: bad width"):
         edgekd.distill({**cfg, "student": {"model": "distill_students:make"}}, ["host"], quiet=True)
+
+
+def test_kd_never_ships_below_plain_training(tmp_path: Path) -> None:
+    # a teacher trained at a learning rate that teaches it nothing: KD at alpha 0.9 mostly copies noise
+    cfg = tiny_config(tmp_path, stages=["distill"], distill={"epochs": 3, "batch_size": 64},
+                      teacher={**TEACHER, "train": {"epochs": 1, "batch_size": 64, "optimizer": {"lr": 1e-6}}})
+    buf = io.StringIO()
+    report = edgekd.compress(cfg, ["host"], reporter=Reporter(console=Console(file=buf, width=400)))
+    d = report.comparisons["distillation"]
+    assert d["without_teacher"] > d["with_teacher"] + 5  # plain training won clearly
+    assert d["shipped"] == "plain"
+    assert report.model("student").accuracy == pytest.approx(d["without_teacher"], abs=1e-3)  # the plain one ships
+    assert "KD did not pay" in " ".join(buf.getvalue().split())
+    assert (tmp_path / "tiny" / "distill" / "kd" / "model.json").exists()  # the KD student is kept
+
+
+def test_the_pruned_teacher_competes_with_the_searched_student(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, stages=["search", "distill"], distill={"epochs": 2, "batch_size": 64,
+                                                                      "compare_baseline": False})
+    cfg.pop("student")
+    cfg["search"] = {"space": {"name": "resnet", "depths": [1], "widths": [8]}, "batch_size": 32,
+                     "constraints": {"speedup": None, "max_params_m": 0.2}}
+    report = edgekd.compress(cfg, ["host"], quiet=True)
+    sources = report.comparisons["student_sources"]
+    assert set(sources["sources"]) == {"search", "teacher_pruned"}
+    tp, searched = sources["sources"]["teacher_pruned"], sources["sources"]["search"]
+    assert tp["macs"] <= report.search["chosen"]["macs"]  # pruned to the searched student's MACs (absolute budget met)
+    assert tp["model"] == TEACHER["model"]
+    best = max(sources["sources"].values(), key=lambda s: s["accuracy"])
+    assert report.model("student").accuracy == pytest.approx(best["accuracy"], abs=1e-3)
+    assert sources["chosen"] == ("teacher_pruned" if tp["accuracy"] >= searched["accuracy"] else "search")
+    # the shipped model reloads with its pruning history
+    from edgekd.models.artifact import load_model
+    model, spec = load_model(tmp_path / "tiny" / "distill" / "model")
+    assert (spec.pruning_history is not None) == (sources["chosen"] == "teacher_pruned")
