@@ -176,6 +176,13 @@ def test_search_trade_off_per_target() -> None:
     line = ("host: front: 2 candidates; chosen a (score -1.000, 0.2 ms, on the front); teacher at 1 ms "
             "(measured; score 0.000 against itself, the best possible).")
     assert line in md and inline(line) in page
+    from rich.console import Console
+
+    from edgekd.reporting.terminal import search_table
+
+    console = Console(file=io.StringIO(), width=400)
+    console.print(search_table(r))  # `edgekd search` prints it under the ranking
+    assert line in " ".join(console.file.getvalue().split())  # the caption wraps to the table's width
     assert "<h2 id='search'>Search: DisWOT score vs latency, per target</h2>" in page
     assert page.count("<figure><img alt='search score vs latency on host'") == 1
     assert all(w > 100 and h > 100 for w, h in _pngs(page))
