@@ -81,6 +81,9 @@ def test_bad_space_definitions_are_clear(tmp_path: Path) -> None:
     raw["search"] = {"space": {"name": "resnet", "blocks": ["dense"]}}
     with pytest.raises(ConfigError, match="unknown block type"):
         load_config(raw)
+    raw["search"] = {"space": {"name": "resnet", "stems": ["5x5"]}}
+    with pytest.raises(ConfigError, match=r"unknown stem \['5x5'\]; choose 7x7 and/or 3x3"):
+        load_config(raw)
     raw["search"] = {"space": {"name": "vit"}}
     with pytest.raises(ConfigError, match=r"unknown search space 'vit'.*resnet"):
         load_config(raw)
