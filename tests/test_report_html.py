@@ -155,6 +155,41 @@ def test_html_layout_of_a_report() -> None:
     assert "http://" not in page and "https://" not in page and "<link" not in page and "<script" not in page
 
 
+def _search(**over) -> dict:
+    """A search's report entry: three timed candidates, two on the front, the teacher at 1 ms."""
+    lat = {"host": {"ms": 0.2, "kind": "measured"}}
+    pts = [{"key": "a", "score": -1.0, "ms": 0.2, "kind": "measured", "feasible": True, "pareto": True},
+           {"key": "b", "score": -2.0, "ms": 0.1, "kind": "measured", "feasible": True, "pareto": True},
+           {"key": "c", "score": -3.0, "ms": 0.3, "kind": "measured", "feasible": False, "pareto": False}]
+    s = {"space": "resnet", "space_size": 3, "strategy": "exhaustive", "evaluated": 3, "seconds": 1.0,
+         "budgets": {"latency_ms": {"host": 0.25}}, "top": [],
+         "chosen": {"key": "a", "model": "resnet18", "kwargs": {}, "score": -1.0, "latency": lat},
+         "front": {"host": ["b", "a"]}, "points": {"host": pts},
+         "teacher_point": {"latency": {"host": {"ms": 1.0, "kind": "measured", "backend": "onnxruntime 1"}},
+                           "params": 1, "macs": 1, "combined": 0.0}}
+    return {**s, **over}
+
+
+def test_search_trade_off_per_target() -> None:
+    r = sample_report(search=_search())
+    md, page = render_markdown(r), render_html(r)
+    line = ("host: front: 2 candidates; chosen a (score -1.000, 0.2 ms, on the front); teacher at 1 ms "
+            "(measured; score 0.000 against itself, the best possible).")
+    assert line in md and inline(line) in page
+    from rich.console import Console
+
+    from edgekd.reporting.terminal import search_table
+
+    console = Console(file=io.StringIO(), width=400)
+    console.print(search_table(r))  # `edgekd search` prints it under the ranking
+    assert line in " ".join(console.file.getvalue().split())  # the caption wraps to the table's width
+    assert "<h2 id='search'>Search: DisWOT score vs latency, per target</h2>" in page
+    assert page.count("<figure><img alt='search score vs latency on host'") == 1
+    assert all(w > 100 and h > 100 for w, h in _pngs(page))
+    old = sample_report(search=_search(front=None, points=None, teacher_point=None))  # a run from before
+    assert "front:" not in render_markdown(old) and "id='search'" not in render_html(old)
+
+
 def test_a_subset_check_is_labelled_with_its_size() -> None:
     r = sample_report()
     r.exports[2]["parity"] = _parity(93.0, 95.0, samples=100)

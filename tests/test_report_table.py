@@ -102,6 +102,8 @@ def test_readable_names() -> None:
     assert display_name("torchvision.models:shufflenet_v2_x0_5") == "torchvision shufflenet_v2_x0_5"
     assert display_name("resnet18") == "resnet18"
     assert display_name("resnet18", {"layers": [1, 2, 1, 1], "channels": [16, 32, 64, 128]}) == "resnet18 d1-2-1-1 w16"
+    assert display_name("resnet18", {"layers": [1, 1, 1, 1], "channels": [8, 16, 32, 64], "stem_type": "deep",
+                                     "stem_width": 4}) == "resnet18 d1-1-1-1 w8 stem-deep4"
 
 
 def test_markdown_shows_readable_architectures() -> None:

@@ -1,4 +1,5 @@
-"""DisWOT scores and the search: determinism, invariances, self-similarity, budgets, bad spaces."""
+"""DisWOT scores and the search: determinism, invariances, self-similarity, budgets, bad spaces,
+the resnet stem gene, how small each default space gets, and the score/latency Pareto front."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ import edgekd
 from edgekd.core.config import LossTerm, SearchConfig
 from edgekd.core.config_file import load_config
 from edgekd.core.errors import ConfigError, SearchError
+from edgekd.core.registries import SEARCH_SPACES
 from edgekd.models.build import build_model
+from edgekd.models.stats import count_macs, count_params
 from edgekd.search_spaces.spaces import ResNetParams, ResNetSpace, build_space
 from edgekd.stages.search.evaluate import Candidate
 from edgekd.stages.search.evolution import Searcher
 from edgekd.stages.search.scoring import compare, signature
+from edgekd.stages.search.tradeoff import mark_front, pareto_flags
 from edgekd.train.losses import LossInputs, build_loss_terms
 
 
@@ -77,6 +81,9 @@ def test_bad_space_definitions_are_clear(tmp_path: Path) -> None:
     raw["search"] = {"space": {"name": "resnet", "blocks": ["dense"]}}
     with pytest.raises(ConfigError, match="unknown block type"):
         load_config(raw)
+    raw["search"] = {"space": {"name": "resnet", "stems": ["5x5"]}}
+    with pytest.raises(ConfigError, match=r"unknown stem \['5x5'\]; choose 7x7 and/or 3x3"):
+        load_config(raw)
     raw["search"] = {"space": {"name": "vit"}}
     with pytest.raises(ConfigError, match=r"unknown search space 'vit'.*resnet"):
         load_config(raw)
@@ -87,7 +94,7 @@ def test_bad_space_definitions_are_clear(tmp_path: Path) -> None:
 
 def _fake_searcher(cfg: SearchConfig, seed: int, limit: float | None = None):
     """A searcher over a 4^4 space whose 'distance' is known, to test the algorithm itself."""
-    space = ResNetSpace(ResNetParams(depths=[1, 2, 3, 4], widths=[16], blocks=["basic"]))
+    space = ResNetSpace(ResNetParams(depths=[1, 2, 3, 4], widths=[16], blocks=["basic"], stems=["7x7"]))
     target = {"depth1": 3, "depth2": 1, "depth3": 4, "depth4": 2}
     calls = []
 
@@ -109,7 +116,7 @@ def test_evolution_is_deterministic_and_finds_the_optimum() -> None:
     s2.run()
     assert calls1 == calls2  # same seed, same candidates in the same order
     assert len(calls1) == len(set(calls1))  # the cache: nobody is scored twice
-    assert r1[0].key == "block=basic,depth1=3,depth2=1,depth3=4,depth4=2,width=16"
+    assert r1[0].key == "block=basic,stem=7x7,depth1=3,depth2=1,depth3=4,depth4=2,width=16"
     assert len(calls1) < 256  # it did not simply enumerate
 
 
@@ -132,7 +139,8 @@ def test_exhaustive_for_small_spaces() -> None:
 def _search_cfg(tmp_path: Path, **constraints):
     raw = tiny_config(tmp_path, stages=["search"])
     raw.pop("student")
-    raw["search"] = {"space": {"name": "resnet", "depths": [1], "widths": [8, 16, 32]}, "batch_size": 32,
+    raw["search"] = {"space": {"name": "resnet", "depths": [1], "widths": [8, 16, 32], "stems": ["7x7"]},
+                     "batch_size": 32,
                      "constraints": {"speedup": None, **constraints}}  # tiny teachers: no relative budget
     return raw
 
@@ -163,6 +171,34 @@ def test_search_stage_chooses_a_feasible_student(tmp_path: Path) -> None:
     for c in report.search["top"]:
         assert {"semantic", "relation", "combined", "params", "macs"} <= set(c)
     assert (tmp_path / "tiny" / "search" / "choice.json").exists()
+
+
+def test_search_stage_writes_the_front_and_the_teacher_point(tmp_path: Path) -> None:
+    from edgekd.reporting.markdown import render_markdown
+    from edgekd.reporting.search_plots import search_panels
+
+    raw = _search_cfg(tmp_path, max_params_m=0.2)
+    raw["search"]["space"]["stems"] = ["7x7", "3x3"]  # 6 candidates, the two widest over the params budget
+    report = edgekd.search(raw, ["host"], quiet=True)
+    cands = json.loads((tmp_path / "tiny" / "search" / "candidates.json").read_text())
+    timed = [c for c in cands if "host" in c["latency"]]
+    assert len(cands) == 6 and 0 < len(timed) < 6
+    assert all(c["pareto"] == {"host": False} for c in cands if c not in timed)  # over the size budget: not timed
+    front = report.search["front"]["host"]
+    on = [c for c in timed if c["pareto"]["host"]]
+    assert front == [c["key"] for c in sorted(on, key=lambda c: c["latency"]["host"]["ms"])] and front
+    for c in timed:  # off the front: something on it scores at least as high and runs at least as fast
+        if not c["pareto"]["host"]:
+            assert any(o["combined"] >= c["combined"] and o["latency"]["host"]["ms"] <= c["latency"]["host"]["ms"]
+                       for o in on)
+    tp = report.search["teacher_point"]
+    assert tp["combined"] == 0.0 and tp["latency"]["host"]["kind"] == "measured" and tp["latency"]["host"]["ms"] > 0
+    assert tp["params"] == count_params(build_model(TEACHER["model"], 10, TEACHER["kwargs"]))
+    assert tp["macs"] > 0 and all(c["combined"] <= 0 for c in cands)  # the teacher tops the scale
+    assert len(report.search["points"]["host"]) == len(timed)
+    md = render_markdown(report)
+    assert f"host: front: {len(front)} candidates; chosen {report.search['chosen']['key']} (score " in md
+    assert "; teacher at " in md and [t for t, _ in search_panels(report)] == ["host"]
 
 
 def test_no_feasible_candidate_names_the_constraint(tmp_path: Path) -> None:
@@ -197,3 +233,95 @@ def test_a_chosen_student_larger_than_the_teacher_is_said(tmp_path: Path) -> Non
     params = report.search["chosen"]["params"]
     assert f"search: the student ({params / 1e6:.3g}M params) is larger than the teacher (0.0919M)" in said
     assert "check search.space, or set search.constraints.max_params_m" in said
+
+
+def _stage_outputs(model: torch.nn.Module, size: int = 32) -> list[int]:
+    """Output channels of layer1..layer4, from a real forward pass."""
+    seen: list[int] = []
+    hooks = [getattr(model, f"layer{i}").register_forward_hook(lambda m, i, o: seen.append(o.shape[1]))
+             for i in range(1, 5)]
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, 3, size, size))
+    for h in hooks:
+        h.remove()
+    return seen
+
+
+@pytest.mark.parametrize(("block", "stem", "width"), [("basic", "7x7", 8), ("basic", "3x3", 8),
+                                                      ("bottleneck", "3x3", 16), ("basic", "3x3", 24)])
+def test_resnet_stem_gene_builds_the_channels_the_genome_says(block: str, stem: str, width: int) -> None:
+    space = ResNetSpace(ResNetParams(blocks=["basic", "bottleneck"]))
+    genome = {"block": block, "stem": stem, "depth1": 1, "depth2": 2, "depth3": 1, "depth4": 1, "width": width}
+    name, kwargs = space.model(genome)
+    kwargs = json.loads(json.dumps(kwargs))  # as model.json stores them: plain JSON, rebuilt without pickles
+    model = build_model(name, 10, kwargs)
+    convs = [m for m in model.conv1.modules() if isinstance(m, torch.nn.Conv2d)]
+    if stem == "7x7":  # timm's default stem: one 7×7 conv, 64 channels whatever the width
+        assert "stem_width" not in kwargs and [(c.kernel_size, c.out_channels) for c in convs] == [((7, 7), 64)]
+    else:  # timm's deep stem: width/2, width/2, width
+        assert [(c.kernel_size, c.out_channels) for c in convs] == [((3, 3), width // 2)] * 2 + [((3, 3), width)]
+    expansion = 4 if block == "bottleneck" else 1
+    assert _stage_outputs(model) == [expansion * width * 2**i for i in range(4)]
+    assert [len(getattr(model, f"layer{i + 1}")) for i in range(4)] == [1, 2, 1, 1]
+
+
+def test_genomes_from_before_the_stem_gene_still_build() -> None:
+    space = ResNetSpace(ResNetParams())
+    assert space.size() == 192  # 2 stems × 2^4 depths × 6 widths: enumerated within the default budget of 216
+    old = {"block": "basic", "depth1": 1, "depth2": 1, "depth3": 1, "depth4": 1, "width": 16}
+    name, kwargs = space.model(old)
+    assert "stem_type" not in kwargs and space.key(old).startswith("block=basic,stem=7x7,")
+    old_kwargs = {"layers": [1, 1, 1, 1], "channels": [16, 32, 64, 128], "stem_width": 16}  # an old choice.json
+    a, b = build_model(name, 10, old_kwargs), build_model(name, 10, kwargs)
+    assert {k: v.shape for k, v in a.state_dict().items()} == {k: v.shape for k, v in b.state_dict().items()}
+
+
+SMALLEST = {  # each default space's smallest candidate (by its choices; the timm list's is named)
+    "resnet": {"block": "basic", "stem": "3x3", "depth1": 1, "depth2": 1, "depth3": 1, "depth4": 1, "width": 8},
+    "mobilenetv3": {"size": "small", "width": 0.35, "depth": 0.5},
+    "efficientnet": {"width": 0.35, "depth": 0.5},
+    "timm": "mobilenetv3_small_050",
+}
+
+
+@pytest.fixture(scope="module")
+def resnet18_macs() -> int:
+    return count_macs(build_model("resnet18", 10), 32)
+
+
+@pytest.mark.parametrize("name", sorted(SMALLEST))
+def test_every_default_space_reaches_ten_times_fewer_macs_than_resnet18(name: str, resnet18_macs: int) -> None:
+    space = build_space(name, SEARCH_SPACES.entry(name).params())
+    genome = SMALLEST[name]
+    if name == "timm":
+        genome = {"index": [c.model for c in space.candidates].index(genome)}
+    for g in space.genes:
+        assert genome[g.name] in g.choices, (g.name, g.choices)  # a default choice, not a hand-made one
+    model_name, kwargs = space.model(genome)
+    macs = count_macs(build_model(model_name, 10, kwargs), 32)
+    assert resnet18_macs / macs >= 10, f"{name}: {space.key(genome)} {macs / 1e6:.2f} M MACs"
+
+
+def test_pareto_flags_keep_the_undominated_and_ties() -> None:
+    cases = [((-1.0, 1.0), True),
+             ((-2.0, 0.5), False),  # the same score as (-2.0, 0.4), slower
+             ((-1.5, 2.0), False),  # worse and slower than (-1.0, 1.0)
+             ((-1.0, 1.0), True),  # an exact tie: neither dominates the other
+             ((-1.0, 1.5), False),  # the same score as (-1.0, 1.0), slower
+             ((-3.0, 0.5), False),
+             ((-0.5, 3.0), True),  # the best score
+             (None, False),  # no latency: not compared
+             ((-2.0, 0.4), True)]  # the fastest
+    assert pareto_flags([p for p, _ in cases]) == [on for _, on in cases]
+    assert pareto_flags([]) == [] and pareto_flags([None]) == [False]
+
+    def cand(key, score, ms):
+        c = Candidate(key, "m", {}, {}, 1, 1, 0.0, 0.0, combined=score)
+        if ms is not None:
+            c.latency = {"host": {"ms": ms, "kind": "measured"}}
+        return c
+
+    cands = [cand("a", -1.0, 2.0), cand("b", -2.0, 1.0), cand("c", -3.0, 3.0), cand("d", -0.5, None)]
+    assert mark_front(cands, ["host"]) == {"host": ["b", "a"]}  # fastest first; d has no latency
+    assert [c.pareto for c in cands] == [{"host": True}, {"host": True}, {"host": False}, {"host": False}]

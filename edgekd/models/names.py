@@ -29,18 +29,21 @@ def _multipliers(family: str, kwargs: dict[str, Any], default_size: str | None =
 
 
 def _resnet_shape(name: str, kwargs: dict[str, Any]) -> str:
-    """The resnet search space's candidates: blocks per stage and first-stage width."""
+    """The resnet search space's candidates: blocks per stage, first-stage width, and the stem when
+    it is timm's deep one (two candidates may differ only there)."""
     layers, channels = kwargs.get("layers"), kwargs.get("channels")
     out = name
     if isinstance(layers, list | tuple) and layers:
         out += " d" + "-".join(str(x) for x in layers)
     if isinstance(channels, list | tuple) and channels:
         out += f" w{channels[0]}"
+    if kwargs.get("stem_type"):
+        out += f" stem-{kwargs['stem_type']}{kwargs.get('stem_width', '')}"
     return out
 
 
 def display_name(model: str, kwargs: dict[str, Any] | None = None) -> str:
-    """``mobilenetv3 w0.5 d0.75``, ``efficientnet w1 d1.2``, ``resnet18 d1-1-1-1 w16``,
+    """``mobilenetv3 w0.5 d0.75``, ``efficientnet w1 d1.2``, ``resnet18 d1-1-1-1 w16 stem-deep8``,
     ``torchvision shufflenet_v2_x0_5`` (an entry point: its top package and function)."""
     kwargs = kwargs or {}
     if model.startswith(BUILDERS):

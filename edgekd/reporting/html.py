@@ -23,7 +23,8 @@ from edgekd.reporting.plots import (
 )
 from edgekd.reporting.points import Point, comparable
 from edgekd.reporting.schema import Report
-from edgekd.reporting.tables import Section
+from edgekd.reporting.search_plots import search_panels
+from edgekd.reporting.tables import Section, front_line
 
 CSS = """*{box-sizing:border-box}body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;
 padding:24px 28px;max-width:1400px;color:#1d1d1f;line-height:1.45}
@@ -147,13 +148,28 @@ def _distillation(r: Report, evidence: list[Section]) -> list[str]:
     return out
 
 
+def _search(r: Report) -> list[str]:
+    """The search's score-vs-latency panel per target, each captioned with its front line."""
+    panels = search_panels(r)
+    if not panels:
+        return []
+    out = ["<h2 id='search'>Search: DisWOT score vs latency, per target</h2><div class='grid'>"]
+    for target, img in panels:
+        out.append(f"<figure>{_img(img, f'search score vs latency on {target}')}<figcaption>"
+                   f"{inline(front_line(r.search, target))} Red: the Pareto front (no candidate both scores higher "
+                   f"and runs faster); the pick is the best score under the budget. The teacher's score is "
+                   f"against itself, so it is the top of the scale.</figcaption></figure>")
+    out.append("</div>")
+    return out
+
+
 def _head(r: Report) -> list[str]:
     e = html.escape
     targets = ", ".join(f"{t['name']} ({'measured' if t.get('measured_here') or t.get('imported') else 'predicted'})"
                         for t in r.targets)
     d = r.data
     links = [("deploy", "What to deploy"), ("tradeoff", "Accuracy vs latency"), ("time", "Time"),
-             ("pruning", "Pruning"), ("distillation", "Distillation"), ("details", "All tables")]
+             ("pruning", "Pruning"), ("distillation", "Distillation"), ("search", "Search"), ("details", "All tables")]
     return [f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
             f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
             f"<title>edgekd report: {e(r.run_name)}</title><style>{CSS}</style></head><body>",
@@ -177,6 +193,7 @@ def render_html(r: Report, histories: dict[str, list[dict[str, Any]]] | None = N
     if img:
         out += ["<h2 id='training'>Training curves</h2>",
                 _img(img, "validation accuracy per epoch").replace("<img", "<img style='max-width:720px;width:100%'")]
+    out += _search(r)
     out.append("<h2 id='details'>All tables</h2>")
     for s in detail_sections(r):
         out += [f"<h3>{inline(s.title)}</h3>", *_table(s)]

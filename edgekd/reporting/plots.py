@@ -21,7 +21,8 @@ EXTRA_COLOURS = ["#8c564b", "#e377c2", "#bcbd22", "#17becf", "#ff7f0e"]
 MARKERS = ["o", "s", "D", "^", "v", "P", "X", "<", ">", "h"]
 
 
-def _plt() -> Any:
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend: reports render where there is no display."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -34,7 +35,7 @@ def png(fig: Any, dpi: int = 130) -> str:
     """The figure as base64 PNG (closed afterwards: a report renders many)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    _plt().close(fig)
+    pyplot().close(fig)
     return base64.b64encode(buf.getvalue()).decode()
 
 
@@ -58,7 +59,7 @@ def _legend(ax: Any, models: list[str], series: list[str], kinds: set[str], extr
               borderaxespad=0)
 
 
-def _log_axis(ax: Any) -> None:
+def log_axis(ax: Any) -> None:
     """Log-scale x with plain tick labels at 1-2-5 steps (the default mixes 3×10⁻¹ into 4×10⁻¹)."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
@@ -73,7 +74,7 @@ def accuracy_latency_panel(r: Report, target: str, budget: float | None) -> str 
     points = [p for p in target_points(r, target) if p.accuracy is not None]
     if not points:
         return None
-    plt = _plt()
+    plt = pyplot()
     from matplotlib.lines import Line2D
 
     models = list(dict.fromkeys(p.model for p in points))
@@ -99,7 +100,7 @@ def accuracy_latency_panel(r: Report, target: str, budget: float | None) -> str 
         ax.axvline(budget, color="#c00", lw=1.2, ls="--", zorder=1)
         extras.append(Line2D([], [], color="#c00", lw=1.2, ls="--", label=f"budget {budget:g} ms"))
     _legend(ax, models, series, {p.kind for p in points}, extras)
-    _log_axis(ax)
+    log_axis(ax)
     kinds = " / ".join(sorted({p.kind for p in points}))
     ax.set_xlabel(f"latency, median ms per image (log scale; {kinds})")
     ax.set_ylabel("accuracy in its runtime (%)")
@@ -125,7 +126,7 @@ def stage_times_plot(r: Report) -> str | None:
               if st.get("seconds") is not None]
     if not stages:
         return None
-    plt = _plt()
+    plt = pyplot()
     total = sum(s for _, s, _ in stages)
     fig, ax = plt.subplots(figsize=(6.4, 0.42 * len(stages) + 0.9))
     names = [n for n, _, _ in stages][::-1]
@@ -149,7 +150,7 @@ def pruning_plot(r: Report) -> str | None:
     base, steps = r.pruning.get("base"), r.pruning.get("steps") or []
     if not base or not steps:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
     ax.scatter(base["macs"] / 1e6, base["accuracy"], s=50, color="#1f77b4", label="before pruning", zorder=3)
     prev = (base["macs"] / 1e6, base["accuracy"])
@@ -178,7 +179,7 @@ def class_change_plot(effects: dict[str, Any], other: str) -> str | None:
         return None
     pairs = [(c, a - b) for c, a, b in zip(pc["classes"], pc["student"], pc[other], strict=True)
              if a is not None and b is not None]
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 2.8))
     ax.bar([c for c, _ in pairs], [d for _, d in pairs], color=["#2ca02c" if d >= 0 else "#d62728" for _, d in pairs])
     ax.axhline(0, color="#333", lw=0.8)
@@ -194,7 +195,7 @@ def training_plot(histories: dict[str, list[dict[str, Any]]]) -> str | None:
     """Validation accuracy per epoch of every training the run did."""
     if not histories:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
     for name, h in histories.items():
         ax.plot([e["epoch"] for e in h], [e["val_accuracy"] for e in h], marker=".", label=name)

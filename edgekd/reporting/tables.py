@@ -138,7 +138,26 @@ def search_section(r: Report) -> Section:
         s.lines.append(f"Chosen: {ch['key']} → {ch['model']} {ch['kwargs']}; {r.search['evaluated']} of "
                        f"{r.search['space_size']} candidates scored ({r.search['strategy']}) in "
                        f"{r.search['seconds']:.1f} s; budgets {r.search['budgets']}.")
+    s.lines += front_lines(r.search)
     return s
+
+
+def front_lines(search: dict) -> list[str]:
+    """Per target, one line: the size of the score/latency front, the pick and the teacher on it."""
+    return [front_line(search, target) for target in search.get("front") or {}]
+
+
+def front_line(search: dict, target: str) -> str:
+    keys = (search.get("front") or {}).get(target, [])
+    chosen, tp = search.get("chosen") or {}, search.get("teacher_point") or {}
+    lat = (chosen.get("latency") or {}).get(target)
+    on = "on the front" if chosen.get("key") in keys else "not on the front"
+    pick = (f"chosen {chosen['key']} (score {num(chosen.get('score'), 3)}, {lat['ms']:.3g} ms, {on})"
+            if chosen and lat else "nothing chosen")
+    t = (tp.get("latency") or {}).get(target)
+    t_at = (f"teacher at {t['ms']:.3g} ms ({t['kind']}; score {num(tp.get('combined'), 3)} against itself, "
+            f"the best possible)" if t else "teacher not timed")
+    return f"{target}: front: {len(keys)} candidates; {pick}; {t_at}."
 
 
 def stages_section(r: Report) -> Section:

@@ -105,8 +105,9 @@ def summary_table(r: Report) -> Table:
 
 
 def search_table(r: Report) -> Table:
-    """The ranked candidates of a search: score components, size, latency, feasibility."""
-    from edgekd.reporting.tables import search_section
+    """The ranked candidates of a search: score components, size, latency, feasibility; below it,
+    per target, the score/latency front and where the pick and the teacher sit."""
+    from edgekd.reporting.tables import front_lines, search_section
 
     sec = search_section(r)
     t = Table(title=f"DisWOT search · {escape(str(r.search.get('space')))} · top {len(sec.rows)}", title_justify="left")
@@ -114,4 +115,7 @@ def search_table(r: Report) -> Table:
         t.add_column(h, overflow="fold")
     for row in sec.rows:
         t.add_row(*(escape(c) for c in row))
+    lines = front_lines(r.search)
+    if lines:
+        t.caption, t.caption_justify = escape("\n".join(lines)), "left"
     return t

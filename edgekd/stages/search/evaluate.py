@@ -30,6 +30,7 @@ class Candidate:
     violations: list[str] = field(default_factory=list)
     combined: float | None = None
     seconds: float = 0.0
+    pareto: dict[str, bool] = field(default_factory=dict)  # target -> on the score/latency front there
 
     @property
     def feasible(self) -> bool:

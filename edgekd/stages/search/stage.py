@@ -3,7 +3,8 @@
 The teacher *architecture* (random init, not the trained weights) and every candidate are
 scored on one fixed mini-batch; candidates over the params/MACs/latency budgets of any
 target are never chosen. Writes ``choice.json`` (what distill builds) and
-``candidates.json`` (every scored candidate with each score component).
+``candidates.json`` (every scored candidate with each score component and, per target,
+whether it is on the Pareto front of score against latency: see tradeoff.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from edgekd.stages.base import RunContext, Stage, StageResult, warn_if_larger_th
 from edgekd.stages.search.evaluate import Budgets, Candidate, evaluate_candidate
 from edgekd.stages.search.evolution import Searcher
 from edgekd.stages.search.scoring import signature
+from edgekd.stages.search.tradeoff import mark_front, scatter_points, teacher_point
 
 
 def no_feasible_error(cands: list[Candidate], budgets: Budgets) -> SearchError:
@@ -62,7 +64,7 @@ class SearchStage(Stage):
     def section(self, result: StageResult) -> Section:
         m = result.metrics
         keep = ("space", "space_size", "strategy", "evaluated", "feasible", "seconds", "seconds_per_candidate",
-                "score", "budgets", "normalizer", "chosen", "top")
+                "score", "budgets", "normalizer", "chosen", "top", "front", "teacher_point", "points")
         sec = Section(stage="search", search={k: m.get(k) for k in keep})
         if "comparison" in m:
             sec.comparisons["search"] = m["comparison"]
@@ -93,6 +95,7 @@ class SearchStage(Stage):
         ctx.reporter.line(f"[cyan]search[/]: {space.name} space ({space.size()} architectures, {strategy}), "
                           f"budgets {escape(str(budgets.describe()))}")
         ranked = searcher.run()
+        front = mark_front(ranked, list(budgets.targets))
         seconds = time.perf_counter() - t0
         atomic_write_json(out / "candidates.json", [c.as_dict() for c in ranked])
         feasible = [c for c in ranked if c.feasible]
@@ -110,7 +113,9 @@ class SearchStage(Stage):
             "seconds_per_candidate": round(seconds / max(1, len(ranked)), 3),
             "score": cfg.score, "budgets": budgets.describe(),
             "normalizer": {"semantic_scale": norm.semantic_scale, "relation_scale": norm.relation_scale} if norm else None,
-            "chosen": choice, "top": [c.as_dict() for c in ranked[: cfg.top_k]],
+            "chosen": choice, "top": [c.as_dict() for c in ranked[: cfg.top_k]], "front": front,
+            "teacher_point": teacher_point(ctx, teacher, teacher_sig, norm, teacher_params, data.image_size),
+            "points": scatter_points(ranked, list(budgets.targets)),
         }
         name = escape(display_name(best.model, best.kwargs))
         ctx.reporter.line(f"[green]search[/]: chose {escape(best.key)} ({name}, {best.params / 1e6:.3f}M params, "
