@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from edgekd.core.config import Config
 from edgekd.core.formats import format_of_runtime
+from edgekd.core.hostinfo import host_channel_multiple
 from edgekd.core.profiles import Profile
 from edgekd.quantization.overflow import host_has_vnni
 from edgekd.quantization.recipe import QuantRecipe
@@ -31,6 +32,7 @@ class TargetPlan(BaseModel):
     opset_cap: int | None = None
     channel_rounding: int | None = Field(None, description="channel counts pruned to multiples of this")
     channel_rounding_source: str = "none"
+    deploy_precision: str = Field("fp32", description="the precision the run's final model runs in on the target")
     tensorrt_version: str | None = None
     int8_vnni: bool | None = Field(None, description="x86: VNNI present (false: OpenVINO INT8 may saturate)")
 
@@ -75,14 +77,38 @@ class RunPlan(BaseModel):
         return math.lcm(*values) if values else None
 
 
+def deploy_precision(profile: Profile, config: Config | None) -> str:
+    """INT8 when the run quantizes and the target runs INT8 (the quantized model is what ships),
+    else the profile's default precision."""
+    if config is not None and "quantize" in config.stages and "int8" in profile.precisions:
+        return "int8"
+    return profile.default_precision
+
+
+def target_channel_rounding(profile: Profile, config: Config | None, precision: str) -> tuple[int | None, str]:
+    """The multiple pruned channel counts keep on this target, and where it comes from:
+    ``prune.round_to`` when set, else the profile's ``channel_multiple`` at the deployed
+    precision (on ``host`` without one: detected from the CPU)."""
+    if config is not None and config.prune.round_to:
+        return config.prune.round_to, "prune.round_to"
+    value = profile.channel_multiple.get(precision)
+    if value:
+        return value, f"profile {profile.name}: channel_multiple.{precision}"
+    if profile.measured_here:
+        value, why = host_channel_multiple(precision)
+        return value, f"this CPU, {precision}: {why}"
+    return None, f"none (profile {profile.name} gives no channel_multiple for {precision})"
+
+
 def plan_target(profile: Profile, config: Config | None = None) -> TargetPlan:
-    rounding = config.prune.round_to if config is not None else None
+    precision = deploy_precision(profile, config)
+    rounding, rounding_source = target_channel_rounding(profile, config, precision)
     return TargetPlan(
         target=profile.name, measured_here=profile.measured_here, runtime=profile.runtimes[0],
         format=format_of_runtime(profile.runtimes[0]).name, runtimes=list(profile.runtimes),
         formats=list(dict.fromkeys(format_of_runtime(r).name for r in profile.runtimes)),
         precisions=list(profile.precisions), opset_cap=profile.max_onnx_opset,
-        channel_rounding=rounding, channel_rounding_source="prune.round_to" if rounding else "none",
+        channel_rounding=rounding, channel_rounding_source=rounding_source, deploy_precision=precision,
         tensorrt_version=profile.tensorrt_version, int8_vnni=profile.int8_vnni,
     )
 

@@ -11,6 +11,7 @@ import pytest
 from conftest import tiny_config
 
 from edgekd.core.config import Config
+from edgekd.core.hostinfo import host_channel_multiple
 from edgekd.core.profiles import resolve_target
 from edgekd.plan import plan_run
 
@@ -26,7 +27,8 @@ def test_host_plan() -> None:
     assert plan.quantizer.preset == "mixed" and plan.opset == 17
     host = plan.target("host")
     assert (host.runtime, host.format, host.measured_here) == ("onnxruntime", "onnx", True)
-    assert plan.channel_rounding is None
+    assert plan.channel_rounding == host_channel_multiple(host.deploy_precision)[0]
+    assert host.channel_rounding_source.startswith("this CPU")
 
 
 def test_device_targets_decide_formats_preset_and_opset() -> None:
@@ -45,6 +47,37 @@ def test_overflow_fix_and_rounding_come_from_the_plan() -> None:
     assert plan.channel_rounding == 8 and plan.target("host").channel_rounding_source == "prune.round_to"
     assert _plan(["host"], host_vnni=True).quantizer.overflow_fix == "first_layer_only"
     assert _plan(["host"], quantize={"preset": "symmetric"}).quantizer.preset_reason == "set in quantize.preset"
+
+
+def test_channel_rounding_follows_the_deployed_precision() -> None:
+    """The profile's channel multiple at the precision the run ships: INT8 when it quantizes."""
+    float_run = _plan(["jetson-orin-nano", "raspberry-pi-5"])  # the tiny config does not quantize
+    orin, pi = float_run.target("jetson-orin-nano"), float_run.target("raspberry-pi-5")
+    assert (orin.deploy_precision, orin.channel_rounding) == ("fp16", 8)
+    assert (pi.deploy_precision, pi.channel_rounding) == ("fp32", 4)
+    assert orin.channel_rounding_source == "profile jetson-orin-nano: channel_multiple.fp16"
+    assert float_run.channel_rounding == 8  # the lcm over targets
+    stages = ["distill", "prune", "quantize", "export"]
+    int8_run = _plan(["jetson-orin-nano", "raspberry-pi-5", "jetson-nano"], stages=stages)
+    assert int8_run.target("jetson-orin-nano").channel_rounding == 32
+    assert int8_run.target("raspberry-pi-5").channel_rounding == 16
+    nano = int8_run.target("jetson-nano")  # no INT8 on the Nano: it ships FP16
+    assert (nano.deploy_precision, nano.channel_rounding) == ("fp16", 2)
+    assert int8_run.channel_rounding == 32
+    assert _plan(["jetson-orin-nano"], prune={"round_to": 4}).channel_rounding == 4  # prune.round_to wins
+
+
+@pytest.mark.parametrize(("cpuinfo", "precision", "expected"), [
+    ("flags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n", "int8", 16),
+    ("flags\t\t: fpu sse2 avx avx2 fma\n", "fp32", 8),
+    ("Features\t: fp asimd evtstrm asimddp\n", "fp32", 4),
+    ("Features\t: fp asimd evtstrm asimddp\n", "int8", 16),
+    ("processor\t: 0\n", "fp32", 8),
+])
+def test_host_channel_multiple_from_the_cpu(tmp_path: Path, cpuinfo: str, precision: str, expected: int) -> None:
+    (tmp_path / "cpuinfo").write_text(cpuinfo)
+    value, why = host_channel_multiple(precision, tmp_path / "cpuinfo")
+    assert value == expected and why
 
 
 def test_report_records_the_plan(finished_run) -> None:

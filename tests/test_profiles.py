@@ -21,6 +21,7 @@ def test_every_shipped_profile_loads_with_its_numbers_and_sources() -> None:
         assert set(p.peak_gops) <= set(p.precisions) and p.peak_gops, name
         assert p.memory_bandwidth_gbs and p.memory_gb and p.latency_budget_ms > 0, name
         assert p.default_precision in p.precisions, name
+        assert p.channel_multiple.get(p.default_precision), name  # pruning rounds channels to it
     assert profiles["host"].measured_here and not any(profiles[d].measured_here for d in DEVICES)
     assert "int8" not in profiles["jetson-nano"].precisions and profiles["jetson-nano"].max_onnx_opset == 13
 
@@ -49,6 +50,10 @@ def test_user_profile_by_path_and_bad_profiles(tmp_path: Path) -> None:
     bad.write_text("name: b\ndescription: x\nkind: cpu\nruntimes: [onnxruntime]\nprecisions: [fp32]\n"
                    "peak_gops: {int8: 5}\n")
     with pytest.raises(ProfileError, match="'int8' is used but not listed in precisions"):
+        load_profile_file(bad)
+    bad.write_text("name: b\ndescription: x\nkind: cpu\nruntimes: [onnxruntime]\nprecisions: [fp32]\n"
+                   "channel_multiple: {fp16: 8}\n")
+    with pytest.raises(ProfileError, match="'fp16' is used but not listed in precisions"):
         load_profile_file(bad)
     with pytest.raises(ProfileError, match="profile file not found"):
         resolve_target(str(tmp_path / "none.yaml"))

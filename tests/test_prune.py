@@ -122,7 +122,8 @@ def test_prune_stage_records_every_step(finished_run, tmp_path: Path) -> None:
     cfg, _, run = finished_run
     shutil.copytree(run, tmp_path / "tiny")
     cfg = {**cfg, "output_dir": str(tmp_path), "stages": [*cfg["stages"], "prune"],
-           "prune": {"flops_ratio": 1.6, "steps": 2, "finetune": {"epochs": 1}}}
+           "prune": {"flops_ratio": 1.6, "steps": 2, "finetune": {"epochs": 1}, "latency_check": False,
+                     "round_to": 1}}  # about the steps: no timing, no channel rounding
     report = edgekd.prune(cfg, ["host"], quiet=True)  # runs the stage alone on the finished run's student
     assert report.stages["distill"]["resumed"]
     steps = report.pruning["steps"]
@@ -152,3 +153,128 @@ def test_taylor_importance_with_distillation_gradients() -> None:
                            gradient_fn=lambda m: loss_gradients(m, data, cfg, teacher=teacher, batches=1))
     assert pruner.step_until(lambda: count_macs(model, 16) <= base / 2)
     assert model.eval()(torch.randn(2, 3, 16, 16)).shape == (2, 10)
+
+
+def test_pruned_channels_are_multiples_of_the_rounding() -> None:
+    """round_to: every conv whose width changed keeps a multiple of it (untouched ones may not)."""
+    torch.manual_seed(0)
+    model = build_model("mobilenetv3_small_050", 10).eval()
+    convs = {n: m.out_channels for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    base = count_macs(model, 32)
+    pruner = ChannelPruner(model, torch.randn(1, 3, 32, 32), importance=Magnitude(MagnitudeParams()).build(),
+                           global_pruning=False, ignored=[], skip_unsupported=False, round_to=16)
+    assert pruner.step_until(lambda: count_macs(model, 32) <= base / 1.5)
+    changed = {n: m.out_channels for n, m in model.named_modules()
+               if isinstance(m, nn.Conv2d) and m.out_channels != convs[n]}
+    assert changed and all(c % 16 == 0 for c in changed.values()), changed
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_step_verdict_noise_margins() -> None:
+    from edgekd.pruning.payoff import step_verdict
+
+    def est(ms: float, kind: str) -> dict:
+        return {"ms": ms, "kind": kind, "backend": "x", "precision": "fp32", "target": "t"}
+
+    assert not step_verdict({"host": est(1.0, "measured")}, {"host": est(0.96, "measured")}).pays  # within noise
+    assert step_verdict({"host": est(1.0, "measured")}, {"host": est(0.9, "measured")}).pays
+    assert step_verdict({"dev": est(1.0, "predicted")}, {"dev": est(0.98, "predicted")}).pays  # the roofline is exact
+    mixed = step_verdict({"host": est(1.0, "measured"), "dev": est(1.0, "predicted")},
+                         {"host": est(1.2, "measured"), "dev": est(0.5, "predicted")})
+    assert not mixed.pays and mixed.slower == ["host"] and "slower on host" in mixed.reason
+
+
+def _prune_run(finished_run, tmp_path: Path, prune: dict) -> dict:
+    """The finished tiny run copied, with this prune section; its teacher timing is dropped
+    (the tests time with a fake clock)."""
+    cfg, _, run = finished_run
+    shutil.copytree(run, tmp_path / "tiny")
+    (tmp_path / "tiny" / "teacher_latency.json").unlink(missing_ok=True)
+    return {**cfg, "output_dir": str(tmp_path), "stages": [*cfg["stages"], "prune"],
+            "prune": {"steps": 2, "finetune": {"epochs": 1}, **prune}}
+
+
+def _fake_clock(monkeypatch: pytest.MonkeyPatch, ms, teacher_ms=None) -> None:
+    """best_latency replaced: ``ms(model, size)`` milliseconds, predicted, for the prune stage;
+    ``teacher_ms`` (default: the same) for the teacher's timing the budgets divide."""
+    from edgekd.latency.oracle import LatencyEstimate
+    from edgekd.stages import base
+    from edgekd.stages.prune import latency
+
+    def clock(fn):
+        def fake(model, profile, input_size, **_kw):
+            return LatencyEstimate(float(fn(model, input_size)), "predicted", "fake", "fp32", profile.name)
+        return fake
+
+    monkeypatch.setattr(latency, "best_latency", clock(ms))
+    monkeypatch.setattr(base, "best_latency", clock(teacher_ms or ms))
+
+
+def _conv_widths(model: nn.Module) -> dict[str, int]:
+    return {n: m.out_channels for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+
+
+def test_a_step_that_does_not_pay_is_undone(finished_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Step 1 is faster, step 2 is not (beyond the noise margin): step 2 is undone and the
+    saved model is step 1's, with its pruning history, channels in multiples of the plan's rounding."""
+    seq = iter([1.0, 0.8, 0.795])  # before, after step 1 (pays), after step 2 (under 1%: does not)
+    _fake_clock(monkeypatch, lambda m, s: next(seq), teacher_ms=lambda m, s: 10.0)
+    report = edgekd.prune(_prune_run(finished_run, tmp_path, {"flops_ratio": 1.6}), ["host"], quiet=True)
+    steps, stop = report.pruning["steps"], report.pruning["stopped"]
+    assert [s["step"] for s in steps] == [1] and steps[0]["latency"]["host"]["ms"] == 0.8
+    assert (stop["step"], stop["steps_kept"]) == (2, 1) and "not faster" in stop["reason"]
+    assert stop["latency_after"]["host"]["ms"] == 0.795
+    model, spec = load_model(tmp_path / "tiny" / "prune" / "model")
+    assert count_macs(model, 16) == steps[0]["macs"] == report.model("pruned").macs < report.pruning["base"]["macs"]
+    assert spec.pruning_history
+    student, _ = load_model(tmp_path / "tiny" / "distill" / "model")
+    rounding = report.pruning["channel_rounding"]
+    before, after = _conv_widths(student), _conv_widths(model)
+    changed = {n: c for n, c in after.items() if c != before[n]}
+    assert rounding and changed and all(c % rounding == 0 for c in changed.values()), (rounding, changed)
+
+
+def test_no_step_paid_keeps_the_input(finished_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Even step 1 made it slower: the unpruned input is saved as the pruned model (no history)."""
+    from edgekd.reporting.outcome import pruning_section
+
+    seq = iter([1.0, 1.3])
+    _fake_clock(monkeypatch, lambda m, s: next(seq), teacher_ms=lambda m, s: 10.0)
+    report = edgekd.prune(_prune_run(finished_run, tmp_path, {"flops_ratio": 1.6}), ["host"], quiet=True)
+    stop = report.pruning["stopped"]
+    assert report.pruning["steps"] == [] and (stop["step"], stop["steps_kept"]) == (1, 0)
+    assert "slower on host" in stop["reason"]
+    model, spec = load_model(tmp_path / "tiny" / "prune" / "model")
+    assert not spec.pruning_history and spec.role == "pruned"
+    assert count_macs(model, 16) == report.pruning["base"]["macs"] == report.model("pruned").macs
+    assert any("prune did not pay" in line for line in pruning_section(report).lines)
+
+
+def _macs_ms(model: nn.Module, size: int) -> float:
+    return count_macs(model, size) / 1e6  # a deterministic clock: 1 ms per MMAC
+
+
+def test_speedup_target_binds(finished_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """prune.speedup: prune until latency ≤ the teacher's / speedup on every target, recorded per step."""
+    from conftest import STUDENT, TEACHER
+
+    teacher_ms = _macs_ms(build_model(TEACHER["model"], 10, TEACHER["kwargs"]), 16)
+    student_ms = _macs_ms(build_model(STUDENT["model"], 10, STUDENT["kwargs"]), 16)
+    speedup = 1.5 * teacher_ms / student_ms  # the student must lose a third of its time
+    _fake_clock(monkeypatch, _macs_ms)
+    report = edgekd.prune(_prune_run(finished_run, tmp_path, {"speedup": speedup}), ["host"], quiet=True)
+    steps, limit = report.pruning["steps"], teacher_ms / speedup
+    assert [s["step"] for s in steps] == [1, 2] and "stopped" not in report.pruning
+    assert steps[0]["latency"]["host"]["ms"] > limit >= steps[1]["latency"]["host"]["ms"]
+    assert report.pruning["base"]["latency"]["host"]["ms"] == pytest.approx(student_ms)
+    manifest = json.loads((tmp_path / "tiny" / "manifest.json").read_text())
+    budget = manifest["stages"]["prune"]["metrics"]["target"]["speedup"]["host"]
+    assert budget["ms"] == pytest.approx(limit, rel=1e-4) and budget["basis"].startswith("teacher")
+
+
+def test_unreachable_speedup_names_target_and_budget(finished_run, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_clock(monkeypatch, _macs_ms)
+    with pytest.raises(PruningError, match=r"prune.speedup 1000: on host the latency stopped at .* over the "
+                                           r"budget .* ms \(teacher .* / 1000\)"):
+        edgekd.prune(_prune_run(finished_run, tmp_path, {"speedup": 1000}), ["host"], quiet=True)

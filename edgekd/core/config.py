@@ -199,7 +199,12 @@ class PruneConfig(StrictModel):
     steps: PositiveInt = 2
     ignored_layers: list[str] = Field(default_factory=list)
     skip_unsupported: bool = False
-    round_to: PositiveInt | None = None
+    round_to: PositiveInt | None = Field(
+        None, description="keep channel counts at multiples of this (default: each target's profile channel_multiple "
+        "at its deployed precision, their lcm)")
+    latency_check: bool = Field(
+        True, description="time the model on every target after each step; a step that is not faster is undone "
+        "and pruning stops there")
     finetune: TrainConfig = Field(default_factory=_default_finetune)
 
     @model_validator(mode="after")

@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+)
 
 from edgekd.core.errors import ProfileError
 from edgekd.core.formats import unknown_runtime_message
@@ -71,6 +80,10 @@ class Profile(BaseModel):
     int8_vnni: bool | None = Field(
         None, description="x86 CPUs: has VNNI (INT8 dot products in 32 bits); false makes quantize use 7-bit "
         "weights so OpenVINO does not saturate; null: not x86 or the machine running edgekd (detected)")
+    channel_multiple: dict[Precision, PositiveInt] = Field(
+        default_factory=dict, description="channel counts the target's convolution kernels run at without "
+        "padding, per precision (their channel block or vector width); pruning keeps channels at multiples of "
+        "it. host: detected from the CPU when not given")
     calibration: Calibration = Field(default_factory=Calibration)
     sources: list[str] = Field(default_factory=list)
     notes: str = ""
@@ -125,7 +138,7 @@ def load_profile_file(path: Path) -> Profile:
             f"profile {path}: {format_validation_error(exc, model=Profile)}",
             hint="compare with profiles/host.yaml; `edgekd profiles show host` prints it",
         ) from None
-    for p in [*prof.peak_gops, prof.default_precision]:
+    for p in [*prof.peak_gops, *prof.channel_multiple, prof.default_precision]:
         if p not in prof.precisions:
             raise ProfileError(f"profile {path}: precision {p!r} is used but not listed in precisions",
                                hint=f"precisions: {prof.precisions}")

@@ -28,7 +28,7 @@ def answer_sections(r: Report) -> list[Section]:
 def evidence_sections(r: Report) -> list[Section]:
     """What the compression did: pruning, distillation (also when not measured), calibration."""
     out = []
-    if r.pruning.get("steps"):
+    if r.pruning.get("steps") or r.pruning.get("stopped"):
         out.append(pruning_section(r))
     if "distill" in r.stages:
         out.append(distillation_section(r))

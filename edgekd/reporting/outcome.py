@@ -33,19 +33,34 @@ def recommendation_section(r: Report) -> Section:
 
 
 def pruning_section(r: Report) -> Section:
-    """Each pruning step: MACs and parameters left, accuracy right after the cut and after fine-tuning."""
+    """Each kept pruning step: MACs and parameters left, accuracy right after the cut and after
+    fine-tuning, latency per target; and the step that did not pay, when pruning stopped."""
     s = Section("Pruning steps", ["Step", "MACs (M)", "MACs vs start", "Params (M)", "Accuracy after the cut",
-                                  "Accuracy after fine-tuning"])
+                                  "Accuracy after fine-tuning", "Latency per target"])
     base, steps = r.pruning.get("base"), r.pruning.get("steps") or []
     if not base:
         return s
     s.rows.append(["start", num(base["macs"] / 1e6, 3), "1.00×", num(base["params"] / 1e6, 3), "–",
-                   num(base["accuracy"], 2, "%")])
+                   num(base["accuracy"], 2, "%"), _latencies(base.get("latency"))])
     for st in steps:
         s.rows.append([str(st["step"]), num(st["macs"] / 1e6, 3), f"{base['macs'] / st['macs']:.2f}× fewer",
                        num(st["params"] / 1e6, 3), num(st["accuracy_after_pruning"], 2, "%"),
-                       num(st["accuracy"], 2, "%")])
+                       num(st["accuracy"], 2, "%"), _latencies(st.get("latency"))])
+    if r.pruning.get("channel_rounding"):
+        s.lines.append(f"Channel counts kept at multiples of {r.pruning['channel_rounding']} (the plan's channel "
+                       "rounding: the targets' kernel channel blocks).")
+    stop = r.pruning.get("stopped")
+    if stop:
+        kept = (f"step {stop['steps_kept']} is the pruned model" if stop.get("steps_kept")
+                else "the pruned model is the unpruned input: prune did not pay")
+        s.lines.append(f"Pruning stopped at step {stop['step']}: {stop['reason']}; {kept}.")
     return s
+
+
+def _latencies(latency: dict | None) -> str:
+    if not latency:
+        return "–"
+    return "; ".join(f"{name} {e['ms']:.3g} *{e['kind']}*" for name, e in latency.items())
 
 
 def distillation_section(r: Report) -> Section:
