@@ -62,6 +62,9 @@ def test_the_pruned_teacher_competes_with_the_searched_student(tmp_path: Path) -
     best = max(sources["sources"].values(), key=lambda s: s["accuracy"])
     assert report.model("student").accuracy == pytest.approx(best["accuracy"], abs=1e-3)
     assert sources["chosen"] == ("teacher_pruned" if tp["accuracy"] >= searched["accuracy"] else "search")
+    from edgekd.reporting.markdown import render_markdown
+    md = render_markdown(report)
+    assert "Student sources: searched vs the teacher pruned" in md and "| the trained teacher, pruned |" in md
     # the shipped model reloads with its pruning history
     from edgekd.models.artifact import load_model
     model, spec = load_model(tmp_path / "tiny" / "distill" / "model")

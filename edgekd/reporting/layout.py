@@ -3,7 +3,13 @@
 
 from __future__ import annotations
 
-from edgekd.reporting.outcome import distillation_section, effects_section, pruning_section, recommendation_section
+from edgekd.reporting.outcome import (
+    distillation_section,
+    effects_section,
+    pruning_section,
+    recommendation_section,
+    sources_section,
+)
 from edgekd.reporting.schema import Report
 from edgekd.reporting.tables import (
     Section,
@@ -30,6 +36,8 @@ def evidence_sections(r: Report) -> list[Section]:
     out = []
     if r.pruning.get("steps") or r.pruning.get("stopped"):
         out.append(pruning_section(r))
+    if r.comparisons.get("student_sources"):
+        out.append(sources_section(r))
     if "distill" in r.stages:
         out.append(distillation_section(r))
     if r.distillation_effects:

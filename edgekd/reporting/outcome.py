@@ -4,6 +4,7 @@ beyond top-1 (calibration and per-class accuracy)."""
 
 from __future__ import annotations
 
+from edgekd.models.names import display_name
 from edgekd.reporting.points import runtime_name
 from edgekd.reporting.schema import Report
 from edgekd.reporting.tables import Section, num
@@ -75,6 +76,9 @@ def distillation_section(r: Report) -> Section:
             s.rows.append([name, num(acc, 2, "%"), num(_pct(ece.get(name.split(" ")[0])), 2, "%")])
         s.lines.append(f"Distillation gained {d['gain_points']:+.2f} points over the same student trained on labels "
                        f"alone (same {d['epochs']} epoch{'s' if d['epochs'] != 1 else ''}, seed, optimizer and augmentation).")
+        if d.get("shipped") == "plain":
+            s.lines.append("Plain training won, so the student trained without the teacher is the one shipped "
+                           "(KD is never shipped below it); the distilled one is kept in `distill/kd/`.")
     else:
         s.lines.append("Not measured: the student was not also trained without the teacher. Set "
                        "`distill.compare_baseline: true` to train that baseline and report what distillation gained.")
@@ -104,4 +108,19 @@ def effects_section(r: Report) -> Section:
     if "baseline" not in e["ece"]:
         s.lines.append("No baseline trained without the teacher in this run: the student is compared with the "
                        "teacher only.")
+    return s
+
+
+def sources_section(r: Report) -> Section:
+    """The searched student against the trained teacher pruned to the same budget (distill)."""
+    c = r.comparisons.get("student_sources") or {}
+    s = Section("Student sources: searched vs the teacher pruned", ["Source", "Architecture", "Accuracy (PyTorch)",
+                                                                    "MACs (M)", "Latency (ms)", "Went on"])
+    for name, x in (c.get("sources") or {}).items():
+        label = "DisWOT search" if name == "search" else "the trained teacher, pruned" if name == "teacher_pruned" \
+            else name
+        s.rows.append([label, display_name(x["model"], x.get("kwargs") or {}), num(x["accuracy"], 2, "%"),
+                       num((x.get("macs") or 0) / 1e6, 3), _latencies(x.get("latency")),
+                       "yes" if name == c.get("chosen") else "no"])
+    s.lines += list(c.get("notes") or [])
     return s
