@@ -46,14 +46,21 @@ class TargetBudget:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def runtimes(self) -> tuple[str, ...]:
+        """The host runtime the teacher was fastest in (all of them when unknown)."""
+        name = (self.teacher or {}).get("backend", "").split(" ")[0]
+        return (name,) if name in HOST_RUNTIMES else HOST_RUNTIMES
 
-def _time_host(path: Path, input_size: int, batch: int, threads: int, repeats: int) -> list[LatencyEstimate]:
-    """The ONNX file timed in each installed host runtime, FP32, interleaved rounds, medians."""
+
+def _time_host(path: Path, input_size: int, batch: int, threads: int, repeats: int,
+               names: tuple[str, ...] = HOST_RUNTIMES) -> list[LatencyEstimate]:
+    """The ONNX file timed in each installed host runtime of ``names``, FP32, interleaved rounds, medians."""
     from edgekd.runtimes.base import get_backend
 
     x = np.random.default_rng(0).standard_normal((batch, 3, input_size, input_size)).astype(np.float32)
     runners = {}
-    for name in HOST_RUNTIMES:
+    for name in names:
         backend = get_backend(name)
         if backend.unavailable_reason() is None:
             runners[name] = backend.load(path, precision="fp32", threads=threads)
@@ -72,8 +79,10 @@ def _time_host(path: Path, input_size: int, batch: int, threads: int, repeats: i
 
 
 def best_latency(model: nn.Module, profile: Profile, input_size: int, *, threads: int | None = None,
-                 batch: int = 1, repeats: int = 30) -> LatencyEstimate:
-    """The model's latency on ``profile`` on its best runtime (measured on host, else predicted)."""
+                 batch: int = 1, repeats: int = 30, runtimes: tuple[str, ...] = HOST_RUNTIMES) -> LatencyEstimate:
+    """The model's latency on ``profile`` on its best runtime of ``runtimes`` (measured on host, else
+    predicted). Search candidates pass the one runtime the teacher was fastest in: the budget is
+    the teacher's there, and one runtime halves the cost of scoring a space."""
     oracle = LatencyOracle(profile, threads=threads, batch=batch, repeats=repeats)
     if not profile.measured_here:
         return oracle(model, input_size)
@@ -84,7 +93,7 @@ def best_latency(model: nn.Module, profile: Profile, input_size: int, *, threads
             from edgekd.onnx_io import export_onnx
 
             path = export_onnx(model, torch.randn(1, 3, input_size, input_size), Path(tmp) / "m.onnx", oracle.opset)
-            timed = _time_host(path, input_size, batch, oracle.threads, repeats)
+            timed = _time_host(path, input_size, batch, oracle.threads, repeats, runtimes)
     finally:
         model.train(was_training)
     best = min(timed, key=lambda e: e.ms)
