@@ -220,6 +220,25 @@ def _default_qat() -> TrainConfig:
     return TrainConfig(epochs=3, optimizer=OptimizerConfig(lr=5e-4, weight_decay=0.0))
 
 
+def over_defaults(defaults: TrainConfig, value: Any) -> Any:
+    """A partial section read over the stage's own defaults, not TrainConfig's.
+
+    Why: ``quantize: {train: {epochs: 1}}`` used to give the distill defaults (SGD lr 0.05,
+    weight decay 5e-4: 100x the QAT rate), which wrecks a calibrated model. Nested sections
+    merge key by key; lists (``loss``) are replaced whole.
+    """
+    if not isinstance(value, dict):
+        return value
+
+    def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        return out
+
+    return merge(defaults.model_dump(exclude_unset=True), value)
+
+
 class QuantizeConfig(StrictModel):
     method: Literal["qat", "ptq"] = Field(
         "qat", description="qat: calibrate then fine-tune with the teacher (the calibrated model is kept when QAT "
@@ -237,7 +256,13 @@ class QuantizeConfig(StrictModel):
     fold_batchnorm: bool = Field(
         True, description="fold each BatchNorm into the conv before it first, so ONNX Runtime and TensorRT "
         "run integer convolutions (unfolded, a Conv-BN pair stays float)")
-    train: TrainConfig = Field(default_factory=_default_qat, description="QAT fine-tune: SGD lr 5e-4, wd 0, 3 epochs, KD")
+    train: TrainConfig = Field(default_factory=_default_qat, description="QAT fine-tune: SGD lr 5e-4, wd 0, 3 epochs, "
+                               "KD; keys given here replace those defaults one by one")
+
+    @field_validator("train", mode="before")
+    @classmethod
+    def _train_over_defaults(cls, v: Any) -> Any:
+        return over_defaults(_default_qat(), v)
 
 
 class ExportConfig(StrictModel):
