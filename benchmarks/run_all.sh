@@ -13,6 +13,9 @@ run prune_kd_synthetic prune_kd.py --data synthetic --distill-epochs 5 --finetun
 run prune_kd_digits prune_kd.py --data digits
 run quantize_kd_synthetic quantize_kd.py --data synthetic --distill-epochs 5 --qat-epochs 2
 run int8_bn_fold int8_bn_fold.py
+run qat_recipe_resnet_0 qat_recipe.py --seeds 0
+run qat_recipe_resnet_1 qat_recipe.py --seeds 1 --recipes "old default" "SGD 5e-4, 3 ep"
+run int8_hardswish int8_hardswish.py
 run latency_prediction latency_prediction.py
 run search_speed search_speed.py
 run pipeline_digits pipeline_digits.py

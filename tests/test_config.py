@@ -195,3 +195,14 @@ def test_preprocess_keys_are_validated(tmp_path: Path) -> None:
         load_config(tiny_config(tmp_path, data={"source": "digits", "preprocess": {"resize": "stretch"}}))
     with pytest.raises(ConfigError, match=r"stream: true streams image folders"):
         load_config(tiny_config(tmp_path, data={"source": "digits", "stream": True}))
+
+
+def test_partial_qat_section_keeps_the_qat_defaults(tmp_path: Path) -> None:
+    """``quantize.train: {epochs: 1}`` once meant SGD lr 0.05 (the distill default), 100x the QAT rate."""
+    from edgekd.core.config import Config
+
+    cfg = Config.model_validate({**tiny_config(tmp_path), "quantize": {"train": {"epochs": 1, "optimizer": {"momentum": 0.5}}}})
+    t = cfg.quantize.train
+    assert (t.epochs, t.optimizer.lr, t.optimizer.weight_decay, t.optimizer.momentum) == (1, 5e-4, 0.0, 0.5)
+    assert Config.model_validate(cfg.model_dump(mode="json")).quantize == cfg.quantize  # a saved config reads back the same
+    assert Config.model_validate(tiny_config(tmp_path)).quantize.train.optimizer.lr == 5e-4

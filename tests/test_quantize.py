@@ -223,3 +223,35 @@ def test_sign_test_tells_rounding_from_a_broken_export() -> None:
     assert sign_test_p(4, 1) > SIGNIFICANCE  # 3 images net lost to rounding: not significant
     assert sign_test_p(40, 2) < SIGNIFICANCE  # a broken export
     assert sign_test_p(1, 4) > 0.9  # the runtime did better
+
+
+def test_qat_below_ptq_keeps_the_calibrated_model(finished_run, tmp_path: Path) -> None:
+    """QAT never ships below PTQ: an absurd learning rate wrecks QAT, the calibrated model is saved instead."""
+    import json
+
+    from edgekd.train.evaluate import evaluate
+
+    cfg, _, run = finished_run
+    shutil.copytree(run, tmp_path / "tiny")
+    wreck = {"epochs": 1, "optimizer": {"name": "adamw", "lr": 5.0, "weight_decay": 0.0}, "augment": {"shift": 0}}
+    cfg = {**cfg, "output_dir": str(tmp_path), "stages": ["distill", "quantize"],
+           "quantize": {"train": wreck, "calibration_size": 128}}
+    report = edgekd.compress(cfg, ["host"], resume=True, quiet=True)
+    m = json.loads((tmp_path / "tiny" / "manifest.json").read_text())["stages"]["quantize"]["metrics"]
+    assert m["method"] == "qat" and m["kept"] == "ptq"
+    assert m["qat_accuracy"] < m["ptq_accuracy"] == m["accuracy"]
+    assert re.fullmatch(r"QAT \d+\.\d\d% < PTQ \d+\.\d\d%: kept the calibrated model", m["reason"])
+    comp = report.comparisons["quantize"]
+    assert comp["kept"] == "ptq" and comp["int8"] == comp["ptq"] and "kept the calibrated model" in comp["summary"]
+    model, spec = load_model(tmp_path / "tiny" / "quantize" / "model")
+    assert spec.quantization["method"] == "ptq"
+    data = load_data(DataConfig(**cfg["data"]))
+    assert round(evaluate(model, data, torch.device("cpu")), 3) == m["ptq_accuracy"]  # the saved file is the PTQ one
+
+
+def test_keep_better_prefers_qat_on_a_tie() -> None:
+    from edgekd.stages.quantize import keep_better
+
+    assert keep_better(80.0, 80.0).kept == "qat"
+    low = keep_better(95.9, 96.85)
+    assert (low.kept, low.accuracy, low.reason) == ("ptq", 96.85, "QAT 95.90% < PTQ 96.85%: kept the calibrated model")

@@ -3,19 +3,24 @@
 Polino, Pascanu & Alistarh (ICLR 2018): QAT whose loss includes the teacher's soft
 targets. NNCF inserts fake-quantizers and calibrates them (that alone is PTQ, recorded
 as such), then the shared trainer fine-tunes the quantized student against the FP32
-teacher. ``method: ptq`` stops after calibration. The stage takes the run's latest model
-(pruned or distilled) or ``student.checkpoint``. Exports (ONNX Q/DQ, OpenVINO INT8) and
+teacher. ``method: ptq`` stops after calibration. QAT never ships below PTQ: the calibrated
+state is kept aside, and when the fine-tuned model (its best epoch) ends below it, the
+calibrated model is restored and saved instead (``kept: ptq``, with the reason); on a
+converged student a too-strong QAT can lose a point that calibration alone kept. The
+stage takes the run's latest model (pruned or distilled) or ``student.checkpoint``. Exports (ONNX Q/DQ, OpenVINO INT8) and
 their accuracy in their own runtimes come from the export stage.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from rich.markup import escape
 
+from edgekd.core import dist
 from edgekd.core.errors import QuantizationError
 from edgekd.models.artifact import ModelSpec, load_model, reload_outputs, save_model
 from edgekd.models.names import display_name
@@ -70,18 +75,14 @@ class QuantizeStage(Stage):
                                    "fp32_accuracy": round(fp32_acc, 3),
                                    "ptq_accuracy": round(ptq_acc, 3)}
         if cfg.method == "qat":
-            teacher = ctx.teacher() if cfg.train.uses_teacher else None
-            result = train(qmodel, data, cfg.train, teacher=teacher, device=device, seed=ctx.config.seed,
-                           reporter=ctx.reporter, label=f"QAT {name}")
-            metrics.update(result.metrics())
-            metrics["loss"] = [t.spec() for t in cfg.train.loss]
+            self._qat(ctx, qmodel, name, metrics, ptq_acc)
         else:
-            metrics["accuracy"] = metrics["ptq_accuracy"]
+            metrics.update(accuracy=metrics["ptq_accuracy"], kept="ptq", reason="method: ptq (calibration only)")
         qmodel.eval()
         qcfg = quantizer_config(qmodel)
         new_spec = ModelSpec(spec.model, spec.num_classes, spec.kwargs, spec.input,
                              pruning_history=spec.pruning_history, role="quantized",
-                             quantization={"method": cfg.method, "preset": metrics["preset"],
+                             quantization={"method": metrics["kept"], "preset": metrics["preset"],
                                            "overflow_fix": overflow_fix,
                                            "per_channel": cfg.per_channel, "ignored_scope": cfg.ignored_scope,
                                            "folded_batchnorm": [list(p) for p in folded], "nncf_config": qcfg},
@@ -89,16 +90,34 @@ class QuantizeStage(Stage):
         saved = save_model(qmodel.cpu(), new_spec, out / "model")
         self._check_reload(qmodel, saved, spec.example_input(4))
         metrics["quantizers"] = len(quantized_layers(qcfg))
-        delta = metrics["accuracy"] - fp32_acc
         metrics["comparison"] = {
             "fp32": metrics["fp32_accuracy"], "ptq": metrics["ptq_accuracy"], "int8": metrics["accuracy"],
-            "preset": preset, "overflow_fix": overflow_fix, "overflow_fix_reason": why,
-            "summary": f"INT8 {cfg.method.upper()} {metrics['accuracy']:.2f}% vs FP32 {fp32_acc:.2f}% "
-                       f"({delta:+.2f} points); calibration alone (PTQ) {ptq_acc:.2f}%"
-                       + (f"; {why}" if overflow_fix == "enable" else ""),
+            "kept": metrics["kept"], "preset": preset, "overflow_fix": overflow_fix, "overflow_fix_reason": why,
+            "summary": _summary(metrics, fp32_acc, ptq_acc) + (f"; {why}" if overflow_fix == "enable" else ""),
         }
         ctx.reporter.line(f"[green]quantize[/]: {escape(metrics['comparison']['summary'])}")
         return StageResult(metrics, {"model:quantized": saved})
+
+    @staticmethod
+    def _qat(ctx: RunContext, qmodel: torch.nn.Module, name: str, metrics: dict[str, Any], ptq_acc: float) -> None:
+        """Fine-tune the calibrated model with the teacher; restore the calibrated state if QAT ends below it.
+
+        The trainer ends on its best epoch and reports that epoch's accuracy, so the
+        comparison is between the two models that can be saved. Under torchrun every rank
+        computes the same accuracies (evaluate sums over ranks); rank 0's decision is
+        broadcast anyway, so no rank can save a different model.
+        """
+        cfg = ctx.config.quantize
+        ptq_state = {k: v.detach().clone() for k, v in qmodel.state_dict().items()}  # NNCF ranges included
+        teacher = ctx.teacher() if cfg.train.uses_teacher else None
+        result = train(qmodel, ctx.device_data, cfg.train, teacher=teacher, device=ctx.device, seed=ctx.config.seed,
+                       reporter=ctx.reporter, label=f"QAT {name}")
+        metrics.update(result.metrics())
+        metrics["loss"] = [t.spec() for t in cfg.train.loss]
+        choice = dist.broadcast(keep_better(result.best_accuracy, ptq_acc))
+        if choice.kept == "ptq":
+            qmodel.load_state_dict(ptq_state)
+        metrics.update(choice.metrics())
 
     @staticmethod
     def _check_reload(model, folder: Path, example: torch.Tensor) -> None:
@@ -106,3 +125,33 @@ class QuantizeStage(Stage):
         if not torch.allclose(a, b, atol=1e-5):
             raise QuantizationError(f"the quantized model in {folder} does not reload to the same outputs "
                                     f"(max diff {float((a - b).abs().max()):.3g})")
+
+
+@dataclass(frozen=True)
+class Kept:
+    """Which INT8 model the stage saves, and why (plain data: broadcast to every rank)."""
+
+    kept: str  # qat | ptq
+    accuracy: float
+    qat_accuracy: float
+    reason: str
+
+    def metrics(self) -> dict[str, Any]:
+        return {"kept": self.kept, "accuracy": round(self.accuracy, 3), "qat_accuracy": round(self.qat_accuracy, 3),
+                "reason": self.reason}
+
+
+def keep_better(qat_acc: float, ptq_acc: float) -> Kept:
+    """QAT unless it ends below the calibrated model it started from (a tie keeps QAT)."""
+    if qat_acc < ptq_acc:
+        return Kept("ptq", ptq_acc, qat_acc, f"QAT {qat_acc:.2f}% < PTQ {ptq_acc:.2f}%: kept the calibrated model")
+    return Kept("qat", qat_acc, qat_acc, f"QAT {qat_acc:.2f}% >= PTQ {ptq_acc:.2f}%: kept the QAT model")
+
+
+def _summary(metrics: dict[str, Any], fp32_acc: float, ptq_acc: float) -> str:
+    """One line for the terminal and the report: what was saved, against FP32, and why."""
+    acc, kept = metrics["accuracy"], metrics["kept"]
+    head = f"INT8 {kept.upper()} {acc:.2f}% vs FP32 {fp32_acc:.2f}% ({acc - fp32_acc:+.2f} points)"
+    if "qat_accuracy" in metrics:
+        return f"{head}; {metrics['reason']}"
+    return f"{head}; calibration only (method: ptq)"
