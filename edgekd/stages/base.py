@@ -155,7 +155,7 @@ class RunContext:
                         data_notes=self.data_notes, plan=self.plan, device=str(self.device),
                         sections=list(self.sections.values()), records=dict(self.run.manifest["stages"]),
                         resumed=resumed, gates=self.gates, renders=list(self.renders),
-                        budgets={n: b.as_dict() for n, b in self.run_budgets().items()})
+                        budgets=self._report_budgets())
 
     def teacher(self) -> nn.Module:
         """The trained teacher (frozen, eval mode), loaded once."""
@@ -174,7 +174,8 @@ class RunContext:
         """The teacher architecture's latency on each target's best runtime (measured on host,
         predicted elsewhere): what relative budgets divide. Measured once per run (rank 0,
         broadcast) and kept in ``teacher_latency.json`` so every stage and ``--resume`` divide
-        the same number."""
+        the same number. A collective call under torchrun: every rank must reach it (the stages
+        that do: search, distill, prune)."""
         if self._teacher_latency is not None:
             return self._teacher_latency
         import json
@@ -211,6 +212,15 @@ class RunContext:
         ref = self.teacher_latency() if speedup is not None and latency_ms is None else {}
         return {p.name: teacher_budget(p, ref.get(p.name), speedup=speedup, latency_ms=latency_ms, what=what)
                 for p in self.targets}
+
+    def _report_budgets(self) -> dict[str, dict[str, Any]]:
+        """The run's budgets for the report: rank 0 alone builds reports (the other ranks are not in a
+        collective call here, so measuring or broadcasting the teacher's latency would hang them)."""
+        from edgekd.core import dist
+
+        if not dist.world().main:
+            return {}
+        return {n: b.as_dict() for n, b in self.run_budgets().items()}
 
     def run_budgets(self) -> dict[str, TargetBudget]:
         """The run's budget per target (search.constraints): what search binds to and the report judges by."""
