@@ -212,7 +212,7 @@ def test_search_feeds_distill(tmp_path: Path) -> None:
     raw = _search_cfg(tmp_path, max_params_m=0.2)
     raw["stages"] = ["search", "distill"]
     raw["teacher"] = {**TEACHER, "train": {"epochs": 1}}
-    raw["distill"] = {"epochs": 1}
+    raw["distill"] = {"epochs": 1, "teacher_pruned": False}  # the searched student alone (the pruned teacher: test_distill)
     report = edgekd.compress(raw, ["host"], quiet=True)
     assert report.model("student").params == report.search["chosen"]["params"]
 

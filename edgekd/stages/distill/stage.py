@@ -214,8 +214,8 @@ class DistillStage(Stage):
             if t is not chosen:
                 artifacts[f"alternative:{t.source}"] = save_model(t.model, t.spec(ctx, "student"),
                                                                   out / "alternative" / t.source)
-        metrics["effects"] = self._effects(ctx, shipped.model, None if plain_wins else
-                                           (baseline.model if baseline is not None else None))
+        # what distillation changed: the KD student against the same student on labels alone
+        metrics["effects"] = self._effects(ctx, chosen.model, baseline.model if baseline is not None else None)
         name = display_name(shipped.model_name, shipped.kwargs)
         gain = f", without the teacher {baseline.accuracy:.2f}%" if baseline is not None else ""
         ctx.reporter.line(f"[green]distill[/]: {escape(name)} ({shipped.source}) {chosen.accuracy:.2f}% "
