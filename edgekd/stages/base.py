@@ -170,7 +170,7 @@ class RunContext:
                 p.requires_grad_(False)
         return self._teacher
 
-    def teacher_latency(self) -> dict[str, LatencyEstimate]:
+    def teacher_latency(self, collective: bool = True) -> dict[str, LatencyEstimate]:
         """The teacher architecture's latency on each target's best runtime (measured on host,
         predicted elsewhere): what relative budgets divide. Measured once per run (rank 0,
         broadcast) and kept in ``teacher_latency.json`` so every stage and ``--resume`` divide
@@ -203,13 +203,15 @@ class RunContext:
                 found = {p.name: best_latency(model, p, self.data.image_size, threads=self.config.bench.threads).__dict__
                          for p in self.targets}
                 atomic_write_json(path, {"key": key, "latency": found})
-        found = dist.broadcast(found)
+        if collective:  # every rank is in this call (search, distill, prune); the report is rank 0's alone
+            found = dist.broadcast(found)
         self._teacher_latency = {name: LatencyEstimate(**e) for name, e in found.items()}
         return self._teacher_latency
 
-    def budgets(self, speedup: float | None, latency_ms: float | None, what: str) -> dict[str, TargetBudget]:
+    def budgets(self, speedup: float | None, latency_ms: float | None, what: str,
+                collective: bool = True) -> dict[str, TargetBudget]:
         """Per target, the latency limit (absolute, else the teacher's / ``speedup``, else the profile's)."""
-        ref = self.teacher_latency() if speedup is not None and latency_ms is None else {}
+        ref = self.teacher_latency(collective) if speedup is not None and latency_ms is None else {}
         return {p.name: teacher_budget(p, ref.get(p.name), speedup=speedup, latency_ms=latency_ms, what=what)
                 for p in self.targets}
 
@@ -220,12 +222,12 @@ class RunContext:
 
         if not dist.world().main:
             return {}
-        return {n: b.as_dict() for n, b in self.run_budgets().items()}
+        return {n: b.as_dict() for n, b in self.run_budgets(collective=False).items()}
 
-    def run_budgets(self) -> dict[str, TargetBudget]:
+    def run_budgets(self, collective: bool = True) -> dict[str, TargetBudget]:
         """The run's budget per target (search.constraints): what search binds to and the report judges by."""
         c = self.config.search.constraints
-        return self.budgets(c.speedup, c.latency_ms, "search.constraints")
+        return self.budgets(c.speedup, c.latency_ms, "search.constraints", collective)
 
 
 def training_configs(config: Config) -> dict[str, Any]:
