@@ -35,11 +35,18 @@ from edgekd.train.evaluate import predict
 from edgekd.train.trainer import TrainResult, train
 
 
+def search_choice(ctx: RunContext) -> dict[str, Any] | None:
+    """The search stage's choice.json, when this run searched."""
+    search = ctx.results.get("search")
+    if search is None or "choice" not in search.artifacts:
+        return None
+    return json.loads(Path(search.artifacts["choice"]).read_text())
+
+
 def student_ref(ctx: RunContext) -> ModelRef:
     """The configured student, or the architecture the search stage chose."""
-    search = ctx.results.get("search")
-    if search is not None and "choice" in search.artifacts:
-        choice = json.loads(Path(search.artifacts["choice"]).read_text())
+    choice = search_choice(ctx)
+    if choice is not None:
         return ModelRef(model=choice["model"], kwargs=choice.get("kwargs", {}))
     if ctx.config.student is None:
         raise ModelError("no student: none configured and no search result in this run",
@@ -140,10 +147,7 @@ class DistillStage(Stage):
         return setting is True or (setting == "auto" and ctx.data.in_memory)
 
     def _teacher_pruned(self, ctx: RunContext, teacher: torch.nn.Module | None) -> tuple[Trained | None, str]:
-        search = ctx.results.get("search")
-        choice = json.loads(Path(search.artifacts["choice"]).read_text()) if search and "choice" in search.artifacts \
-            else {}
-        pt, why = prune_teacher(ctx, ctx.run_budgets(), choice.get("macs"))
+        pt, why = prune_teacher(ctx, ctx.run_budgets(), (search_choice(ctx) or {}).get("macs"))
         if pt is None:
             ctx.reporter.line(f"[yellow]distill[/]: the teacher, pruned, is not a candidate: {escape(why)}")
             return None, f"teacher pruned: not a candidate ({why})"
@@ -160,9 +164,7 @@ class DistillStage(Stage):
         """Both sources meet the budget: the more accurate one goes on (a tie: the faster)."""
         if len(pool) == 1:
             return pool[0]
-        search = ctx.results.get("search")
-        if search is not None and "choice" in search.artifacts:
-            pool[0].latency = json.loads(Path(search.artifacts["choice"]).read_text()).get("latency") or {}
+        pool[0].latency = (search_choice(ctx) or {}).get("latency") or {}
 
         def worst_ms(t: Trained) -> float:
             return max((e["ms"] for e in t.latency.values()), default=float("inf"))
