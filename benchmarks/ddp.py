@@ -6,7 +6,7 @@
 Each case runs `edgekd compress` once as one process and once as
 `torchrun --standalone --nproc_per_node 2 -m edgekd compress ...`, same config and seed, and
 compares every training stage's accuracy, the median seconds per epoch (the training loop and
-its validation) and the run folders' file lists. On a 2-core machine two processes share the
+its validation) and the run folders' file lists, with the load averages before and after each run. On a 2-core machine two processes share the
 cores (one thread each against two threads for one process): no speed-up is expected.
 """
 
@@ -49,6 +49,11 @@ def config_for(case: str, tmp: Path) -> Path:
     return path
 
 
+def load() -> str:
+    """The 1/5/15-minute load averages: the machine may be shared, so every timing carries them."""
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
 def run(cfg: Path, out: Path, nproc: int) -> float:
     base = ["-m", "edgekd", "compress", str(cfg), "--target", "host", "--quiet", "--output-dir", str(out), "--force"]
     cmd = [sys.executable, *base] if nproc == 1 else \
@@ -67,7 +72,8 @@ def summary(run_dir: Path) -> dict:
     for name, rec in stages.items():
         m = rec["metrics"]
         hist = m.get("history") or []
-        out[name] = {"accuracy": m.get("accuracy"), "world": (rec.get("world") or {}).get("world_size"),
+        world = rec.get("world") or {}
+        out[name] = {"accuracy": m.get("accuracy"), "world": world.get("world_size"), "batchnorm": world.get("batchnorm"),
                      "epoch_s": statistics.median(h["seconds"] for h in hist) if hist else None,
                      "seconds": rec["seconds"]}
     files = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.name != ".lock")
@@ -87,25 +93,31 @@ def main() -> int:
             tmp.mkdir(parents=True, exist_ok=True)
             cfg = config_for(case, tmp)
             name = yaml.safe_load(cfg.read_text())["name"]
-            walls, sums = {}, {}
+            walls, sums, loads = {}, {}, {}
             for n in (1, 2):
                 done = tmp / f"n{n}" / name / "report" / "report.json"
+                before = load()
                 walls[n] = run(cfg, tmp / f"n{n}", n) if not done.exists() else float("nan")
+                loads[n] = {"before": before, "after": load()}
                 sums[n] = summary(tmp / f"n{n}" / name)
+                print(f"{case}, {n} process(es): {walls[n]:.0f} s, load average {before} before, "
+                      f"{loads[n]['after']} after", flush=True)
         same = sums[1]["files"] == sums[2]["files"]
-        result["cases"][case] = {"wall_s": walls, "one": sums[1], "two": sums[2], "same_files": same}
+        result["cases"][case] = {"wall_s": walls, "load_average": loads, "one": sums[1], "two": sums[2],
+                                 "same_files": same}
         for stage, one in sums[1]["stages"].items():
             two = sums[2]["stages"].get(stage, {})
             if one["accuracy"] is None or stage not in ("teacher", "distill", "prune", "quantize"):
                 continue
             ratio = f"{two['epoch_s'] / one['epoch_s']:.2f}×" if one["epoch_s"] and two.get("epoch_s") else "–"
             rows.append(f"| {case} | {stage} | {one['accuracy']:.2f}% | {two['accuracy']:.2f}% | "
-                        f"{two['accuracy'] - one['accuracy']:+.2f} | {one['epoch_s']} s | {two.get('epoch_s')} s | {ratio} |")
+                        f"{two['accuracy'] - one['accuracy']:+.2f} | {one['epoch_s']} s | {two.get('epoch_s')} s | {ratio} | "
+                        f"{two.get('batchnorm') or '–'} |")
         rows.append(f"| {case} | whole run (wall) | | | | {walls[1]:.0f} s | {walls[2]:.0f} s | "
                     f"{walls[2] / walls[1]:.2f}× | run folders identical in structure: {same} |")
     (RESULTS / "ddp.json").write_text(json.dumps(result, indent=2))
-    print("| case | stage | 1 process | 2 processes (gloo) | Δ points | s/epoch, 1 | s/epoch, 2 | 2 vs 1 |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| case | stage | 1 process | 2 processes (gloo) | Δ points | s/epoch, 1 | s/epoch, 2 | 2 vs 1 | BatchNorm, 2 |")
+    print("|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     return 0
 
