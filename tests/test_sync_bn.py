@@ -93,6 +93,48 @@ def test_two_gloo_processes_compute_the_full_batch_batchnorm(tmp_path: Path) -> 
     assert not torch.allclose(half["outputs"][0], ref["outputs"][0][0::2], atol=1e-3)
 
 
+def _nncf_worker(rank: int, port: int, out: str) -> None:
+    """A QAT model with BatchNorm left unfolded: NNCF's quantizers on ``.../batch_norm/0`` outputs
+    must still apply under the mode (one rank: synchronised statistics are the plain ones)."""
+    import copy
+
+    import torch.distributed as tdist
+
+    from edgekd.models.build import build_model
+    from edgekd.quantization.recipe import QuantRecipe, apply_recipe
+    from edgekd.train.sync_bn import SyncedBatchNorm
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    tdist.init_process_group("gloo", rank=rank, world_size=1)
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = build_model("resnet18", 10, {"layers": [1, 1, 1, 1], "channels": [8, 16, 32, 64]})
+    x = torch.randn(16, 3, 16, 16)
+    q, _ = apply_recipe(model, [x], QuantRecipe("mixed", fold_batchnorm=False), quiet=True)
+    q.train()
+    twin, mode = copy.deepcopy(q), SyncedBatchNorm()
+    with mode:
+        synced = twin(x)
+    hooked = [k for k in q.state_dict() if "batch_norm/0" in k]
+    torch.save({"plain": q(x).detach(), "synced": synced.detach(), "kinds": sorted(mode.kinds),
+                "hooked": hooked}, out)
+    tdist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_nncf_quantizers_on_batchnorm_outputs_still_apply(tmp_path: Path) -> None:
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_nncf_worker, args=(port, str(tmp_path / "q")), nprocs=1, join=True)
+    got = torch.load(tmp_path / "q")
+    assert got["hooked"]  # NNCF did put quantizers on BatchNorm outputs
+    assert got["kinds"] == ["synchronised (all-reduce, CPU)"]  # the mode saw NNCF's batch_norm calls
+    torch.testing.assert_close(got["synced"], got["plain"], atol=1e-5, rtol=1e-5)
+
+
 def test_one_process_trains_without_the_mode() -> None:
     """No process group: the trainer enters no mode and records nothing."""
     from edgekd.core.config import DataConfig, LossTerm, TrainConfig

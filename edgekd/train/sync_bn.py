@@ -4,7 +4,7 @@ Each of N ranks holds ``batch_size / N`` images of every batch; plain BatchNorm 
 normalise each part with its own statistics, so N processes would train a different model
 from one. :class:`SyncedBatchNorm` is a ``TorchFunctionMode`` that the trainer enters
 around the forward pass of each training step when more than one process trains. It
-catches ``torch.nn.functional.batch_norm`` calls with ``training=True`` and computes them
+catches ``torch.nn.functional.batch_norm`` (and ``torch.batch_norm``) calls with ``training=True`` and computes them
 from the statistics of the whole global batch; every other call (eval mode, the frozen
 teacher, all other functions) runs untouched.
 
@@ -15,8 +15,11 @@ Why a function mode and not ``nn.SyncBatchNorm.convert_sync_batchnorm`` (module 
   converter would turn it into a plain ``SyncBatchNorm`` and drop the activation).
 * The model is never changed: the state_dict keys, the saved artifacts and what reloads them
   stay the plain architecture, with nothing to convert back.
-* NNCF (QAT) finds its quantizers by op name (``.../batch_norm/0``) with a function mode of
-  its own, which sits above this one: its hooks still see one ``batch_norm`` call.
+* NNCF (QAT) applies its quantizers by op name (``.../bn2/batch_norm/0``) from a function
+  mode of its own, entered inside the model's forward, so above this one: its hooks still
+  see one ``batch_norm`` call and quantize what this mode returns. (NNCF re-issues
+  ``F.batch_norm`` as ``torch.batch_norm``, hence both entry points. BatchNorm is usually
+  folded into the convolutions before QAT anyway; see quantization/bn_fold.py.)
 
 Momentum, ``momentum=None`` (cumulative average) and ``num_batches_tracked`` are the
 module's business before it calls ``F.batch_norm``; here only the statistics are global.
@@ -25,9 +28,9 @@ CUDA inputs go through torch's own SyncBatchNorm autograd function (the one
 ``nn.SyncBatchNorm.forward`` calls: fused kernels, one all-gather). The CPU path is written
 here because PyTorch has no CPU kernel for it (``nn.SyncBatchNorm`` raises "expected input
 tensor to be on GPU" for CPU tensors under gloo): the per-channel sum and count, then the
-summed squared deviations from the global mean, are all-reduced with
-``torch.distributed.nn.functional.all_reduce``, which is autograd-aware, so gradients flow
-through the global statistics as in SyncBatchNorm's backward. Running statistics are updated
+summed squared deviations from the global mean, are all-reduced by a differentiable sum
+(its backward all-reduces the gradients), so gradients flow through the global statistics
+as in SyncBatchNorm's backward. Running statistics are updated
 as BatchNorm does (biased variance to normalise, unbiased into ``running_var``).
 """
 
@@ -40,7 +43,13 @@ import torch.distributed as tdist
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-_BATCH_NORM = F.batch_norm
+# argument names in order, per entry point: F.batch_norm, and torch.batch_norm (the op it calls,
+# which NNCF's function mode calls directly from its own copy of F.batch_norm)
+_SIGNATURES = {
+    F.batch_norm: ("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps"),
+    torch.batch_norm: ("input", "weight", "bias", "running_mean", "running_var", "training", "momentum", "eps",
+                       "cudnn_enabled"),
+}
 SYNCBN_CUDA = "synchronised (SyncBatchNorm)"
 SYNCBN_CPU = "synchronised (all-reduce, CPU)"
 NO_BATCHNORM = "none in model"
@@ -48,10 +57,27 @@ NO_BATCHNORM = "none in model"
 _seen: set[str] = set()  # what the training runs did since the last take_record() (the pipeline asks per stage)
 
 
-def _args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-    names = ("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps")
+def _args(names: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     defaults = {"weight": None, "bias": None, "training": False, "momentum": 0.1, "eps": 1e-5}
     return {**defaults, **dict(zip(names, args, strict=False)), **kwargs}
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over the ranks, differentiable: the gradient of a sum is the sum of the ranks'
+    gradients. (``torch.distributed.nn.functional.all_reduce`` does the same but is deprecated,
+    and the functional collectives have no autograd in older torch.)"""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        x = x.clone(memory_format=torch.contiguous_format)
+        tdist.all_reduce(x)
+        return x
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone(memory_format=torch.contiguous_format)
+        tdist.all_reduce(grad)
+        return grad
 
 
 def all_reduce_batch_norm(x: torch.Tensor, running_mean: torch.Tensor | None, running_var: torch.Tensor | None,
@@ -62,8 +88,7 @@ def all_reduce_batch_norm(x: torch.Tensor, running_mean: torch.Tensor | None, ru
     Two autograd-aware all-reduces per call (sum and count, then the squared deviations from
     the global mean: exact, no E[x²]−E[x]² cancellation). Half-precision inputs are reduced in
     float32. Every rank must call it the same number of times (it is a collective)."""
-    from torch.distributed.nn.functional import all_reduce
-
+    all_reduce = _AllReduceSum.apply
     dims = [0, *range(2, x.dim())]
     shape = [1, -1] + [1] * (x.dim() - 2)
     xf = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
@@ -109,8 +134,9 @@ class SyncedBatchNorm(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204 - torch's protocol
         kwargs = kwargs or {}
-        if func is _BATCH_NORM:
-            a = _args(args, kwargs)
+        names = _SIGNATURES.get(func)
+        if names is not None:
+            a = _args(names, args, kwargs)
             if a["training"]:
                 cuda = a["input"].device.type == "cuda"
                 self.kinds.add(SYNCBN_CUDA if cuda else SYNCBN_CPU)
