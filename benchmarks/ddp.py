@@ -8,6 +8,11 @@ Each case runs `edgekd compress` once as one process and once as
 compares every training stage's accuracy, the median seconds per epoch (the training loop and
 its validation) and the run folders' file lists, with the load averages before and after each run. On a 2-core machine two processes share the
 cores (one thread each against two threads for one process): no speed-up is expected.
+
+A third run, one process on one thread, is the same computation as the first with another
+float summation order: its accuracy gap to the first is what rounding alone does to each
+stage (training amplifies a 1e-7 difference in the first step; 1 vs 2 processes differ by as
+much after one step as 1 vs 2 threads do), the yardstick for the 1-vs-2-process gap.
 """
 
 from __future__ import annotations
@@ -42,6 +47,11 @@ SYNTHETIC = {
 }
 
 
+# (folder, processes, threads each): one process on every core, two sharing them, and one process on one
+# thread: the same computation with another float summation order, i.e. how far rounding alone moves a stage
+RUNS = [("n1", 1, max(1, os.cpu_count() or 1)), ("n2", 2, max(1, (os.cpu_count() or 2) // 2)), ("n1t1", 1, 1)]
+
+
 def config_for(case: str, tmp: Path) -> Path:
     cfg = yaml.safe_load((ROOT / "examples" / "digits.yaml").read_text()) if case == "digits" else dict(SYNTHETIC)
     path = tmp / f"{case}.yaml"
@@ -54,11 +64,11 @@ def load() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def run(cfg: Path, out: Path, nproc: int) -> float:
+def run(cfg: Path, out: Path, nproc: int, threads: int) -> float:
     base = ["-m", "edgekd", "compress", str(cfg), "--target", "host", "--quiet", "--output-dir", str(out), "--force"]
     cmd = [sys.executable, *base] if nproc == 1 else \
         [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *base]
-    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 2) // nproc))}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if p.returncode != 0:
@@ -94,30 +104,32 @@ def main() -> int:
             cfg = config_for(case, tmp)
             name = yaml.safe_load(cfg.read_text())["name"]
             walls, sums, loads = {}, {}, {}
-            for n in (1, 2):
-                done = tmp / f"n{n}" / name / "report" / "report.json"
+            for key, nproc, threads in RUNS:
+                done = tmp / key / name / "report" / "report.json"
                 before = load()
-                walls[n] = run(cfg, tmp / f"n{n}", n) if not done.exists() else float("nan")
-                loads[n] = {"before": before, "after": load()}
-                sums[n] = summary(tmp / f"n{n}" / name)
-                print(f"{case}, {n} process(es): {walls[n]:.0f} s, load average {before} before, "
-                      f"{loads[n]['after']} after", flush=True)
-        same = sums[1]["files"] == sums[2]["files"]
-        result["cases"][case] = {"wall_s": walls, "load_average": loads, "one": sums[1], "two": sums[2],
-                                 "same_files": same}
-        for stage, one in sums[1]["stages"].items():
-            two = sums[2]["stages"].get(stage, {})
-            if one["accuracy"] is None or stage not in ("teacher", "distill", "prune", "quantize"):
+                walls[key] = run(cfg, tmp / key, nproc, threads) if not done.exists() else float("nan")
+                loads[key] = {"before": before, "after": load()}
+                sums[key] = summary(tmp / key / name)
+                print(f"{case}, {nproc} process(es) x {threads} thread(s): {walls[key]:.0f} s, load average {before} "
+                      f"before, {loads[key]['after']} after", flush=True)
+        one, two, floor = sums["n1"], sums["n2"], sums["n1t1"]
+        same = one["files"] == two["files"]
+        result["cases"][case] = {"wall_s": walls, "load_average": loads, "one": one, "two": two,
+                                 "one_1_thread": floor, "same_files": same}
+        for stage, a in one["stages"].items():
+            b, c = two["stages"].get(stage, {}), floor["stages"].get(stage, {})
+            if a["accuracy"] is None or stage not in ("teacher", "distill", "prune", "quantize"):
                 continue
-            ratio = f"{two['epoch_s'] / one['epoch_s']:.2f}×" if one["epoch_s"] and two.get("epoch_s") else "–"
-            rows.append(f"| {case} | {stage} | {one['accuracy']:.2f}% | {two['accuracy']:.2f}% | "
-                        f"{two['accuracy'] - one['accuracy']:+.2f} | {one['epoch_s']} s | {two.get('epoch_s')} s | {ratio} | "
-                        f"{two.get('batchnorm') or '–'} |")
-        rows.append(f"| {case} | whole run (wall) | | | | {walls[1]:.0f} s | {walls[2]:.0f} s | "
-                    f"{walls[2] / walls[1]:.2f}× | run folders identical in structure: {same} |")
+            ratio = f"{b['epoch_s'] / a['epoch_s']:.2f}×" if a["epoch_s"] and b.get("epoch_s") else "–"
+            rows.append(f"| {case} | {stage} | {a['accuracy']:.2f}% | {b['accuracy']:.2f}% | "
+                        f"{b['accuracy'] - a['accuracy']:+.2f} | {c['accuracy']:.2f}% | {c['accuracy'] - a['accuracy']:+.2f} | "
+                        f"{a['epoch_s']:.1f} s | {b.get('epoch_s'):.1f} s | {ratio} | {b.get('batchnorm') or '–'} |")
+        rows.append(f"| {case} | whole run (wall) | | | | | | {walls['n1']:.0f} s | {walls['n2']:.0f} s | "
+                    f"{walls['n2'] / walls['n1']:.2f}× | run folders identical in structure: {same} |")
     (RESULTS / "ddp.json").write_text(json.dumps(result, indent=2))
-    print("| case | stage | 1 process | 2 processes (gloo) | Δ points | s/epoch, 1 | s/epoch, 2 | 2 vs 1 | BatchNorm, 2 |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| case | stage | 1 process | 2 processes (gloo) | Δ points | 1 process, 1 thread | Δ points (rounding alone) "
+          "| s/epoch, 1 | s/epoch, 2 | 2 vs 1 | BatchNorm, 2 |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     return 0
 
