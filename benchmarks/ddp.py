@@ -52,8 +52,10 @@ SYNTHETIC = {
 RUNS = [("n1", 1, max(1, os.cpu_count() or 1)), ("n2", 2, max(1, (os.cpu_count() or 2) // 2)), ("n1t1", 1, 1)]
 
 
-def config_for(case: str, tmp: Path) -> Path:
+def config_for(case: str, tmp: Path, seed: int | None = None) -> Path:
     cfg = yaml.safe_load((ROOT / "examples" / "digits.yaml").read_text()) if case == "digits" else dict(SYNTHETIC)
+    if seed is not None:  # the run's seed (initialisation, batch order); the data set stays the same
+        cfg["seed"] = seed
     path = tmp / f"{case}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -94,21 +96,27 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", nargs="+", default=["digits", "synthetic"])
     ap.add_argument("--workdir", type=Path, help="keep the runs here; a finished run found there is not re-run")
+    ap.add_argument("--seed", type=int, help="the runs' seed instead of the config's (the run-to-run spread)")
     args = ap.parse_args()
     RESULTS.mkdir(exist_ok=True)
     rows, result = [], {"machine": f"{os.cpu_count()} CPU cores", "cases": {}}
     for case in args.cases:
         with tempfile.TemporaryDirectory() as scratch:
-            tmp = args.workdir / case if args.workdir else Path(scratch)
+            folder = case if args.seed is None else f"{case}-seed{args.seed}"
+            tmp = args.workdir / folder if args.workdir else Path(scratch)
             tmp.mkdir(parents=True, exist_ok=True)
-            cfg = config_for(case, tmp)
+            cfg = config_for(case, tmp, args.seed)
             name = yaml.safe_load(cfg.read_text())["name"]
             walls, sums, loads = {}, {}, {}
             for key, nproc, threads in RUNS:
-                done = tmp / key / name / "report" / "report.json"
-                before = load()
-                walls[key] = run(cfg, tmp / key, nproc, threads) if not done.exists() else float("nan")
-                loads[key] = {"before": before, "after": load()}
+                done, timing = tmp / key / name / "report" / "report.json", tmp / f"{key}.timing.json"
+                if not done.exists() or not timing.exists():  # a finished run keeps its own wall time and load
+                    before = load()
+                    wall = run(cfg, tmp / key, nproc, threads)
+                    timing.write_text(json.dumps({"wall_s": wall, "load_average": {"before": before, "after": load()}}))
+                t = json.loads(timing.read_text())
+                walls[key], loads[key] = t["wall_s"], t["load_average"]
+                before = loads[key]["before"]
                 sums[key] = summary(tmp / key / name)
                 print(f"{case}, {nproc} process(es) x {threads} thread(s): {walls[key]:.0f} s, load average {before} "
                       f"before, {loads[key]['after']} after", flush=True)
@@ -126,7 +134,7 @@ def main() -> int:
                         f"{a['epoch_s']:.1f} s | {b.get('epoch_s'):.1f} s | {ratio} | {b.get('batchnorm') or '–'} |")
         rows.append(f"| {case} | whole run (wall) | | | | | | {walls['n1']:.0f} s | {walls['n2']:.0f} s | "
                     f"{walls['n2'] / walls['n1']:.2f}× | run folders identical in structure: {same} |")
-    (RESULTS / "ddp.json").write_text(json.dumps(result, indent=2))
+    (RESULTS / ("ddp.json" if args.seed is None else f"ddp-seed{args.seed}.json")).write_text(json.dumps(result, indent=2))
     print("| case | stage | 1 process | 2 processes (gloo) | Δ points | 1 process, 1 thread | Δ points (rounding alone) "
           "| s/epoch, 1 | s/epoch, 2 | 2 vs 1 | BatchNorm, 2 |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")

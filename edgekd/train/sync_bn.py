@@ -27,10 +27,9 @@ module's business before it calls ``F.batch_norm``; here only the statistics are
 CUDA inputs go through torch's own SyncBatchNorm autograd function (the one
 ``nn.SyncBatchNorm.forward`` calls: fused kernels, one all-gather). The CPU path is written
 here because PyTorch has no CPU kernel for it (``nn.SyncBatchNorm`` raises "expected input
-tensor to be on GPU" for CPU tensors under gloo): the per-channel sum and count, then the
-summed squared deviations from the global mean, are all-reduced by a differentiable sum
-(its backward all-reduces the gradients), so gradients flow through the global statistics
-as in SyncBatchNorm's backward. Running statistics are updated
+tensor to be on GPU" for CPU tensors under gloo): the same scheme as torch's, one all-reduce
+of the per-channel statistics forward and one of the gradient sums backward, with the
+native kernel normalising (see :class:`_AllReduceBatchNorm`). Running statistics are updated
 as BatchNorm does (biased variance to normalise, unbiased into ``running_var``).
 """
 
@@ -62,54 +61,73 @@ def _args(names: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, Any])
     return {**defaults, **dict(zip(names, args, strict=False)), **kwargs}
 
 
-class _AllReduceSum(torch.autograd.Function):
-    """Sum over the ranks, differentiable: the gradient of a sum is the sum of the ranks'
-    gradients. (``torch.distributed.nn.functional.all_reduce`` does the same but is deprecated,
-    and the functional collectives have no autograd in older torch.)"""
+def _shape(x: torch.Tensor) -> tuple[list[int], list[int]]:
+    """(the dimensions reduced per channel, the view that broadcasts a per-channel vector)."""
+    return [0, *range(2, x.dim())], [1, -1] + [1] * (x.dim() - 2)
+
+
+class _AllReduceBatchNorm(torch.autograd.Function):
+    """BatchNorm in training mode over all ranks' inputs: one all-reduce forward, one backward.
+
+    Forward: each rank's per-channel count, mean and centred sum of squares (``var_mean``,
+    stable), combined over the ranks in float64 (Chan's formula as sums: Σn·mean and
+    Σ(M2 + n·mean²)), then the native kernel normalises with the global mean and biased
+    variance. Backward (SyncBatchNorm's): the sums of dy and dy·x̂ are all-reduced, and
+    dx = w·invstd·(dy − Σdy/N − x̂·Σ(dy·x̂)/N); the weight and bias get this rank's own sums,
+    which DDP then averages like every other gradient."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
-        x = x.clone(memory_format=torch.contiguous_format)
-        tdist.all_reduce(x)
-        return x
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
+                running_mean: torch.Tensor | None, running_var: torch.Tensor | None, momentum: float,
+                eps: float) -> torch.Tensor:
+        dims, _ = _shape(x)
+        xf = x if x.dtype in (torch.float32, torch.float64) else x.float()
+        n = xf.numel() // max(1, xf.shape[1])
+        if n:
+            var_l, mean_l = torch.var_mean(xf, dims, correction=0)
+        else:  # an empty part of the batch adds nothing
+            var_l = mean_l = xf.new_zeros(xf.shape[1])
+        m = mean_l.double()
+        stats = torch.cat([m.new_full((1,), n), n * m, n * (var_l.double() + m * m)])
+        tdist.all_reduce(stats)
+        count, c = float(stats[0]), xf.shape[1]
+        mean64 = stats[1 : c + 1] / count
+        var64 = (stats[c + 1 :] / count - mean64 * mean64).clamp_min(0)  # biased: what normalises
+        mean, var = mean64.to(xf.dtype), var64.to(xf.dtype)
+        y = torch.batch_norm(xf, weight, bias, mean, var, False, 0.0, eps, False)  # the native kernel
+        if running_mean is not None and running_var is not None:
+            unbiased = var64 * (count / max(count - 1.0, 1.0))
+            running_mean.mul_(1 - momentum).add_(mean64.to(running_mean.dtype), alpha=momentum)
+            running_var.mul_(1 - momentum).add_(unbiased.to(running_var.dtype), alpha=momentum)
+        ctx.save_for_backward(xf, weight, mean, torch.rsqrt(var + eps))
+        ctx.count, ctx.in_dtype = count, x.dtype
+        return y.to(x.dtype)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        grad = grad.clone(memory_format=torch.contiguous_format)
-        tdist.all_reduce(grad)
-        return grad
+    def backward(ctx: Any, dy: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, weight, mean, invstd = ctx.saved_tensors
+        dims, shape = _shape(x)
+        dy = dy.to(x.dtype)
+        xc = x - mean.view(shape)
+        sum_dy = dy.sum(dims)
+        sum_dy_xhat = (dy * xc).sum(dims) * invstd
+        total = torch.cat([sum_dy, sum_dy_xhat])
+        tdist.all_reduce(total)
+        g_dy, g_dy_xhat = (total / ctx.count).chunk(2)
+        k = invstd if weight is None else invstd * weight
+        dx = dy * k.view(shape)  # k·(dy − mean dy − x̂·mean(dy·x̂)), with x̂ = xc·invstd
+        dx.addcmul_(xc, (-k * invstd * g_dy_xhat).view(shape)).sub_((k * g_dy).view(shape))
+        grad_w = sum_dy_xhat if weight is not None and ctx.needs_input_grad[1] else None
+        grad_b = sum_dy if ctx.needs_input_grad[2] else None
+        return dx.to(ctx.in_dtype), grad_w, grad_b, None, None, None, None
 
 
 def all_reduce_batch_norm(x: torch.Tensor, running_mean: torch.Tensor | None, running_var: torch.Tensor | None,
                           weight: torch.Tensor | None, bias: torch.Tensor | None, momentum: float,
                           eps: float) -> torch.Tensor:
     """``F.batch_norm(..., training=True)`` with the statistics of all ranks' inputs together.
-
-    Two autograd-aware all-reduces per call (sum and count, then the squared deviations from
-    the global mean: exact, no E[x²]−E[x]² cancellation). Half-precision inputs are reduced in
-    float32. Every rank must call it the same number of times (it is a collective)."""
-    all_reduce = _AllReduceSum.apply
-    dims = [0, *range(2, x.dim())]
-    shape = [1, -1] + [1] * (x.dim() - 2)
-    xf = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-    local = torch.cat([xf.sum(dims), xf.new_full((1,), x.numel() // max(1, x.shape[1]))])
-    total = all_reduce(local)
-    count = total[-1]
-    mean = total[:-1] / count
-    centred = xf - mean.view(shape)
-    var = all_reduce(centred.square().sum(dims)) / count  # biased: what normalises
-    y = centred * torch.rsqrt(var + eps).view(shape)
-    if weight is not None:
-        y = y * weight.view(shape)
-    if bias is not None:
-        y = y + bias.view(shape)
-    if running_mean is not None and running_var is not None:
-        with torch.no_grad():
-            n = float(count)
-            running_mean.mul_(1 - momentum).add_(mean.detach().to(running_mean.dtype), alpha=momentum)
-            unbiased = var.detach() * (n / max(n - 1.0, 1.0))
-            running_var.mul_(1 - momentum).add_(unbiased.to(running_var.dtype), alpha=momentum)
-    return y.to(x.dtype)
+    A collective: every rank must call it the same number of times."""
+    return _AllReduceBatchNorm.apply(x, weight, bias, running_mean, running_var, momentum, eps)
 
 
 def _cuda_sync_batch_norm(x: torch.Tensor, running_mean: torch.Tensor | None, running_var: torch.Tensor | None,
