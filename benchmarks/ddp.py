@@ -6,8 +6,13 @@
 Each case runs `edgekd compress` once as one process and once as
 `torchrun --standalone --nproc_per_node 2 -m edgekd compress ...`, same config and seed, and
 compares every training stage's accuracy, the median seconds per epoch (the training loop and
-its validation) and the run folders' file lists. On a 2-core machine two processes share the
+its validation) and the run folders' file lists, with the load averages before and after each run. On a 2-core machine two processes share the
 cores (one thread each against two threads for one process): no speed-up is expected.
+
+A third run, one process on one thread, is the same computation as the first with another
+float summation order: its accuracy gap to the first is what rounding alone does to each
+stage (training amplifies a 1e-7 difference in the first step; 1 vs 2 processes differ by as
+much after one step as 1 vs 2 threads do), the yardstick for the 1-vs-2-process gap.
 """
 
 from __future__ import annotations
@@ -42,18 +47,30 @@ SYNTHETIC = {
 }
 
 
-def config_for(case: str, tmp: Path) -> Path:
+# (folder, processes, threads each): one process on every core, two sharing them, and one process on one
+# thread: the same computation with another float summation order, i.e. how far rounding alone moves a stage
+RUNS = [("n1", 1, max(1, os.cpu_count() or 1)), ("n2", 2, max(1, (os.cpu_count() or 2) // 2)), ("n1t1", 1, 1)]
+
+
+def config_for(case: str, tmp: Path, seed: int | None = None) -> Path:
     cfg = yaml.safe_load((ROOT / "examples" / "digits.yaml").read_text()) if case == "digits" else dict(SYNTHETIC)
+    if seed is not None:  # the run's seed (initialisation, batch order); the data set stays the same
+        cfg["seed"] = seed
     path = tmp / f"{case}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
 
 
-def run(cfg: Path, out: Path, nproc: int) -> float:
+def load() -> str:
+    """The 1/5/15-minute load averages: the machine may be shared, so every timing carries them."""
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def run(cfg: Path, out: Path, nproc: int, threads: int) -> float:
     base = ["-m", "edgekd", "compress", str(cfg), "--target", "host", "--quiet", "--output-dir", str(out), "--force"]
     cmd = [sys.executable, *base] if nproc == 1 else \
         [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *base]
-    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 2) // nproc))}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if p.returncode != 0:
@@ -67,7 +84,8 @@ def summary(run_dir: Path) -> dict:
     for name, rec in stages.items():
         m = rec["metrics"]
         hist = m.get("history") or []
-        out[name] = {"accuracy": m.get("accuracy"), "world": (rec.get("world") or {}).get("world_size"),
+        world = rec.get("world") or {}
+        out[name] = {"accuracy": m.get("accuracy"), "world": world.get("world_size"), "batchnorm": world.get("batchnorm"),
                      "epoch_s": statistics.median(h["seconds"] for h in hist) if hist else None,
                      "seconds": rec["seconds"]}
     files = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.name != ".lock")
@@ -78,34 +96,48 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", nargs="+", default=["digits", "synthetic"])
     ap.add_argument("--workdir", type=Path, help="keep the runs here; a finished run found there is not re-run")
+    ap.add_argument("--seed", type=int, help="the runs' seed instead of the config's (the run-to-run spread)")
     args = ap.parse_args()
     RESULTS.mkdir(exist_ok=True)
     rows, result = [], {"machine": f"{os.cpu_count()} CPU cores", "cases": {}}
     for case in args.cases:
         with tempfile.TemporaryDirectory() as scratch:
-            tmp = args.workdir / case if args.workdir else Path(scratch)
+            folder = case if args.seed is None else f"{case}-seed{args.seed}"
+            tmp = args.workdir / folder if args.workdir else Path(scratch)
             tmp.mkdir(parents=True, exist_ok=True)
-            cfg = config_for(case, tmp)
+            cfg = config_for(case, tmp, args.seed)
             name = yaml.safe_load(cfg.read_text())["name"]
-            walls, sums = {}, {}
-            for n in (1, 2):
-                done = tmp / f"n{n}" / name / "report" / "report.json"
-                walls[n] = run(cfg, tmp / f"n{n}", n) if not done.exists() else float("nan")
-                sums[n] = summary(tmp / f"n{n}" / name)
-        same = sums[1]["files"] == sums[2]["files"]
-        result["cases"][case] = {"wall_s": walls, "one": sums[1], "two": sums[2], "same_files": same}
-        for stage, one in sums[1]["stages"].items():
-            two = sums[2]["stages"].get(stage, {})
-            if one["accuracy"] is None or stage not in ("teacher", "distill", "prune", "quantize"):
+            walls, sums, loads = {}, {}, {}
+            for key, nproc, threads in RUNS:
+                done, timing = tmp / key / name / "report" / "report.json", tmp / f"{key}.timing.json"
+                if not done.exists() or not timing.exists():  # a finished run keeps its own wall time and load
+                    before = load()
+                    wall = run(cfg, tmp / key, nproc, threads)
+                    timing.write_text(json.dumps({"wall_s": wall, "load_average": {"before": before, "after": load()}}))
+                t = json.loads(timing.read_text())
+                walls[key], loads[key] = t["wall_s"], t["load_average"]
+                before = loads[key]["before"]
+                sums[key] = summary(tmp / key / name)
+                print(f"{case}, {nproc} process(es) x {threads} thread(s): {walls[key]:.0f} s, load average {before} "
+                      f"before, {loads[key]['after']} after", flush=True)
+        one, two, floor = sums["n1"], sums["n2"], sums["n1t1"]
+        same = one["files"] == two["files"]
+        result["cases"][case] = {"wall_s": walls, "load_average": loads, "one": one, "two": two,
+                                 "one_1_thread": floor, "same_files": same}
+        for stage, a in one["stages"].items():
+            b, c = two["stages"].get(stage, {}), floor["stages"].get(stage, {})
+            if a["accuracy"] is None or stage not in ("teacher", "distill", "prune", "quantize"):
                 continue
-            ratio = f"{two['epoch_s'] / one['epoch_s']:.2f}×" if one["epoch_s"] and two.get("epoch_s") else "–"
-            rows.append(f"| {case} | {stage} | {one['accuracy']:.2f}% | {two['accuracy']:.2f}% | "
-                        f"{two['accuracy'] - one['accuracy']:+.2f} | {one['epoch_s']} s | {two.get('epoch_s')} s | {ratio} |")
-        rows.append(f"| {case} | whole run (wall) | | | | {walls[1]:.0f} s | {walls[2]:.0f} s | "
-                    f"{walls[2] / walls[1]:.2f}× | run folders identical in structure: {same} |")
-    (RESULTS / "ddp.json").write_text(json.dumps(result, indent=2))
-    print("| case | stage | 1 process | 2 processes (gloo) | Δ points | s/epoch, 1 | s/epoch, 2 | 2 vs 1 |")
-    print("|---|---|---|---|---|---|---|---|")
+            ratio = f"{b['epoch_s'] / a['epoch_s']:.2f}×" if a["epoch_s"] and b.get("epoch_s") else "–"
+            rows.append(f"| {case} | {stage} | {a['accuracy']:.2f}% | {b['accuracy']:.2f}% | "
+                        f"{b['accuracy'] - a['accuracy']:+.2f} | {c['accuracy']:.2f}% | {c['accuracy'] - a['accuracy']:+.2f} | "
+                        f"{a['epoch_s']:.1f} s | {b.get('epoch_s'):.1f} s | {ratio} | {b.get('batchnorm') or '–'} |")
+        rows.append(f"| {case} | whole run (wall) | | | | | | {walls['n1']:.0f} s | {walls['n2']:.0f} s | "
+                    f"{walls['n2'] / walls['n1']:.2f}× | run folders identical in structure: {same} |")
+    (RESULTS / ("ddp.json" if args.seed is None else f"ddp-seed{args.seed}.json")).write_text(json.dumps(result, indent=2))
+    print("| case | stage | 1 process | 2 processes (gloo) | Δ points | 1 process, 1 thread | Δ points (rounding alone) "
+          "| s/epoch, 1 | s/epoch, 2 | 2 vs 1 | BatchNorm, 2 |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     return 0
 

@@ -41,6 +41,7 @@ from edgekd.stages.report import ReportStage
 from edgekd.stages.search import SearchStage
 from edgekd.stages.teacher import TeacherStage
 from edgekd.tracking import make_tracker
+from edgekd.train import sync_bn
 
 log = logging.getLogger(__name__)
 
@@ -236,12 +237,13 @@ class Pipeline:
             out = self.run_dir.stage_dir(stage.name, clean=True)
             t0 = time.perf_counter()
             self.reporter.stage_started(stage.name)
+            sync_bn.take_record()  # from here: what this stage's training did with BatchNorm
             result = _run_checked(stage, ctx, out)
             self.reporter.stage_done(stage.name, time.perf_counter() - t0)
             self.run_dir.record_stage(stage.name, input_hash=h, artifacts=result.artifacts,
                                       metrics=result.metrics, seconds=time.perf_counter() - t0,
                                       device=str(ctx.device), settings=settings, upstream=upstream,
-                                      world=self.world.describe() if stage.name in COLLECTIVE else None)
+                                      world=self._world_record() if stage.name in COLLECTIVE else None)
             ctx.results[stage.name] = result
             self._ran.add(stage.name)
             rec = self.run_dir.manifest["stages"][stage.name]
@@ -250,6 +252,12 @@ class Pipeline:
         ctx.sections[stage.name] = stage.section(ctx.results[stage.name])
         upstream[stage.name] = {k: a["sha256"] for k, a in rec["artifacts"].items()}
         self._recorded(stage.name, ctx, rec)
+
+    def _world_record(self) -> dict[str, Any]:
+        """The processes and backend a collective stage ran with and, when it trained under
+        torchrun, whether BatchNorm was synchronised over the ranks."""
+        batchnorm = sync_bn.take_record()
+        return {**self.world.describe(), **({"batchnorm": batchnorm} if batchnorm else {})}
 
     def _follow_stage(self, stage: Stage, ctx: RunContext, upstream: dict[str, dict[str, str]]) -> None:
         """A rank other than 0: run a collective stage with rank 0 into a scratch folder that is

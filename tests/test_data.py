@@ -125,6 +125,20 @@ def test_augment_shifts_but_keeps_content() -> None:
     assert not torch.equal(y, x)
 
 
+def test_augment_under_ddp_draws_for_the_global_batch() -> None:
+    """Each rank's part is augmented as one process augments those images of the whole batch,
+    and every rank's generator ends where one process's does (the next epoch's order agrees)."""
+    x = torch.randint(0, 256, (10, 3, 8, 8), dtype=torch.uint8)
+    cfg = AugmentConfig(shift=2, hflip=True)
+    g1 = torch.Generator().manual_seed(0)
+    whole = augment(x, cfg, g1)
+    for rank in (0, 1):
+        g = torch.Generator().manual_seed(0)
+        part = augment(x[rank::2], cfg, g, shard=(rank, 2), global_batch=10)
+        assert torch.equal(part, whole[rank::2])
+        assert torch.equal(g.get_state(), g1.get_state())
+
+
 def test_train_epoch_covers_each_image_once_and_drops_the_ragged_batch() -> None:
     x, y = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1).expand(10, 3, 1, 1), torch.arange(10)
     d = DataBundle("t", x, y, x[:2], y[:2], [str(i) for i in range(10)], Preprocess(1, mean=(0,) * 3, std=(1,) * 3))

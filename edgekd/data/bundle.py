@@ -180,16 +180,25 @@ def batch_indices(n: int, batch_size: int, *, generator: torch.Generator,
         yield order[i : i + batch_size]
 
 
-def augment(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
-    """Random integer shifts (pad-and-crop with zeros) and optional flips, per sample, batched."""
+def augment(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator, *,
+            shard: tuple[int, int] | None = None, global_batch: int | None = None) -> torch.Tensor:
+    """Random integer shifts (pad-and-crop with zeros) and optional flips, per sample, batched.
+
+    ``shard=(rank, world)`` with ``global_batch``: ``x`` is ``batch[rank::world]`` of a batch of
+    ``global_batch`` images (DistributedDataParallel); the draws are made for the whole batch
+    and this part taken, so N processes augment every image as one process does and their
+    generators stay in step with it."""
     if cfg.shift == 0 and not cfg.hflip:
         return x
     n, _, h, w = x.shape
+    draws, part = n, slice(None)
+    if shard is not None and global_batch is not None and shard[1] > 1:
+        draws, part = global_batch, slice(shard[0], None, shard[1])
     s = cfg.shift
     if s:
         padded = F.pad(x, (s, s, s, s))
-        dx = torch.randint(0, 2 * s + 1, (n,), generator=generator).to(x.device)
-        dy = torch.randint(0, 2 * s + 1, (n,), generator=generator).to(x.device)
+        dx = torch.randint(0, 2 * s + 1, (draws,), generator=generator)[part].to(x.device)
+        dy = torch.randint(0, 2 * s + 1, (draws,), generator=generator)[part].to(x.device)
         rows = (dy.view(n, 1) + torch.arange(h, device=x.device).view(1, h))  # [n, h]
         cols = (dx.view(n, 1) + torch.arange(w, device=x.device).view(1, w))  # [n, w]
         idx_r = rows.view(n, 1, h, 1).expand(n, x.shape[1], h, padded.shape[-1])
@@ -197,7 +206,7 @@ def augment(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator) -> 
         idx_c = cols.view(n, 1, 1, w).expand(n, x.shape[1], h, w)
         x = x.gather(3, idx_c)
     if cfg.hflip:
-        flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+        flip = (torch.rand(draws, generator=generator) < 0.5)[part].to(x.device)
         x = torch.where(flip.view(n, 1, 1, 1), x.flip(-1), x)
     return x
 

@@ -8,6 +8,7 @@ same code runs on CPU or CUDA (bf16 autocast and channels_last on CUDA).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -28,6 +29,7 @@ from edgekd.models.checkpoint import save_state_dict
 from edgekd.models.features import FeatureTap, default_feature_layer
 from edgekd.train.evaluate import eval_batch_size, evaluate
 from edgekd.train.losses import LossInputs, build_loss_terms
+from edgekd.train.sync_bn import SyncedBatchNorm, note
 
 
 @dataclass
@@ -165,8 +167,10 @@ class _Loop:
     shard: tuple[int, int] | None = None  # (rank, world) under torchrun: this rank's part of each batch
     opt: torch.optim.Optimizer = field(init=False)
     sched: torch.optim.lr_scheduler.LambdaLR = field(init=False)
+    bn_sync: SyncedBatchNorm | None = field(init=False)  # under torchrun: BatchNorm over the global batch
 
     def __post_init__(self) -> None:
+        self.bn_sync = SyncedBatchNorm() if self.shard is not None else None
         n = self.data.num_train
         self.steps_per_epoch = max(1, min(n // self.batch_size, self.cfg.max_steps_per_epoch or n))
         self.opt = _optimizer(self.student, self.cfg)
@@ -181,10 +185,11 @@ class _Loop:
         batches = data.train_epoch(self.batch_size, self.gen, crop_scale=cfg.augment.crop_scale,
                                    max_steps=cfg.max_steps_per_epoch, shard=self.shard)
         for step, (idx, xb, yb) in enumerate(batches):
-            xb = data.normalize(augment(xb, cfg.augment, self.gen))
+            # under torchrun the random shifts are drawn for the global batch, as one process draws them
+            xb = data.normalize(augment(xb, cfg.augment, self.gen, shard=self.shard, global_batch=self.batch_size))
             if self.cuda:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            with self.autocast:
+            with self.autocast, self.bn_sync or contextlib.nullcontext():
                 loss = self.computer(xb, yb, self.cached[idx] if self.cached is not None else None)
             if not torch.isfinite(loss):
                 raise TrainingError(
@@ -287,6 +292,8 @@ def train(
                                elapsed=time.perf_counter() - t0)
     finally:
         computer.close()
+    if loop.bn_sync is not None:
+        note(loop.bn_sync.kinds)
     seconds = time.perf_counter() - t0
     assert best_state is not None
     student.load_state_dict(best_state)
