@@ -26,7 +26,9 @@ def test_digits_demo_from_the_command_line(tmp_path: Path) -> None:
     acc = {m["label"]: m["accuracy"] for m in rep["models"]}
     assert acc["teacher"] >= 97.0
     assert acc["student"] >= acc["teacher"] - 1.5  # distilled student within 1.5 points of the teacher
-    assert rep["search"]["chosen"]["params"] <= 0.7e6  # the search respected its budget
+    chosen, budget = rep["search"]["chosen"], rep["search"]["budgets"]["latency_ms"]["host"]
+    assert chosen["latency"]["host"]["ms"] <= budget  # the search respected the relative budget (teacher / 4)
+    assert chosen["params"] < 0.25 * rep["search"]["teacher_point"]["params"]
     macs = {m["label"]: m["macs"] for m in rep["models"]}
     assert macs["student"] / macs["pruned"] >= 1.9
     from edgekd.quantization.overflow import host_has_vnni
