@@ -114,12 +114,14 @@ def effects_section(r: Report) -> Section:
 def sources_section(r: Report) -> Section:
     """The searched student against the trained teacher pruned to the same budget (distill)."""
     c = r.comparisons.get("student_sources") or {}
-    s = Section("Student sources: searched vs the teacher pruned", ["Source", "Architecture", "Accuracy (PyTorch)",
-                                                                    "MACs (M)", "Latency (ms)", "Went on"])
+    s = Section("Student sources: searched vs the teacher pruned",
+                ["Source", "Architecture", "Accuracy with the teacher (PyTorch)", "Without the teacher", "MACs (M)",
+                 "Latency (ms)", "Went on"])
     for name, x in (c.get("sources") or {}).items():
         label = "DisWOT search" if name == "search" else "the trained teacher, pruned" if name == "teacher_pruned" \
             else name
         s.rows.append([label, display_name(x["model"], x.get("kwargs") or {}), num(x["accuracy"], 2, "%"),
+                       num(x["plain_accuracy"], 2, "%") if "plain_accuracy" in x else "not trained",
                        num((x.get("macs") or 0) / 1e6, 3), _latencies(x.get("latency")),
                        "yes" if name == c.get("chosen") else "no"])
     s.lines += list(c.get("notes") or [])

@@ -121,9 +121,11 @@ class DistillStage(Stage):
             notes.append(why)
             if alt is not None:
                 pool.append(alt)
+        if self._baseline_wanted(ctx):  # every source also on labels alone: each is judged by its better run
+            for t in pool:
+                t.plain = self._baseline(ctx, t)
         chosen = self._choose_source(ctx, pool, notes)
-        baseline = self._baseline(ctx, chosen) if self._baseline_wanted(ctx) else None
-        return self._finish(ctx, out, chosen, pool, baseline, notes)
+        return self._finish(ctx, out, chosen, pool, chosen.plain, notes)
 
     @staticmethod
     def _train(ctx: RunContext, t: Trained, teacher: torch.nn.Module | None, label: str) -> None:
@@ -161,7 +163,8 @@ class DistillStage(Stage):
 
     @staticmethod
     def _choose_source(ctx: RunContext, pool: list[Trained], notes: list[str]) -> Trained:
-        """Both sources meet the budget: the more accurate one goes on (a tie: the faster)."""
+        """Both sources meet the budget: the more accurate one (with or without the teacher,
+        whichever trained it better) goes on; a tie: the faster."""
         if len(pool) == 1:
             return pool[0]
         pool[0].latency = (search_choice(ctx) or {}).get("latency") or {}
@@ -169,9 +172,9 @@ class DistillStage(Stage):
         def worst_ms(t: Trained) -> float:
             return max((e["ms"] for e in t.latency.values()), default=float("inf"))
 
-        best = max(pool, key=lambda t: (round(t.accuracy, 3), -worst_ms(t)))
+        best = max(pool, key=lambda t: (round(t.best_accuracy, 3), -worst_ms(t)))
         other = next(t for t in pool if t is not best)
-        line = (f"{best.source} {best.accuracy:.2f}% vs {other.source} {other.accuracy:.2f}%: "
+        line = (f"{best.source} {best.described()} vs {other.source} {other.described()}: "
                 f"continuing with {best.source}")
         notes.append(line)
         ctx.reporter.line(f"[green]distill[/]: student source: {escape(line)}")
@@ -237,6 +240,7 @@ class Trained:
     pruning_history: list[Any] | None = None
     latency: dict[str, dict[str, Any]] = field(default_factory=dict)  # target -> estimate
     result: TrainResult | None = None
+    plain: Trained | None = None  # the same start trained on labels alone (compare_baseline)
     model: torch.nn.Module = field(init=False)
 
     def __post_init__(self) -> None:
@@ -247,10 +251,19 @@ class Trained:
         assert self.result is not None
         return self.result.best_accuracy
 
+    @property
+    def best_accuracy(self) -> float:
+        """With the teacher or without it, whichever is higher: what this source can ship."""
+        return max(self.accuracy, self.plain.accuracy if self.plain is not None else float("-inf"))
+
+    def described(self) -> str:
+        return f"{self.accuracy:.2f}%" + (f" (without the teacher {self.plain.accuracy:.2f}%)" if self.plain else "")
+
     def spec(self, ctx: RunContext, role: str) -> ModelSpec:
         return ModelSpec(self.model_name, ctx.data.num_classes, dict(self.kwargs), ctx.data.preprocessing(),
                          pruning_history=self.pruning_history, role=role, info={"accuracy": self.accuracy})
 
     def summary(self, size: int) -> dict[str, Any]:
-        return {"model": self.model_name, "kwargs": self.kwargs, "accuracy": round(self.accuracy, 3),
+        plain = {"plain_accuracy": round(self.plain.accuracy, 3)} if self.plain is not None else {}
+        return {"model": self.model_name, "kwargs": self.kwargs, "accuracy": round(self.accuracy, 3), **plain,
                 "latency": self.latency, **model_stats(self.model, size)}
