@@ -35,10 +35,23 @@ def test_pareto_choice_on_a_table_of_rows() -> None:
     front = pareto_front([Point("host", r["model"], "onnxruntime", "onnx", r["precision"], "measured",
                                 r["median_ms"], acc[r["model"]], "x") for r in rows])
     assert [p.model for p in front] == ["quantized", "pruned", "student", "teacher"]
-    # no budget: the most accurate file, or the fastest within 0.5 points of it; the teacher competes
-    assert recommend(_report(rows, acc, budget=None))["host"]["model"] == "teacher"
+    # no budget: the most accurate file, or the fastest within the slack of it; the teacher competes
+    assert recommend(_report(rows, acc, budget=None), slack=0.5)["host"]["model"] == "teacher"
     acc["student"] = 94.6  # now within 0.5 points of the teacher, and faster
-    assert recommend(_report(rows, acc, budget=None))["host"]["model"] == "student"
+    assert recommend(_report(rows, acc, budget=None), slack=0.5)["host"]["model"] == "student"
+
+
+def test_the_accuracy_slack_trades_points_for_speed() -> None:
+    """Default 1 point: the fastest file in the budget within 1 point of the most accurate ships
+    (digits: the INT8 file 0.84 points under the plain student, 1.3x faster); 0: the most accurate."""
+    acc = {"teacher": 98.6, "student": 99.2, "pruned": 98.3, "quantized": 98.3}
+    rows = [_row("teacher", 0.80), _row("student", 0.19), _row("pruned", 0.15), _row("quantized", 0.14, "int8")]
+    pick = recommend(_report(rows, acc, budget=0.2))["host"]
+    assert (pick["model"], pick["precision"]) == ("quantized", "int8")
+    assert "within 1 point of the most accurate (student, 99.20%)" in pick["reason"]
+    assert recommend(_report(rows, acc, budget=0.2), slack=0.0)["host"]["model"] == "student"
+    acc["quantized"] = 98.1  # 1.1 points under the student: outside the slack; the pruned file ships
+    assert recommend(_report(rows, acc, budget=0.2))["host"]["model"] == "pruned"
 
 
 def test_a_stage_that_does_not_pay_is_not_chosen() -> None:

@@ -321,6 +321,9 @@ class ReportConfig(StrictModel):
     formats: list[Literal["json", "md", "html"]] = Field(
         default_factory=lambda: ["json", "md", "html"]
     )
+    accuracy_slack: NonNegativeFloat = Field(
+        1.0, description="the file shipped on a target is the fastest inside its latency budget within this many "
+        "accuracy points of the most accurate one there (0: the most accurate, whatever its speed)")
 
 
 class MlflowConfig(StrictModel):

@@ -2,8 +2,9 @@
 
 The rule, stated in every choice's ``reason``: among the target's rows (measured ones when
 it has any, else predicted) within the target's latency budget, take the most accurate,
-then the fastest within ``ACCURACY_SLACK`` points of it (the allowance the export check
-gives a runtime against PyTorch: differences that small are rounding, not a better model).
+then the fastest within ``report.accuracy_slack`` points of it (default 1: the accuracy a
+user gives for a file "much faster at nearly the same accuracy", the issue's own bar; 0 picks
+the most accurate file in the budget whatever its speed).
 Accuracy is each file's own, in its runtime (reporting/points.py). The teacher competes
 too: where no compressed model beats it, the report says so instead of recommending a
 model that is slower and less accurate. With nothing inside the budget, the fastest is
@@ -20,7 +21,7 @@ from edgekd.core.formats import format_named
 from edgekd.reporting.points import Point, comparable, file_name, report_targets, target_points
 from edgekd.reporting.schema import Report
 
-ACCURACY_SLACK = 0.5  # points
+ACCURACY_SLACK = 1.0  # points: report.accuracy_slack's default
 CHAIN = ("student", "pruned", "quantized")  # each compression stage's output, in order: each takes the one before
 
 
@@ -80,14 +81,18 @@ def _source_file(r: Report, p: Point) -> str | None:
     return e["path"] if e else None
 
 
-def _pick(cands: list[Point], budget: float | None) -> tuple[Point, str]:
+def _points(x: float) -> str:
+    return f"{x:g} point{'' if x == 1 else 's'}"
+
+
+def _pick(cands: list[Point], budget: float | None, slack: float) -> tuple[Point, str]:
     inside = [p for p in cands if budget is None or p.ms <= budget]
     if not inside:
         best = min(cands, key=lambda p: p.ms)
         return best, (f"nothing meets the {budget:g} ms budget: the fastest option is shown "
                       f"({best.ms:.3g} ms)")
     top = max(inside, key=lambda p: (p.accuracy, -p.ms))
-    close = [p for p in inside if p.accuracy >= top.accuracy - ACCURACY_SLACK]
+    close = [p for p in inside if p.accuracy >= top.accuracy - slack - 1e-9]
     best = min(close, key=lambda p: (p.ms, -p.accuracy))
     n = f"{len(inside)} option{'s' if len(inside) != 1 else ''}"
     verb = "meets" if len(inside) == 1 else "meet"
@@ -96,17 +101,18 @@ def _pick(cands: list[Point], budget: float | None) -> tuple[Point, str]:
         why = f"{where}; this is the most accurate"
         rest = sorted((p.accuracy for p in inside if p.model != best.model), reverse=True)
         if len(close) > 1:
-            why += f", and the fastest of the {len(close)} within {ACCURACY_SLACK} points of it"
+            why += f", and the fastest of the {len(close)} within {_points(slack)} of it"
         elif rest:
             why += f" (the next model is {top.accuracy - rest[0]:.2f} points behind)"
     else:
-        why = (f"{where}; this is the fastest within {ACCURACY_SLACK} points of the most accurate "
+        why = (f"{where}; this is the fastest within {_points(slack)} of the most accurate "
                f"({top.model}, {top.accuracy:.2f}%)")
     return best, why
 
 
-def recommend(r: Report) -> dict[str, dict[str, Any]]:
-    """``{target: choice}`` for every target with latency rows and a compressed model."""
+def recommend(r: Report, slack: float = ACCURACY_SLACK) -> dict[str, dict[str, Any]]:
+    """``{target: choice}`` for every target with latency rows and a compressed model; ``slack``:
+    the accuracy points given up for the fastest file (report.accuracy_slack)."""
     budgets = {t["name"]: t.get("latency_budget_ms") for t in r.targets}
     out: dict[str, dict[str, Any]] = {}
     for target in report_targets(r):
@@ -116,7 +122,7 @@ def recommend(r: Report) -> dict[str, dict[str, Any]]:
         cands = [p for p in pool if p.accuracy is not None and p.model not in dropped]
         if not cands:
             continue
-        best, why = _pick(cands, budgets.get(target))
+        best, why = _pick(cands, budgets.get(target), slack)
         if skipped:
             why += "; did not pay here: " + "; ".join(u["reason"] for u in skipped)
         if best.model == "teacher" and len({p.model for p in cands}) > 1:

@@ -70,3 +70,4 @@ class RunFacts:
     gates: GateSpec = field(default_factory=GateSpec)  # CI gates to check (none by default)
     renders: list[dict[str, Any]] = field(default_factory=list)  # `edgekd report` re-renders of this run
     budgets: dict[str, dict[str, Any]] = field(default_factory=dict)  # target -> TargetBudget.as_dict()
+    accuracy_slack: float = 1.0  # report.accuracy_slack: points given up for the fastest file (deploy.py)

@@ -28,7 +28,7 @@ from edgekd.quantization.kernels import select_kernels
 from edgekd.quantization.nncf_int8 import CalibrationLog, calibration_batches, quantized_layers, quantizer_config
 from edgekd.quantization.recipe import apply_recipe
 from edgekd.reporting.sections import Section, trained_model_section
-from edgekd.stages.base import RunContext, Stage, StageResult
+from edgekd.stages.base import RunContext, Stage, StageResult, kd_adapted
 from edgekd.train.evaluate import evaluate
 from edgekd.train.trainer import train
 
@@ -109,11 +109,15 @@ class QuantizeStage(Stage):
         """
         cfg = ctx.config.quantize
         ptq_state = {k: v.detach().clone() for k, v in qmodel.state_dict().items()}  # NNCF ranges included
-        teacher = ctx.teacher() if cfg.train.uses_teacher else None
-        result = train(qmodel, ctx.device_data, cfg.train, teacher=teacher, device=ctx.device, seed=ctx.config.seed,
+        tuning, adapted = kd_adapted(ctx, cfg.train)
+        if adapted:
+            ctx.reporter.line(f"[yellow]quantize[/]: {escape(adapted)}")
+            metrics["loss_adapted"] = adapted
+        teacher = ctx.teacher() if tuning.uses_teacher else None
+        result = train(qmodel, ctx.device_data, tuning, teacher=teacher, device=ctx.device, seed=ctx.config.seed,
                        reporter=ctx.reporter, label=f"QAT {name}")
         metrics.update(result.metrics())
-        metrics["loss"] = [t.spec() for t in cfg.train.loss]
+        metrics["loss"] = [t.spec() for t in tuning.loss]
         choice = dist.broadcast(keep_better(result.best_accuracy, ptq_acc))
         if choice.kept == "ptq":
             qmodel.load_state_dict(ptq_state)

@@ -22,6 +22,7 @@ from typing import Any
 from rich.markup import escape
 
 from edgekd.core import dist
+from edgekd.core.config import TrainConfig
 from edgekd.core.errors import PruningError
 from edgekd.core.registries import IMPORTANCES
 from edgekd.models.artifact import ModelSpec, load_model, reload_outputs, save_model
@@ -30,7 +31,7 @@ from edgekd.models.pruned import replay_pruning
 from edgekd.models.stats import count_macs, count_params
 from edgekd.pruning.structured import ChannelPruner
 from edgekd.reporting.sections import Section, trained_model_section
-from edgekd.stages.base import RunContext, Stage, StageResult
+from edgekd.stages.base import RunContext, Stage, StageResult, kd_adapted
 from edgekd.stages.prune.latency import Latencies, describe, judge_step, shared_latency
 from edgekd.stages.prune.targets import PruneGoal, prune_goal, unreachable
 from edgekd.train.evaluate import evaluate
@@ -64,7 +65,10 @@ class PruneStage(Stage):
                                hint="list the stages as [..., prune, quantize, ...]")
         data, device = ctx.device_data, ctx.device
         model.to(device)
-        teacher = ctx.teacher() if cfg.finetune.uses_teacher else None
+        finetune, adapted = kd_adapted(ctx, cfg.finetune)
+        if adapted:
+            ctx.reporter.line(f"[yellow]prune[/]: {escape(adapted)}")
+        teacher = ctx.teacher() if finetune.uses_teacher else None
         if teacher is not None:
             teacher.to(device)
         size = spec.input_size
@@ -75,23 +79,26 @@ class PruneStage(Stage):
                                 "params": count_params(model)}
         if latency:
             base["latency"] = latency
-        pruner = self._pruner(ctx, model, spec.example_input(1).to(device), teacher)
+        pruner = self._pruner(ctx, model, spec.example_input(1).to(device), teacher, finetune)
         name = escape(display_name(spec.model, spec.kwargs))
         ctx.reporter.line(f"[cyan]prune[/]: {name} ({src_label}) to {goal.kind} {goal.describe(goal.final)} "
                           f"in {cfg.steps} steps, importance {cfg.importance.name}, "
-                          f"fine-tune {'+'.join(t.name for t in cfg.finetune.loss)}, "
+                          f"fine-tune {'+'.join(t.name for t in finetune.loss)}, "
                           f"channels in multiples of {ctx.plan.channel_rounding or 1}")
-        model, history, steps, stopped = self._steps(ctx, model, pruner, goal, teacher, spec, base)
+        model, history, steps, stopped = self._steps(ctx, model, pruner, goal, (teacher, finetune), spec, base)
         model.eval()
         info = {"accuracy": steps[-1]["accuracy"] if steps else base["accuracy"]}
         new_spec = ModelSpec(spec.model, spec.num_classes, spec.kwargs, spec.input,
                              pruning_history=[*(spec.pruning_history or []), *history], role="pruned", info=info)
         saved = save_model(model, new_spec, out / "model")
         self._check_reload(model, saved, spec.example_input(1).to(device))
-        metrics = self._metrics(ctx, spec.model, src_label, goal, base, steps, stopped)
+        metrics = self._metrics(ctx, spec.model, src_label, goal, base, steps, stopped, finetune)
+        if adapted:
+            metrics["finetune_adapted"] = adapted
         return StageResult({**metrics, "kwargs": spec.kwargs}, {"model:pruned": saved})
 
-    def _steps(self, ctx: RunContext, model, pruner: ChannelPruner, goal: PruneGoal, teacher, spec: ModelSpec,
+    def _steps(self, ctx: RunContext, model, pruner: ChannelPruner, goal: PruneGoal, tuning: tuple[Any, TrainConfig],
+               spec: ModelSpec,
                base: dict[str, Any]) -> tuple[Any, list[Any], list[dict[str, Any]], dict[str, Any] | None]:
         """The pruning steps on a geometric path to the goal; stops at the first step that did
         not pay (undone). Returns the model, its new history, the kept steps, and why it stopped."""
@@ -122,7 +129,7 @@ class PruneStage(Stage):
                 before = decision["after"]
             elif before:
                 before = shared_latency(ctx, model, size)
-            steps.append(self._finetune_step(ctx, model, teacher, k, size, before))
+            steps.append(self._finetune_step(ctx, model, tuning, k, size, before))
             ctx.reporter.line(f"[green]prune[/]: step {k}/{cfg.steps}: MACs {steps[-1]['macs'] / 1e6:.2f}M "
                               f"({base['macs'] / steps[-1]['macs']:.2f}× fewer), "
                               f"{steps[-1]['accuracy_after_pruning']:.2f}% → {steps[-1]['accuracy']:.2f}%"
@@ -152,7 +159,7 @@ class PruneStage(Stage):
         return decision
 
     @staticmethod
-    def _pruner(ctx: RunContext, model, example, teacher) -> ChannelPruner:
+    def _pruner(ctx: RunContext, model, example, teacher, finetune: TrainConfig) -> ChannelPruner:
         """torch-pruning's pruner with the configured importance (gradients from the fine-tune loss)
         and the plan's channel rounding."""
         cfg = ctx.config.prune
@@ -160,7 +167,7 @@ class PruneStage(Stage):
         grad_fn = None
         if criterion.needs_gradients:
             def grad_fn(m):  # noqa: ANN001 - the pruner passes the model being pruned
-                loss_gradients(m, ctx.device_data, cfg.finetune, teacher=teacher, batches=criterion.batches,
+                loss_gradients(m, ctx.device_data, finetune, teacher=teacher, batches=criterion.batches,
                                seed=ctx.config.seed)
 
         return ChannelPruner(model, example, importance=criterion.build(), global_pruning=cfg.global_pruning,
@@ -168,12 +175,14 @@ class PruneStage(Stage):
                              round_to=ctx.plan.channel_rounding, gradient_fn=grad_fn)
 
     @staticmethod
-    def _finetune_step(ctx: RunContext, model, teacher, k: int, size: int, latency: Latencies) -> dict[str, Any]:
+    def _finetune_step(ctx: RunContext, model, tuning: tuple[Any, TrainConfig], k: int, size: int,
+                       latency: Latencies) -> dict[str, Any]:
         """Accuracy right after the cut, then recovered by distillation; MACs, params, latency per target."""
         cfg = ctx.config.prune
         data, device = ctx.device_data, ctx.device
         pruned_acc = evaluate(model, data, device)
-        result = train(model, data, cfg.finetune, teacher=teacher, device=device, seed=ctx.config.seed + k,
+        teacher, finetune = tuning
+        result = train(model, data, finetune, teacher=teacher, device=device, seed=ctx.config.seed + k,
                        reporter=ctx.reporter, label=f"prune step {k}/{cfg.steps} fine-tune")
         row = {"step": k, "macs": count_macs(model, size), "params": count_params(model),
                "accuracy_after_pruning": round(pruned_acc, 3), "accuracy": round(result.best_accuracy, 3),
@@ -184,7 +193,8 @@ class PruneStage(Stage):
 
     @staticmethod
     def _metrics(ctx: RunContext, model_name: str, src_label: str, goal: PruneGoal, base: dict[str, Any],
-                 steps: list[dict[str, Any]], stopped: dict[str, Any] | None) -> dict[str, Any]:
+                 steps: list[dict[str, Any]], stopped: dict[str, Any] | None,
+                 finetune: TrainConfig) -> dict[str, Any]:
         cfg = ctx.config.prune
         last = steps[-1] if steps else base
         summary = {"base": base, "steps": [{k: v for k, v in s.items() if k != "history"} for s in steps],
@@ -193,7 +203,7 @@ class PruneStage(Stage):
             summary["stopped"] = stopped
         return {
             "model": model_name, "input": src_label, "target": goal.record(), "importance": cfg.importance.spec(),
-            "finetune_loss": [t.spec() for t in cfg.finetune.loss], "base": base,
+            "finetune_loss": [t.spec() for t in finetune.loss], "base": base,
             "accuracy": last["accuracy"], "macs": last["macs"], "params": last["params"],
             "macs_reduction": round(base["macs"] / last["macs"], 3),
             "params_reduction": round(base["params"] / last["params"], 3),
