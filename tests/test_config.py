@@ -206,3 +206,21 @@ def test_partial_qat_section_keeps_the_qat_defaults(tmp_path: Path) -> None:
     assert (t.epochs, t.optimizer.lr, t.optimizer.weight_decay, t.optimizer.momentum) == (1, 5e-4, 0.0, 0.5)
     assert Config.model_validate(cfg.model_dump(mode="json")).quantize == cfg.quantize  # a saved config reads back the same
     assert Config.model_validate(tiny_config(tmp_path)).quantize.train.optimizer.lr == 5e-4
+
+
+def test_speedup_per_target() -> None:
+    """A GPU at batch 1 has a latency floor: the speed-up can be asked per target, by name or alias."""
+    from edgekd.core.profiles import resolve_target
+    from edgekd.stages.base import DEFAULT_SPEEDUP, speedup_for
+
+    def cfg(speedup):
+        return load_config({"name": "t", "data": {"source": "digits"}, "teacher": {"model": "resnet18"},
+                            "search": {"constraints": {"speedup": speedup}}}).search.constraints.speedup
+
+    per = cfg({"jetson": 2, "default": 5})
+    k = {t: speedup_for(per, resolve_target(t)[0]) for t in ("jetson-orin-nano", "raspberry-pi-5", "host")}
+    assert k == {"jetson-orin-nano": 2.0, "raspberry-pi-5": 5.0, "host": 5.0}
+    assert speedup_for(cfg({"rpi5": 3}), resolve_target("host")[0]) == DEFAULT_SPEEDUP  # no default entry: 4
+    assert speedup_for(cfg(6), resolve_target("host")[0]) == 6.0
+    with pytest.raises(ConfigError, match=r"search.constraints.speedup: 'jetsn' is not a target"):
+        cfg({"jetsn": 2})

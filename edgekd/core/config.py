@@ -156,12 +156,31 @@ class ConstraintsConfig(StrictModel):
     teacher by default (``speedup``: its latency on the target's best runtime / k);
     ``latency_ms`` replaces it with an absolute limit."""
 
-    speedup: PositiveFloat | None = Field(
+    speedup: PositiveFloat | dict[str, PositiveFloat] | None = Field(
         4.0, description="latency on each target at most the teacher's latency there (best runtime; measured on "
-        "host, predicted elsewhere) divided by this; null: the target profile's latency_budget_ms")
+        "host, predicted elsewhere) divided by this; per target: {jetson-orin-nano: 2, default: 4} (a GPU at "
+        "batch 1 has a latency floor small models cannot go under); null: the target profile's latency_budget_ms")
     latency_ms: PositiveFloat | None = Field(None, description="absolute latency budget on every target (wins over speedup)")
     max_params_m: PositiveFloat | None = Field(None, description="millions of parameters")
     max_macs_m: PositiveFloat | None = Field(None, description="millions of multiply-adds")
+
+
+    @field_validator("speedup")
+    @classmethod
+    def _speedup_keys(cls, v: Any) -> Any:
+        """Per-target keys must name a target profile (or alias), or be ``default``."""
+        if isinstance(v, dict):
+            from edgekd.core.errors import ProfileError
+            from edgekd.core.profiles import available_profiles, resolve_target
+
+            for key in v:
+                try:
+                    if key != "default":
+                        resolve_target(key)
+                except ProfileError:
+                    raise ValueError(f"{key!r} is not a target (keys: a target name or alias, or 'default'; "
+                                     f"targets: {', '.join(sorted(available_profiles()))})") from None
+        return v
 
 
 class SearchConfig(StrictModel):

@@ -208,11 +208,13 @@ class RunContext:
         self._teacher_latency = {name: LatencyEstimate(**e) for name, e in found.items()}
         return self._teacher_latency
 
-    def budgets(self, speedup: float | None, latency_ms: float | None, what: str,
+    def budgets(self, speedup: float | dict[str, float] | None, latency_ms: float | None, what: str,
                 collective: bool = True) -> dict[str, TargetBudget]:
-        """Per target, the latency limit (absolute, else the teacher's / ``speedup``, else the profile's)."""
+        """Per target, the latency limit (absolute, else the teacher's / ``speedup``, else the profile's).
+        ``speedup`` may be per target (``{name or alias: k, default: k}``)."""
         ref = self.teacher_latency(collective) if speedup is not None and latency_ms is None else {}
-        return {p.name: teacher_budget(p, ref.get(p.name), speedup=speedup, latency_ms=latency_ms, what=what)
+        return {p.name: teacher_budget(p, ref.get(p.name), speedup=speedup_for(speedup, p), latency_ms=latency_ms,
+                                       what=what)
                 for p in self.targets}
 
     def _report_budgets(self) -> dict[str, dict[str, Any]]:
@@ -228,6 +230,20 @@ class RunContext:
         """The run's budget per target (search.constraints): what search binds to and the report judges by."""
         c = self.config.search.constraints
         return self.budgets(c.speedup, c.latency_ms, "search.constraints", collective)
+
+
+DEFAULT_SPEEDUP = 4.0  # search.constraints.speedup's default, also for targets a per-target mapping leaves out
+
+
+def speedup_for(speedup: float | dict[str, float] | None, profile: Profile) -> float | None:
+    """The k of one target: a number for all, or the mapping's entry for its name or an alias,
+    else its ``default`` entry, else 4."""
+    if not isinstance(speedup, dict):
+        return speedup
+    for key in (profile.name, *profile.aliases):
+        if key in speedup:
+            return speedup[key]
+    return speedup.get("default", DEFAULT_SPEEDUP)
 
 
 ALPHA_AFTER_PLAIN_WON = 0.5  # the labels weigh as much as the teacher

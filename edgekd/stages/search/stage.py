@@ -42,13 +42,17 @@ def no_feasible_error(cands: list[Candidate], budgets: Budgets) -> SearchError:
         lat = [c.latency[target]["ms"] for c in cands if target in c.latency]
         if lat:
             kind = next(c.latency[target]["kind"] for c in cands if target in c.latency)
-            parts.append(f"latency on {target} ≤ {limit:.3g} ms ({budgets.limits[target].basis}; "
-                         f"fastest {kind} {min(lat):.3f} ms)")
+            b = budgets.limits[target]
+            reach = ""
+            if b.speedup is not None and b.teacher and min(lat) > limit:  # relative and out of reach here
+                reach = f", at most {b.teacher['ms'] / min(lat):.2f}× the teacher on this target"
+            parts.append(f"latency on {target} ≤ {limit:.3g} ms ({b.basis}; fastest {kind} {min(lat):.3f} ms{reach})")
     failing = sorted({v.split(" ")[0] + (" " + v.split(" ")[2] if v.startswith("latency") else "")
                       for c in cands for v in c.violations})
     return SearchError(
         f"no candidate of {len(cands)} meets the budgets: {'; '.join(parts)}; failing: {', '.join(failing)}",
-        hint="lower search.constraints.speedup, raise latency_ms / max_params_m / max_macs_m, "
+        hint="lower search.constraints.speedup (or per target: {jetson-orin-nano: 2, default: 4}), raise "
+             "latency_ms / max_params_m / max_macs_m, "
              "or add smaller choices to search.space",
     )
 
