@@ -3,7 +3,8 @@ user gets without edgekd, measured side by side in one process (issue 14).
 
     python benchmarks/pays.py --case digits                       # examples/digits.yaml, --target host
     python benchmarks/pays.py --case synthetic --small            # the hard generated set, reduced
-    python benchmarks/pays.py --case digits --targets jetson-orin-nano raspberry-pi-5   # predicted picks
+    python benchmarks/pays.py --case digits --targets jetson-orin-nano raspberry-pi-5 \
+        --speedup "{jetson-orin-nano: 2, default: 4}"                          # predicted picks
 
 For ``host``: ``edgekd compress`` with the example's settings (default budgets: 4x faster than
 the teacher on its best runtime), then, from the same trained teacher and without edgekd:
@@ -192,9 +193,12 @@ def verdict(rows: list[dict[str, Any]], pick: dict[str, Any]) -> dict[str, Any]:
 def device_case(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     raw = config_for(args.case, args.small, work)
     raw["name"] = f"{raw['name']}-devices"
+    if args.speedup is not None:  # e.g. "{jetson-orin-nano: 2, default: 4}": a GPU's batch-1 floor (README)
+        raw["search"].setdefault("constraints", {})["speedup"] = yaml.safe_load(args.speedup)
     report = edgekd.compress(raw, list(args.targets), quiet=True)
     budgets = {t["name"]: t for t in report.targets}
-    return {"case": args.case, "targets": args.targets, "picks": {
+    return {"case": args.case, "targets": args.targets, "speedup": raw["search"].get("constraints", {}).get("speedup"),
+            "search": {k: report.search.get(k) for k in ("budgets", "chosen")}, "picks": {
         t: {"model": c["model"], "backend": c["backend"], "precision": c["precision"], "ms": c["median_ms"],
             "kind": c["kind"], "speedup_vs_teacher_best": c["speedup_vs_teacher_best"],
             "budget_ms": budgets[t].get("latency_budget_ms"), "budget_basis": budgets[t].get("budget_basis"),
@@ -209,6 +213,8 @@ def main() -> None:
     ap.add_argument("--small", action="store_true", help="synthetic: 6000/2000 images instead of 20000/4000")
     ap.add_argument("--targets", nargs="+", default=["host"])
     ap.add_argument("--workdir", type=Path, default=common.CACHE / "pays")
+    ap.add_argument("--speedup", help="search.constraints.speedup for the --targets run, YAML: 3 or "
+                    "'{jetson-orin-nano: 2, default: 4}'")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     out = host_case(args, args.workdir) if args.targets == ["host"] else device_case(args, args.workdir)

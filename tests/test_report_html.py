@@ -91,9 +91,9 @@ def test_each_point_has_the_accuracy_of_its_file_in_its_runtime() -> None:
 def test_deployment_choice_and_its_reason() -> None:
     r = sample_report()
     host, jetson = r.deployment["host"], r.deployment["jetson"]
-    # within 0.5 points of the most accurate (the teacher, 98.0), the student's ONNX file is fastest
+    # within 1 point (report.accuracy_slack) of the most accurate (the teacher, 98.0), the student's ONNX file is fastest
     assert (host["model"], host["file"], host["accuracy"]) == ("student", "export/student.onnx", 97.7)
-    assert host["speedup_vs_teacher_best"] == 2.5 and "fastest within 0.5 points" in host["reason"]
+    assert host["speedup_vs_teacher_best"] == 2.5 and "fastest within 1 point" in host["reason"]
     assert "teacher, 98.00%" in host["reason"]
     # only the INT8 engine meets jetson's 0.25 ms budget: built on the device from the Q/DQ ONNX file
     assert jetson["model"] == "quantized" and jetson["kind"] == "predicted" and jetson["accuracy"] == 93.5
