@@ -52,9 +52,11 @@ from edgekd.train.trainer import train  # noqa: E402
 SMALL_SYNTHETIC = {"train_size": 6000, "val_size": 2000}  # --small: about a third of the example's cost
 
 
-def config_for(case: str, small: bool, out: Path) -> dict[str, Any]:
+def config_for(case: str, small: bool, out: Path, speedup: str | None = None) -> dict[str, Any]:
     cfg = yaml.safe_load((ROOT / "examples" / f"{case}.yaml").read_text())
     cfg["output_dir"] = str(out)
+    if speedup is not None:  # e.g. "{jetson-orin-nano: 2, default: 4}": a GPU's batch-1 floor (README)
+        cfg["search"].setdefault("constraints", {})["speedup"] = yaml.safe_load(speedup)
     if case == "synthetic":
         cfg["teacher"]["checkpoint"] = str(out / "synthetic-teacher.safetensors")
         if small:
@@ -145,7 +147,7 @@ def nncf_ptq(teacher: torch.nn.Module, data: Any, folder: Path) -> dict[str, Pat
 
 
 def host_case(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    raw = config_for(args.case, args.small, work)
+    raw = config_for(args.case, args.small, work, args.speedup)
     t0 = time.perf_counter()
     report = edgekd.compress(copy.deepcopy(raw), ["host"], quiet=True, resume=True,  # a re-run reuses finished stages
                              command=f"edgekd compress {args.case} --target host")
@@ -191,10 +193,8 @@ def verdict(rows: list[dict[str, Any]], pick: dict[str, Any]) -> dict[str, Any]:
 
 
 def device_case(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    raw = config_for(args.case, args.small, work)
+    raw = config_for(args.case, args.small, work, args.speedup)
     raw["name"] = f"{raw['name']}-devices"
-    if args.speedup is not None:  # e.g. "{jetson-orin-nano: 2, default: 4}": a GPU's batch-1 floor (README)
-        raw["search"].setdefault("constraints", {})["speedup"] = yaml.safe_load(args.speedup)
     report = edgekd.compress(raw, list(args.targets), quiet=True)
     budgets = {t["name"]: t for t in report.targets}
     return {"case": args.case, "targets": args.targets, "speedup": raw["search"].get("constraints", {}).get("speedup"),
@@ -213,7 +213,7 @@ def main() -> None:
     ap.add_argument("--small", action="store_true", help="synthetic: 6000/2000 images instead of 20000/4000")
     ap.add_argument("--targets", nargs="+", default=["host"])
     ap.add_argument("--workdir", type=Path, default=common.CACHE / "pays")
-    ap.add_argument("--speedup", help="search.constraints.speedup for the --targets run, YAML: 3 or "
+    ap.add_argument("--speedup", help="search.constraints.speedup instead of the example's, YAML: 3 or "
                     "'{jetson-orin-nano: 2, default: 4}'")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)

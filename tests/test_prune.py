@@ -250,6 +250,20 @@ def test_no_step_paid_keeps_the_input(finished_run, tmp_path: Path, monkeypatch:
     assert any("prune did not pay" in line for line in pruning_section(report).lines)
 
 
+def test_an_unreachable_size_ratio_keeps_the_deepest_cut(finished_run, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """flops_ratio is a recipe, not a budget: when torch-pruning cannot remove more (a student
+    that is the teacher already pruned to the budget), the deepest cut is kept, fine-tuned and
+    said; the run goes on. A latency target that cannot be met stays an error (below)."""
+    _fake_clock(monkeypatch, _macs_ms, teacher_ms=lambda m, s: 10.0)
+    report = edgekd.prune(_prune_run(finished_run, tmp_path, {"flops_ratio": 1000.0, "steps": 1}), ["host"],
+                          quiet=True)
+    steps, stop = report.pruning["steps"], report.pruning["stopped"]
+    assert [s["step"] for s in steps] == [1] and (stop["step"], stop["steps_kept"]) == (1, 1)
+    assert stop["reason"].startswith("could not reach macs") and "the most torch-pruning allows" in stop["reason"]
+    assert report.model("pruned").macs == steps[0]["macs"] < report.pruning["base"]["macs"] / 2
+
+
 def _macs_ms(model: nn.Module, size: int) -> float:
     return count_macs(model, size) / 1e6  # a deterministic clock: 1 ms per MMAC
 

@@ -118,10 +118,18 @@ class PruneStage(Stage):
             reached, cut = self._cut(pruner, model, lambda g=step_goal: goal.measure(model) <= g, len(history),
                                      example)
             history += cut
+            short = None
             if not reached:
                 now = shared_latency(ctx, model, size) if goal.kind == "speedup" else None
-                raise PruningError(unreachable(goal, step_goal, goal.measure(model) if now is None else 0, now),
-                                   hint=HINT)
+                why = unreachable(goal, step_goal, goal.measure(model) if now is None else 0, now)
+                if goal.kind in ("latency", "speedup") or not (cut or steps):  # a latency budget is a requirement
+                    raise PruningError(why, hint=HINT)
+                # a size ratio is a recipe: keep the deepest cut there is (e.g. a teacher already pruned to the budget)
+                short = {"step": k, "reason": why, "steps_kept": k if cut else k - 1}
+                ctx.reporter.warn("prune", f"{why}: " + ("this cut is kept and pruning stops after it" if cut
+                                                           else f"pruning stops at step {k - 1}'s model"))
+                if not cut:
+                    return model, history, steps, short
             if kept is not None:
                 decision = judge_step(ctx, kept[0], model, size, before)
                 if not decision["pays"]:
@@ -134,6 +142,8 @@ class PruneStage(Stage):
                               f"({base['macs'] / steps[-1]['macs']:.2f}× fewer), "
                               f"{steps[-1]['accuracy_after_pruning']:.2f}% → {steps[-1]['accuracy']:.2f}%"
                               + (f", {escape(describe(before))}" if before else ""))
+            if short is not None:
+                return model, history, steps, short
         return model, history, steps, None
 
     @staticmethod
