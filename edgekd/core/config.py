@@ -164,7 +164,6 @@ class ConstraintsConfig(StrictModel):
     max_params_m: PositiveFloat | None = Field(None, description="millions of parameters")
     max_macs_m: PositiveFloat | None = Field(None, description="millions of multiply-adds")
 
-
     @field_validator("speedup")
     @classmethod
     def _speedup_keys(cls, v: Any) -> Any:

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from edgekd.core.config import ReportConfig
 from edgekd.core.formats import format_named
 from edgekd.reporting.points import Point, comparable, file_name, report_targets, target_points
 from edgekd.reporting.schema import Report
 
-ACCURACY_SLACK = 1.0  # points: report.accuracy_slack's default
+ACCURACY_SLACK: float = ReportConfig.model_fields["accuracy_slack"].default  # points
 CHAIN = ("student", "pruned", "quantized")  # each compression stage's output, in order: each takes the one before
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from edgekd.core.config import ReportConfig
 from edgekd.core.profiles import Profile
 from edgekd.data.bundle import Data
 from edgekd.plan import RunPlan
@@ -70,4 +71,4 @@ class RunFacts:
     gates: GateSpec = field(default_factory=GateSpec)  # CI gates to check (none by default)
     renders: list[dict[str, Any]] = field(default_factory=list)  # `edgekd report` re-renders of this run
     budgets: dict[str, dict[str, Any]] = field(default_factory=dict)  # target -> TargetBudget.as_dict()
-    accuracy_slack: float = 1.0  # report.accuracy_slack: points given up for the fastest file (deploy.py)
+    accuracy_slack: float = ReportConfig.model_fields["accuracy_slack"].default  # points given up for the fastest file

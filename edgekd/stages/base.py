@@ -17,7 +17,7 @@ import torch
 from rich.markup import escape
 from torch import nn
 
-from edgekd.core.config import Config, LossTerm, TrainConfig
+from edgekd.core.config import Config, ConstraintsConfig, LossTerm, TrainConfig
 from edgekd.core.errors import ConfigError, ModelError
 from edgekd.core.profiles import Profile
 from edgekd.core.progress import Reporter
@@ -232,12 +232,13 @@ class RunContext:
         return self.budgets(c.speedup, c.latency_ms, "search.constraints", collective)
 
 
-DEFAULT_SPEEDUP = 4.0  # search.constraints.speedup's default, also for targets a per-target mapping leaves out
+# search.constraints.speedup's default, also for targets a per-target mapping leaves out
+DEFAULT_SPEEDUP: float = ConstraintsConfig.model_fields["speedup"].default
 
 
 def speedup_for(speedup: float | dict[str, float] | None, profile: Profile) -> float | None:
     """The k of one target: a number for all, or the mapping's entry for its name or an alias,
-    else its ``default`` entry, else 4."""
+    else its ``default`` entry, else the number's default (4)."""
     if not isinstance(speedup, dict):
         return speedup
     for key in (profile.name, *profile.aliases):
@@ -259,13 +260,13 @@ def kd_adapted(ctx: RunContext, train: TrainConfig) -> tuple[TrainConfig, str | 
     digits run whose plain student beat KD (99.16 vs 98.61%), the Taylor-pruned fine-tune
     reached 98.33% with α 0.5 or labels alone against 97.49% with α 0.9 (RESULTS §12)."""
     distill = ctx.results.get("distill")
-    alphas = [t.params.alpha if t.name == "kl" else None for t in train.loss]
+    heavy = [t.name == "kl" and t.params.alpha > ALPHA_AFTER_PLAIN_WON for t in train.loss]  # terms to lighten
     if distill is None or distill.metrics.get("shipped") != "plain" or "loss" in train.model_fields_set \
-            or not any(a is not None and a > ALPHA_AFTER_PLAIN_WON for a in alphas):
+            or not any(heavy):
         return train, None
     loss = [LossTerm(name=t.name, weight=t.weight, **{**t.params.model_dump(), "alpha": ALPHA_AFTER_PLAIN_WON})
-            if a is not None and a > ALPHA_AFTER_PLAIN_WON else t for t, a in zip(train.loss, alphas, strict=True)]
-    was = next(a for a in alphas if a is not None and a > ALPHA_AFTER_PLAIN_WON)
+            if h else t for t, h in zip(train.loss, heavy, strict=True)]
+    was = next(t.params.alpha for t, h in zip(train.loss, heavy, strict=True) if h)
     why = (f"KD did not pay in distill (the student trained without the teacher shipped): the KD weight α is "
            f"{ALPHA_AFTER_PLAIN_WON} instead of {was} (set the loss to keep it)")
     return train.model_copy(update={"loss": loss}), why
