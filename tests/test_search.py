@@ -92,7 +92,7 @@ def test_bad_space_definitions_are_clear(tmp_path: Path) -> None:
         build_space("timm", cfg.search.space.params)
 
 
-def _fake_searcher(cfg: SearchConfig, seed: int, limit: float | None = None):
+def _fake_searcher(cfg: SearchConfig, seed: int, limit: float | None = None, measure=None):  # noqa: ANN001
     """A searcher over a 4^4 space whose 'distance' is known, to test the algorithm itself."""
     space = ResNetSpace(ResNetParams(depths=[1, 2, 3, 4], widths=[16], blocks=["basic"], stems=["7x7"]))
     target = {"depth1": 3, "depth2": 1, "depth3": 4, "depth4": 2}
@@ -105,7 +105,55 @@ def _fake_searcher(cfg: SearchConfig, seed: int, limit: float | None = None):
         viol = [f"params {size} > {limit}"] if limit is not None and size > limit else []
         return Candidate(space.key(g), "resnet18", {}, g, size, size, d, d / 10, violations=viol)
 
-    return Searcher(space, evaluate, cfg, seed), calls
+    return Searcher(space, evaluate, cfg, seed, measure=measure), calls
+
+
+def _search_worker(rank: int, port: int, out: str) -> None:
+    """One rank of a 2-process search: scores its share, times only if rank 0 (records what it timed)."""
+    import os
+
+    import torch.distributed as tdist
+
+    if rank >= 0:
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        tdist.init_process_group("gloo", rank=rank, world_size=2)
+    timed: list[str] = []
+
+    def measure(c: Candidate) -> None:  # a 'latency' that is the candidate's size; over 9 is over budget
+        timed.append(c.key)
+        c.latency = {"host": {"ms": float(c.params)}}
+        c.violations = [f"latency {c.params} > 9"] if c.params > 9 else []
+
+    s, calls = _fake_searcher(SearchConfig(population=8, generations=3, strategy="evolution"), seed=3, measure=measure)
+    ranked = [(c.key, c.latency, c.violations) for c in s.run()]
+    torch.save({"timed": timed, "calls": calls, "ranked": ranked}, out)
+    if rank >= 0:
+        tdist.destroy_process_group()
+
+
+def test_under_torchrun_search_splits_scoring_but_rank0_alone_times(tmp_path: Path) -> None:
+    """Timing on the cores another rank computes on reads slow: candidates are scored by every rank
+    and timed by rank 0 alone, and every rank ends with the one-process ranking, latencies included."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.spawn(_search_spawned, args=(port, str(tmp_path)), nprocs=2, join=True)
+    _search_worker(-1, 0, str(tmp_path / "one"))  # one process, no group
+    one = torch.load(tmp_path / "one")
+    r0, r1 = (torch.load(tmp_path / f"rank{r}") for r in (0, 1))
+    assert r1["timed"] == []  # rank 1 scored its share and timed nothing
+    assert sorted(r0["timed"]) == sorted(one["timed"])  # rank 0 timed what one process times
+    assert r0["calls"] and r1["calls"] and sorted(r0["calls"] + r1["calls"]) == sorted(one["calls"])
+    assert r0["ranked"] == r1["ranked"] == one["ranked"]
+    assert any(v for _, _, v in one["ranked"]) and any(lat for _, lat, _ in one["ranked"])
+
+
+def _search_spawned(rank: int, port: int, folder: str) -> None:
+    _search_worker(rank, port, f"{folder}/rank{rank}")
 
 
 def test_evolution_is_deterministic_and_finds_the_optimum() -> None:

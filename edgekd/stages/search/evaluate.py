@@ -88,10 +88,10 @@ def evaluate_candidate(
     key: str, model_name: str, kwargs: dict[str, Any], genome: dict[str, Any], *, num_classes: int,
     teacher: Signature, x: torch.Tensor, y: torch.Tensor, budgets: Budgets | None, seed: int,
 ) -> Candidate:
-    """Build the candidate at random init (seeded), score it, check its budgets."""
+    """Build the candidate at random init (seeded), score it, check its size budgets. Latency is
+    :func:`time_candidate`'s job: scoring may be split over the ranks of a torchrun, timing may not."""
     t0 = time.perf_counter()
-    torch.manual_seed(seed + 1)  # the same architecture always gets the same initial weights
-    model = build_model(model_name, num_classes, kwargs, what="search candidate")
+    model = _build(model_name, kwargs, num_classes, seed)
     params = count_params(model)
     macs = count_macs(model, x.shape[-1])
     scores = compare(teacher, signature(model, x, y))
@@ -99,7 +99,21 @@ def evaluate_candidate(
                      scores.semantic_distance, scores.relation_distance)
     if budgets is not None:
         cand.violations = budgets.size_violations(params, macs)
-        if not cand.violations:  # latency is the expensive check: only for candidates that fit
-            cand.latency, cand.violations = budgets.latency(model)
     cand.seconds = round(time.perf_counter() - t0, 3)
     return cand
+
+
+def time_candidate(cand: Candidate, budgets: Budgets, *, num_classes: int, seed: int) -> None:
+    """Fill in ``cand``'s latency on every target and its latency violations. Only for candidates
+    that fit the size budgets (timing is the expensive check). Run by one process at a time: a
+    timing taken while another rank computes on the same cores reads slow and noisy."""
+    if cand.violations:
+        return
+    t0 = time.perf_counter()
+    cand.latency, cand.violations = budgets.latency(_build(cand.model, cand.kwargs, num_classes, seed))
+    cand.seconds = round(cand.seconds + time.perf_counter() - t0, 3)
+
+
+def _build(model_name: str, kwargs: dict[str, Any], num_classes: int, seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed + 1)  # the same architecture always gets the same initial weights
+    return build_model(model_name, num_classes, kwargs, what="search candidate")

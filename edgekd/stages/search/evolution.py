@@ -19,6 +19,7 @@ from edgekd.stages.search.evaluate import Candidate
 from edgekd.stages.search.scoring import DisWOTScores, Normalizer
 
 Evaluate = Callable[[Genome], Candidate]
+Measure = Callable[[Candidate], None]
 
 
 def fitness(c: Candidate) -> tuple[int, float]:
@@ -27,8 +28,9 @@ def fitness(c: Candidate) -> tuple[int, float]:
 
 class Searcher:
     def __init__(self, space: SearchSpace, evaluate: Evaluate, cfg: SearchConfig, seed: int,
-                 reporter: Reporter = SILENT) -> None:
+                 reporter: Reporter = SILENT, measure: Measure | None = None) -> None:
         self.space, self.evaluate, self.cfg = space, evaluate, cfg
+        self.measure = measure
         self.rng = random.Random(seed)
         self.reporter = reporter
         self.cache: dict[str, Candidate] = {}
@@ -45,7 +47,9 @@ class Searcher:
 
     def _score_all(self, genomes: list[Genome], advance: Callable[..., None]) -> list[Candidate]:
         """Score the genomes not seen yet, split over the ranks under torchrun (each rank scores
-        every world-th one, then all gather), merged in order: one process scores the same list."""
+        every world-th one, then all gather), merged in order: one process scores the same list.
+        Latency is timed by rank 0 alone and broadcast, as prune and the teacher's budget are: the
+        ranks share the machine, and a candidate timed while another rank computes reads slow."""
         fresh: dict[str, Genome] = {}
         for g in genomes:
             k = self.space.key(g)
@@ -55,12 +59,18 @@ class Searcher:
         w = dist.world()
         mine = [self.evaluate(g) for g in todo[w.rank :: w.size]]
         gathered = dist.all_gather(mine)
-        for i, g in enumerate(todo):
-            cand = gathered[i % w.size][i // w.size]
+        cands = [gathered[i % w.size][i // w.size] for i in range(len(todo))]
+        for g, cand in zip(todo, cands, strict=True):
+            if self.measure is not None and w.main:
+                self.measure(cand)
             if self.normalizer is not None:
                 cand.combined = self.normalizer.combined(_scores(cand))
             self.cache[self.space.key(g)] = cand
             advance(1, status=f"best {max(self.cache.values(), key=fitness).key}")
+        if self.measure is not None and w.active:
+            timed = dist.broadcast([(c.latency, c.violations, c.seconds) for c in cands] if w.main else None)
+            for c, (latency, violations, seconds) in zip(cands, timed, strict=True):
+                c.latency, c.violations, c.seconds = latency, violations, seconds
         return [self.cache[self.space.key(g)] for g in genomes]
 
     def _fit_normalizer(self, cands: list[Candidate]) -> None:

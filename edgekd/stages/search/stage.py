@@ -24,7 +24,7 @@ from edgekd.models.stats import count_params
 from edgekd.reporting.sections import Section
 from edgekd.search_spaces.spaces import build_space
 from edgekd.stages.base import RunContext, Stage, StageResult, warn_if_larger_than_teacher
-from edgekd.stages.search.evaluate import Budgets, Candidate, evaluate_candidate
+from edgekd.stages.search.evaluate import Budgets, Candidate, evaluate_candidate, time_candidate
 from edgekd.stages.search.evolution import Searcher
 from edgekd.stages.search.scoring import signature
 from edgekd.stages.search.tradeoff import mark_front, scatter_points, teacher_point
@@ -94,7 +94,10 @@ class SearchStage(Stage):
             return evaluate_candidate(space.key(genome), name, kwargs, genome, num_classes=data.num_classes,
                                       teacher=teacher_sig, x=x, y=y, budgets=budgets, seed=seed)
 
-        searcher = Searcher(space, evaluate, cfg, seed, ctx.reporter)
+        def measure(cand: Candidate) -> None:
+            time_candidate(cand, budgets, num_classes=data.num_classes, seed=seed)
+
+        searcher = Searcher(space, evaluate, cfg, seed, ctx.reporter, measure)
         strategy = searcher.strategy()
         ctx.reporter.line(f"[cyan]search[/]: {space.name} space ({space.size()} architectures, {strategy}), "
                           f"budgets {escape(str(budgets.describe()))}")
