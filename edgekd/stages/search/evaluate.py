@@ -87,11 +87,15 @@ class Budgets:
 def evaluate_candidate(
     key: str, model_name: str, kwargs: dict[str, Any], genome: dict[str, Any], *, num_classes: int,
     teacher: Signature, x: torch.Tensor, y: torch.Tensor, budgets: Budgets | None, seed: int,
+    built: dict[str, torch.nn.Module] | None = None,
 ) -> Candidate:
     """Build the candidate at random init (seeded), score it, check its size budgets. Latency is
-    :func:`time_candidate`'s job: scoring may be split over the ranks of a torchrun, timing may not."""
+    :func:`time_candidate`'s job: scoring may be split over the ranks of a torchrun, timing may not.
+    ``built`` receives the network under ``key``, so timing it does not build it again."""
     t0 = time.perf_counter()
     model = _build(model_name, kwargs, num_classes, seed)
+    if built is not None:
+        built[key] = model
     params = count_params(model)
     macs = count_macs(model, x.shape[-1])
     scores = compare(teacher, signature(model, x, y))
@@ -103,14 +107,16 @@ def evaluate_candidate(
     return cand
 
 
-def time_candidate(cand: Candidate, budgets: Budgets, *, num_classes: int, seed: int) -> None:
+def time_candidate(cand: Candidate, budgets: Budgets, *, num_classes: int, seed: int,
+                   model: torch.nn.Module | None = None) -> None:
     """Fill in ``cand``'s latency on every target and its latency violations. Only for candidates
     that fit the size budgets (timing is the expensive check). Run by one process at a time: a
     timing taken while another rank computes on the same cores reads slow and noisy."""
     if cand.violations:
         return
     t0 = time.perf_counter()
-    cand.latency, cand.violations = budgets.latency(_build(cand.model, cand.kwargs, num_classes, seed))
+    model = model if model is not None else _build(cand.model, cand.kwargs, num_classes, seed)
+    cand.latency, cand.violations = budgets.latency(model)
     cand.seconds = round(cand.seconds + time.perf_counter() - t0, 3)
 
 

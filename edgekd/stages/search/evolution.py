@@ -46,32 +46,45 @@ class Searcher:
         return "exhaustive" if self.space.size() <= self.budget else "evolution"
 
     def _score_all(self, genomes: list[Genome], advance: Callable[..., None]) -> list[Candidate]:
-        """Score the genomes not seen yet, split over the ranks under torchrun (each rank scores
-        every world-th one, then all gather), merged in order: one process scores the same list.
-        Latency is timed by rank 0 alone and broadcast, as prune and the teacher's budget are: the
-        ranks share the machine, and a candidate timed while another rank computes reads slow."""
+        """Score (and time) the genomes not seen yet; the progress bar moves per candidate."""
         fresh: dict[str, Genome] = {}
         for g in genomes:
             k = self.space.key(g)
             if k not in self.cache:
                 fresh.setdefault(k, g)
         todo = list(fresh.values())
-        w = dist.world()
-        mine = [self.evaluate(g) for g in todo[w.rank :: w.size]]
-        gathered = dist.all_gather(mine)
-        cands = [gathered[i % w.size][i // w.size] for i in range(len(todo))]
-        for g, cand in zip(todo, cands, strict=True):
-            if self.measure is not None and w.main:
-                self.measure(cand)
+        for g, cand in zip(todo, self._evaluated(todo, advance), strict=True):
             if self.normalizer is not None:
                 cand.combined = self.normalizer.combined(_scores(cand))
             self.cache[self.space.key(g)] = cand
-            advance(1, status=f"best {max(self.cache.values(), key=fitness).key}")
-        if self.measure is not None and w.active:
+        return [self.cache[self.space.key(g)] for g in genomes]
+
+    def _evaluated(self, todo: list[Genome], advance: Callable[..., None]) -> list[Candidate]:
+        """One process: each candidate scored, then timed while its network is at hand. Under
+        torchrun each rank scores every world-th one and all gather (merged in one process's
+        order); rank 0 alone times them and broadcasts, as prune and the teacher's budget do:
+        the ranks share the machine, and a candidate timed while another rank computes reads slow."""
+        w = dist.world()
+        if not w.active:
+            out = []
+            for g in todo:
+                out.append(self.evaluate(g))
+                if self.measure is not None:
+                    self.measure(out[-1])
+                advance(1, status=f"last {out[-1].key}")
+            return out
+        mine = [self.evaluate(g) for g in todo[w.rank :: w.size]]
+        gathered = dist.all_gather(mine)
+        cands = [gathered[i % w.size][i // w.size] for i in range(len(todo))]
+        for c in cands:
+            if self.measure is not None and w.main:
+                self.measure(c)
+            advance(1, status=f"last {c.key}")
+        if self.measure is not None:
             timed = dist.broadcast([(c.latency, c.violations, c.seconds) for c in cands] if w.main else None)
             for c, (latency, violations, seconds) in zip(cands, timed, strict=True):
                 c.latency, c.violations, c.seconds = latency, violations, seconds
-        return [self.cache[self.space.key(g)] for g in genomes]
+        return cands
 
     def _fit_normalizer(self, cands: list[Candidate]) -> None:
         self.normalizer = Normalizer.fit([_scores(c) for c in cands], self.cfg.score)

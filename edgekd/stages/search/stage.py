@@ -89,13 +89,16 @@ class SearchStage(Stage):
         budgets = Budgets(cfg.constraints, ctx.targets, input_size=data.image_size, threads=ctx.config.bench.threads,
                           limits=ctx.run_budgets())
 
+        last: dict[str, torch.nn.Module] = {}  # the network evaluate just built: one process times it as is
+
         def evaluate(genome):
             name, kwargs = space.model(genome)
+            last.clear()
             return evaluate_candidate(space.key(genome), name, kwargs, genome, num_classes=data.num_classes,
-                                      teacher=teacher_sig, x=x, y=y, budgets=budgets, seed=seed)
+                                      teacher=teacher_sig, x=x, y=y, budgets=budgets, seed=seed, built=last)
 
         def measure(cand: Candidate) -> None:
-            time_candidate(cand, budgets, num_classes=data.num_classes, seed=seed)
+            time_candidate(cand, budgets, num_classes=data.num_classes, seed=seed, model=last.pop(cand.key, None))
 
         searcher = Searcher(space, evaluate, cfg, seed, ctx.reporter, measure)
         strategy = searcher.strategy()
