@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,13 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 TEACHER = {"model": "resnet18", "kwargs": {"layers": [1, 1, 1, 1], "channels": [16, 32, 64, 128]}}
 STUDENT = {"model": "resnet18", "kwargs": {"layers": [1, 1, 1, 1], "channels": [8, 16, 32, 64], "stem_width": 16}}
+
+
+def free_port() -> int:
+    """A local TCP port nobody listens on, for a test's own gloo process group (MASTER_PORT)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def tiny_config(out: Path, **over: Any) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 NETS = '''
@@ -145,14 +146,10 @@ def _qat_worker(rank: int, world: int, port: int, out: str) -> None:
 
 @pytest.mark.slow
 def test_qat_under_ddp_starts_from_rank0_quantizers(tmp_path: Path) -> None:
-    import socket
-
     import torch
     import torch.multiprocessing as mp
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     mp.spawn(_qat_worker, args=(2, port, str(tmp_path / "q")), nprocs=2, join=True)
     r0, r1 = torch.load(tmp_path / "q.0"), torch.load(tmp_path / "q.1")
     assert r0["before"].keys() == r1["before"].keys() and r0["before"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TEACHER, tiny_config
+from conftest import TEACHER, free_port, tiny_config
 
 import edgekd
 from edgekd.core.config import LossTerm, SearchConfig
@@ -134,13 +134,9 @@ def _search_worker(rank: int, port: int, out: str) -> None:
 def test_under_torchrun_search_splits_scoring_but_rank0_alone_times(tmp_path: Path) -> None:
     """Timing on the cores another rank computes on reads slow: candidates are scored by every rank
     and timed by rank 0 alone, and every rank ends with the one-process ranking, latencies included."""
-    import socket
-
     import torch.multiprocessing as mp
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     mp.spawn(_search_spawned, args=(port, str(tmp_path)), nprocs=2, join=True)
     _search_worker(-1, 0, str(tmp_path / "one"))  # one process, no group
     one = torch.load(tmp_path / "one")

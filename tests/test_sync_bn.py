@@ -4,11 +4,11 @@ what one process computes on the whole batch (outputs, weight gradients, running
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import free_port
 from torch import nn
 
 
@@ -71,9 +71,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
 def test_two_gloo_processes_compute_the_full_batch_batchnorm(tmp_path: Path) -> None:
     import torch.multiprocessing as mp
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     mp.spawn(_worker, args=(2, port, str(tmp_path / "r")), nprocs=2, join=True)
     ref = _steps(_net(), _batches(), slice(None))
     plain = _net()
@@ -125,9 +123,7 @@ def _nncf_worker(rank: int, port: int, out: str) -> None:
 def test_nncf_quantizers_on_batchnorm_outputs_still_apply(tmp_path: Path) -> None:
     import torch.multiprocessing as mp
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     mp.spawn(_nncf_worker, args=(port, str(tmp_path / "q")), nprocs=1, join=True)
     got = torch.load(tmp_path / "q")
     assert got["hooked"]  # NNCF did put quantizers on BatchNorm outputs
