@@ -1,9 +1,10 @@
 """Training under torchrun with DistributedDataParallel: 2 CPU processes, gloo, tiny models.
 
-The models here have no BatchNorm, so DDP's averaged gradients over the two half-batches
-equal one process's full-batch gradients and the accuracies must agree closely. BatchNorm
-is synchronised over the ranks (tests/test_sync_bn.py checks it numerically; benchmarks/ddp.py
-runs BatchNorm models end to end).
+The end-to-end models here have no BatchNorm, so DDP's averaged gradients over the two
+half-batches equal one process's full-batch gradients and the accuracies must agree closely.
+BatchNorm is synchronised over the ranks (tests/test_sync_bn.py checks it numerically); the
+float64 test trains a BatchNorm ResNet with the teacher's recipe on 1 and 2 processes and
+compares the weights; benchmarks/ddp.py runs BatchNorm models end to end.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def net(num_classes, width=16):
 '''
 
 
-# no augmentation: its random draws are per image, so a half-batch would draw different ones
+# augmentation off here: the float64 test below checks that the ranks draw the global batch's shifts
 TRAIN = {"batch_size": 64, "optimizer": {"name": "adamw", "lr": 0.005}, "augment": {"shift": 0}}
 
 
@@ -159,3 +160,54 @@ def test_qat_under_ddp_starts_from_rank0_quantizers(tmp_path: Path) -> None:
         assert torch.allclose(r1["after"][k], r0["before"][k], atol=1e-6), k  # rank 1 trained from rank 0's
         gap = (r1["before"][k] - r0["before"][k]).abs().max()
         assert gap == 0 or (r1["after"][k] - r1["before"][k]).abs().max() > 1e-4, k  # ... not from its own
+
+
+def _float64_worker(rank: int, world: int, port: int, out: str) -> None:
+    """The trainer itself (teacher recipe: SGD, warm-up then cosine, shifts and flips, grad
+    clipping, BatchNorm) in float64, on ``world`` processes; rank 0 saves the weights."""
+    import torch
+    import torch.distributed as tdist
+
+    if world > 1:
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+        tdist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    torch.set_default_dtype(torch.float64)
+    from edgekd.core.config import DataConfig, TeacherTrainConfig
+    from edgekd.data import load_data
+    from edgekd.models.build import build_model
+    from edgekd.train.trainer import train
+
+    data = load_data(DataConfig(source="digits", image_size=16))
+    torch.manual_seed(0)
+    model = build_model("resnet18", 10, {"layers": [1, 1, 1, 1], "channels": [8, 16, 32, 64]}).double()
+    cfg = TeacherTrainConfig(epochs=3, batch_size=64, max_steps_per_epoch=4, grad_clip=1.0,
+                             optimizer={"lr": 0.2}, schedule={"warmup_epochs": 1},
+                             augment={"shift": 2, "hflip": True})
+    result = train(model, data, cfg, seed=3)
+    if rank == 0:
+        torch.save({"state": model.state_dict(), "history": result.history}, out)
+    if world > 1:
+        tdist.destroy_process_group()
+
+
+def test_two_processes_train_the_same_weights_as_one_in_float64(tmp_path: Path) -> None:
+    """In float64 rounding cannot hide a difference in what is computed: sharding, the
+    global-batch augmentation draws, synchronised BatchNorm, DDP's gradient average, clipping
+    and the per-step learning rate must give one process's weights step for step. (In float32
+    the two runs part after a few steps from rounding alone, as a change of thread count does;
+    see benchmarks/RESULTS.md §10.)"""
+    import torch
+    import torch.multiprocessing as mp
+
+    mp.spawn(_float64_worker, args=(1, 0, str(tmp_path / "one")), nprocs=1, join=True)
+    mp.spawn(_float64_worker, args=(2, free_port(), str(tmp_path / "two")), nprocs=2, join=True)
+    one, two = torch.load(tmp_path / "one"), torch.load(tmp_path / "two")
+    assert [h["lr"] for h in one["history"]] == [h["lr"] for h in two["history"]]
+    moved = 0
+    for k, v in one["state"].items():
+        assert v.dtype in (torch.float64, torch.int64), k
+        torch.testing.assert_close(two["state"][k], v, rtol=1e-9, atol=1e-10, msg=k)
+        moved += k.endswith("running_var") and not torch.allclose(v, torch.ones_like(v))
+    assert moved  # BatchNorm trained: its statistics are part of what matched
+    assert one["history"][-1]["train_loss"] < one["history"][0]["train_loss"]  # and the weights moved

@@ -1,0 +1,156 @@
+"""Is a 1-vs-2-process accuracy gap DDP or rounding? Two measurements, CPU, gloo.
+
+    python benchmarks/ddp_rounding.py steps              # weights after every step: float64 and float32
+    python benchmarks/ddp_rounding.py seeds --seeds 3 4  # the synthetic teacher, 2 processes vs 1, per seed
+
+``steps`` trains the synthetic case's teacher recipe (SGD, 1-epoch warm-up then cosine, shifts,
+clipping, BatchNorm) on 2 048 images for 3 epochs as one process on one thread, one process on
+two threads, and two processes under torchrun, and prints how far each run's weights are from
+the first after selected steps. In float64 an exact implementation stays at rounding level
+(~1e-16 growing slowly); in float32 the runs part within a few steps from rounding alone, and
+what matters is whether two processes part faster than a change of thread count does.
+
+``seeds`` trains the teacher of benchmarks/ddp.py's synthetic case (8 000 images, 15 epochs,
+quarter-width ResNet-18) directly with the trainer, two processes (one thread each) beside one
+process on one thread, for each seed: the distribution of the gap, where benchmarks/ddp.py gives
+one gap per seed. Results: results/ddp_rounding_steps.json, results/ddp_rounding_seeds.json (a
+seed already there is not re-run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+RUNS = {"1 process, 1 thread": (1, 1), "1 process, 2 threads": (1, 2), "2 processes (1 thread each)": (2, 1)}
+SHOW_STEPS = (1, 2, 4, 8, 12, 16, 24, 32, 48)
+
+
+def _worker(mode: str, seed: int, dtype: str, out: str) -> None:
+    """One training run (started by ``_launch`` as one process or under torchrun)."""
+    import torch
+
+    from edgekd.core import dist
+    from edgekd.core.config import DataConfig, TeacherTrainConfig
+    from edgekd.data import load_data
+    from edgekd.models.build import build_model
+    from edgekd.train.trainer import train
+
+    if dist.launched_by_torchrun():
+        dist.init(torch.device("cpu"))
+    w = dist.world()
+    torch.set_num_threads(int(os.environ["BENCH_THREADS"]))
+    dt = torch.float64 if dtype == "float64" else torch.float32
+    torch.set_default_dtype(dt)
+    small = mode == "steps"
+    data = load_data(DataConfig(source="synthetic", image_size=32, num_classes=10, train_size=2048 if small else 8000,
+                                val_size=512 if small else 4000, difficulty=0.2, seed=0))
+    torch.manual_seed(seed)
+    model = build_model("resnet18", 10, {"channels": [16, 32, 64, 128]}).to(dt)
+    cfg = TeacherTrainConfig(epochs=3 if small else 15, batch_size=128, optimizer={"lr": 0.1},
+                             schedule={"warmup_epochs": 1})
+    steps: list[torch.Tensor] = []
+    if small:
+        from torch.optim.optimizer import register_optimizer_step_post_hook
+
+        register_optimizer_step_post_hook(
+            lambda *_: steps.append(torch.cat([p.detach().flatten() for p in model.parameters()]).double()))
+    r = train(model, data, cfg, seed=seed)
+    if w.main:
+        torch.save({"steps": steps, "best": r.best_accuracy, "final_loss": r.history[-1]["train_loss"],
+                    "curve": [h["val_accuracy"] for h in r.history], "seconds": round(r.seconds)}, out)
+
+
+def _launch(mode: str, seed: int, dtype: str, out: Path, nproc: int, threads: int, port: int) -> subprocess.Popen:
+    args = [__file__, "--worker", mode, str(seed), dtype, str(out)]
+    cmd = ([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", str(port),
+            *args] if nproc > 1 else [sys.executable, *args])
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "BENCH_THREADS": str(threads)}
+    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _wait(p: subprocess.Popen, what: str) -> None:
+    _, err = p.communicate()
+    if p.returncode != 0:
+        raise SystemExit(f"{what} failed:\n{err[-3000:]}")
+
+
+def steps() -> int:
+    """Relative distance of each run's weights from the one-thread run, per step, float64 and float32."""
+    import torch
+
+    table: dict[str, dict[str, list[float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for dtype in ("float64", "float32"):
+            got = {}
+            for i, (name, (nproc, threads)) in enumerate(RUNS.items()):  # one at a time: timings do not matter
+                out = Path(tmp) / f"{dtype}-{i}"
+                _wait(_launch("steps", 1, dtype, out, nproc, threads, 29750 + i), f"{dtype} {name}")
+                got[name] = torch.load(out)["steps"]
+            ref = got["1 process, 1 thread"]
+            table[dtype] = {name: [float((a - b).norm() / b.norm()) for a, b in zip(run, ref, strict=True)]
+                            for name, run in got.items() if run is not ref}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "ddp_rounding_steps.json").write_text(json.dumps(table, indent=1))
+    print("| precision | run, against 1 process on 1 thread | " + " | ".join(f"step {s}" for s in SHOW_STEPS) + " |")
+    print("|---|---|" + "---|" * len(SHOW_STEPS))
+    for dtype, rows in table.items():
+        for name, d in rows.items():
+            print(f"| {dtype} | {name} | " + " | ".join(f"{d[s - 1]:.1e}" for s in SHOW_STEPS if s <= len(d)) + " |")
+    return 0
+
+
+def seeds(wanted: list[int]) -> int:
+    """The teacher per seed: 2 processes and 1 process on 1 thread, side by side (3 processes, 2 cores)."""
+    import torch
+
+    path = RESULTS / "ddp_rounding_seeds.json"
+    done = json.loads(path.read_text()) if path.exists() else {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for s in wanted:
+            if str(s) in done:
+                continue
+            two, one = Path(tmp) / f"two{s}", Path(tmp) / f"one{s}"
+            procs = [_launch("seeds", s, "float32", two, 2, 1, 29760 + s), _launch("seeds", s, "float32", one, 1, 1, 0)]
+            for p, what in zip(procs, ("2 processes", "1 process"), strict=True):
+                _wait(p, f"seed {s}, {what}")
+            done[str(s)] = {k: {f: v for f, v in torch.load(p).items() if f != "steps"}
+                            for k, p in (("2 processes", two), ("1 process, 1 thread", one))}
+            RESULTS.mkdir(exist_ok=True)
+            path.write_text(json.dumps(done, indent=1))
+            print(f"seed {s}: " + ", ".join(f"{k} {v['best']:.2f}%" for k, v in done[str(s)].items()), flush=True)
+    gaps = [v["2 processes"]["best"] - v["1 process, 1 thread"]["best"] for v in done.values()]
+    print("| seed | 1 process, 1 thread | 2 processes | gap (points) | final train loss, 1 / 2 |")
+    print("|---|---|---|---|---|")
+    for s, v in sorted(done.items(), key=lambda kv: int(kv[0])):
+        a, b = v["1 process, 1 thread"], v["2 processes"]
+        print(f"| {s} | {a['best']:.2f}% | {b['best']:.2f}% | {b['best'] - a['best']:+.2f} | "
+              f"{a['final_loss']:.3f} / {b['final_loss']:.3f} |")
+    print(f"\n{len(gaps)} seeds: mean gap {statistics.mean(gaps):+.2f}, median {statistics.median(gaps):+.2f}, "
+          f"2 processes lower in {sum(g < 0 for g in gaps)}")
+    return 0
+
+
+def main() -> int:
+    if sys.argv[1:2] == ["--worker"]:
+        _worker(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5])
+        return 0
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="what", required=True)
+    sub.add_parser("steps")
+    sp = sub.add_parser("seeds")
+    sp.add_argument("--seeds", type=int, nargs="+", default=[3, 4, 5, 6, 7, 8])
+    a = ap.parse_args()
+    return steps() if a.what == "steps" else seeds(a.seeds)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
