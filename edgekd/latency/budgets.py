@@ -28,7 +28,7 @@ from torch import nn
 
 from edgekd.core.profiles import Profile
 from edgekd.latency.oracle import LatencyEstimate, LatencyOracle
-from edgekd.latency.timing import summarize, time_calls
+from edgekd.latency.timing import summarize, time_calls, warm_up
 
 HOST_RUNTIMES = ("onnxruntime", "openvino")  # the runtimes a host teacher is timed in
 
@@ -70,6 +70,8 @@ def _time_host(path: Path, input_size: int, batch: int, threads: int, repeats: i
             r.run(x)
     for _ in range(3):  # interleaved rounds: a load change hits every runtime alike
         for n, r in runners.items():
+            if len(runners) > 1:  # a runtime just switched to reads slow (see warm_up); one alone stays warm
+                warm_up(lambda r=r: r.run(x))
             samples[n] += time_calls(lambda r=r: r.run(x), max(1, repeats // 3))
     out = []
     for n, r in runners.items():

@@ -9,7 +9,6 @@ threads and device.
 from __future__ import annotations
 
 import platform
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import numpy as np
 
 from edgekd.core.config import BenchConfig
 from edgekd.core.progress import SILENT, Reporter
-from edgekd.latency.timing import summarize, time_calls
+from edgekd.latency.timing import summarize, time_calls, warm_up
 from edgekd.runtimes.base import Runner, default_threads, get_backend
 
 
@@ -69,19 +68,6 @@ def _rss_mb() -> float | None:
         return None
 
 
-def _rewarm(runner: Runner, x: np.ndarray, seconds: float = 0.1) -> None:
-    """Run for 0.1 s (at least 2 calls) before each timed block. Measured why: after switching from another
-    runtime's session, a ResNet-18 ran 3-6x slower for its first 10-20 calls (the other
-    pool's threads still awake, caches cold), which shifted 15-call block medians."""
-    end = time.perf_counter() + seconds
-    calls = 0
-    while calls < 2 or time.perf_counter() < end:
-        runner.run(x)
-        calls += 1
-    if runner.sync is not None:
-        runner.sync()
-
-
 def measure_items(
     items: list[BenchItem],
     x: np.ndarray,
@@ -104,7 +90,7 @@ def measure_items(
     with reporter.task("bench", total=cfg.rounds * len(loaded)) as advance:
         for _ in range(cfg.rounds):
             for i, (it, runner, _) in enumerate(loaded):
-                _rewarm(runner, x)
+                warm_up(lambda r=runner: r.run(x), sync=runner.sync)  # every block: see warm_up
                 samples[i] += time_calls(lambda r=runner: r.run(x), cfg.repeats, runner.sync)
                 advance(1, status=f"{it.model} {it.backend} {it.precision}")
     records = []

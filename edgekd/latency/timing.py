@@ -58,3 +58,16 @@ def time_calls(fn: Callable[[], object], repeats: int, sync: Callable[[], None] 
             sync()
         out.append((time.perf_counter() - t0) * 1e3)
     return out
+
+
+def warm_up(fn: Callable[[], object], seconds: float = 0.1, sync: Callable[[], None] | None = None) -> None:
+    """Call ``fn`` for ``seconds`` (at least twice) before a timed block. Measured why: after
+    switching from another runtime's session, a ResNet-18 ran 3-6x slower for its first 10-20
+    calls (the other pool's threads still awake, caches cold), which shifted block medians."""
+    end = time.perf_counter() + seconds
+    calls = 0
+    while calls < 2 or time.perf_counter() < end:
+        fn()
+        calls += 1
+    if sync is not None:
+        sync()
