@@ -164,7 +164,8 @@ def test_qat_under_ddp_starts_from_rank0_quantizers(tmp_path: Path) -> None:
 
 def _float64_worker(rank: int, world: int, port: int, out: str) -> None:
     """The trainer itself (teacher recipe: SGD, warm-up then cosine, shifts and flips, grad
-    clipping, BatchNorm) in float64, on ``world`` processes; rank 0 saves the weights."""
+    clipping, BatchNorm; then KD to a student) in float64, on ``world`` processes; rank 0 saves
+    the weights."""
     import torch
     import torch.distributed as tdist
 
@@ -173,7 +174,7 @@ def _float64_worker(rank: int, world: int, port: int, out: str) -> None:
         tdist.init_process_group("gloo", rank=rank, world_size=world)
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float64)
-    from edgekd.core.config import DataConfig, TeacherTrainConfig
+    from edgekd.core.config import DataConfig, TeacherTrainConfig, TrainConfig
     from edgekd.data import load_data
     from edgekd.models.build import build_model
     from edgekd.train.trainer import train
@@ -185,18 +186,22 @@ def _float64_worker(rank: int, world: int, port: int, out: str) -> None:
                              optimizer={"lr": 0.2}, schedule={"warmup_epochs": 1},
                              augment={"shift": 2, "hflip": True})
     result = train(model, data, cfg, seed=3)
+    # then distil a student from it: the KD loss on the teacher's logits cached once, taken per rank by index
+    student = build_model("resnet18", 10, {"layers": [1, 1, 1, 1], "channels": [8, 8, 16, 16]}).double()
+    kd = TrainConfig(epochs=1, batch_size=64, max_steps_per_epoch=4, augment={"shift": 0}, optimizer={"lr": 0.1})
+    train(student, data, kd, teacher=model, seed=4)
     if rank == 0:
-        torch.save({"state": model.state_dict(), "history": result.history}, out)
+        torch.save({"state": model.state_dict(), "history": result.history, "student": student.state_dict()}, out)
     if world > 1:
         tdist.destroy_process_group()
 
 
 def test_two_processes_train_the_same_weights_as_one_in_float64(tmp_path: Path) -> None:
     """In float64 rounding cannot hide a difference in what is computed: sharding, the
-    global-batch augmentation draws, synchronised BatchNorm, DDP's gradient average, clipping
-    and the per-step learning rate must give one process's weights step for step. (In float32
-    the two runs part after a few steps from rounding alone, as a change of thread count does;
-    see benchmarks/RESULTS.md §10.)"""
+    global-batch augmentation draws, synchronised BatchNorm, DDP's gradient average, clipping,
+    the per-step learning rate and the KD loss on cached teacher logits must give one
+    process's weights. (In float32 the two runs part after a few steps from rounding alone,
+    as a change of thread count does; see benchmarks/RESULTS.md §10.)"""
     import torch
     import torch.multiprocessing as mp
 
@@ -205,9 +210,10 @@ def test_two_processes_train_the_same_weights_as_one_in_float64(tmp_path: Path) 
     one, two = torch.load(tmp_path / "one"), torch.load(tmp_path / "two")
     assert [h["lr"] for h in one["history"]] == [h["lr"] for h in two["history"]]
     moved = 0
-    for k, v in one["state"].items():
-        assert v.dtype in (torch.float64, torch.int64), k
-        torch.testing.assert_close(two["state"][k], v, rtol=1e-9, atol=1e-10, msg=k)
-        moved += k.endswith("running_var") and not torch.allclose(v, torch.ones_like(v))
+    for model in ("state", "student"):
+        for k, v in one[model].items():
+            assert v.dtype in (torch.float64, torch.int64), k
+            torch.testing.assert_close(two[model][k], v, rtol=1e-9, atol=1e-10, msg=f"{model} {k}")
+            moved += k.endswith("running_var") and not torch.allclose(v, torch.ones_like(v))
     assert moved  # BatchNorm trained: its statistics are part of what matched
     assert one["history"][-1]["train_loss"] < one["history"][0]["train_loss"]  # and the weights moved
