@@ -116,6 +116,71 @@ def test_a_failing_rank_fails_the_run_and_resume_continues(tmp_path: Path) -> No
                                                                .read_text())["stages"])
 
 
+
+def _descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (from /proc: Linux)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds torchrun's ranks through /proc")
+def test_a_killed_ddp_run_resumes(tmp_path: Path) -> None:
+    """SIGKILL to torchrun and both ranks while distill trains (a lost node, the OOM killer): the
+    teacher recorded before stays as it was, nothing half-written is trusted, ``--resume``
+    under torchrun takes over the dead run's lock and finishes."""
+    import contextlib
+    import signal
+    import time
+
+    cfg = _config(tmp_path, "runs", ["distill", "report"])
+    run = tmp_path / "runs" / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(ROOT / "tests" / "ddp_entry.py"), "compress", str(cfg), "--target", "host", "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    stages: dict = {}
+    deadline = time.monotonic() + 600
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                stages = json.loads((run / "manifest.json").read_text())["stages"]
+            except (FileNotFoundError, json.JSONDecodeError):
+                stages = {}
+            if "teacher" in stages and "distill" not in stages and (run / "distill").is_dir():
+                break
+            time.sleep(0.005)
+    finally:
+        # the ranks (torchrun starts them in sessions of their own, out of its process group), then
+        # torchrun itself: SIGKILL, so no handler runs
+        for pid in [*_descendants(proc.pid), proc.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        _, err = proc.communicate()
+    assert proc.returncode == -9, f"the run ended before distill could be killed: {err[-2000:]}"
+    assert list(stages) == ["teacher"] and (run / ".lock").exists()
+    r = _torchrun(tmp_path, cfg, "--resume")
+    said = " ".join((r.stdout + r.stderr).split())
+    assert r.returncode == 0, said[-3000:]
+    assert "took over the lock of an edgekd run that is gone" in said
+    assert "teacher: done earlier with the same inputs, skipped" in said
+    after = json.loads((run / "manifest.json").read_text())["stages"]
+    assert {"teacher", "distill", "report"} <= set(after)
+    assert after["teacher"]["artifacts"] == stages["teacher"]["artifacts"]  # same paths, same hashes
+    assert not list(run.rglob(".*.tmp"))
+
+
 def _qat_worker(rank: int, world: int, port: int, out: str) -> None:
     """Each rank calibrates NNCF on *different* images, then QAT under DDP: training must start
     from rank 0's quantizer scales (DDP's initial broadcast) and keep the ranks identical."""
