@@ -28,6 +28,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ddp import SYNTHETIC  # benchmarks/ is this script's folder (run as a script, and so are its workers)
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 RUNS = {"1 process, 1 thread": (1, 1), "1 process, 2 threads": (1, 2), "2 processes (1 thread each)": (2, 1)}
@@ -51,12 +53,11 @@ def _worker(mode: str, seed: int, dtype: str, out: str) -> None:
     dt = torch.float64 if dtype == "float64" else torch.float32
     torch.set_default_dtype(dt)
     small = mode == "steps"
-    data = load_data(DataConfig(source="synthetic", image_size=32, num_classes=10, train_size=2048 if small else 8000,
-                                val_size=512 if small else 4000, difficulty=0.2, seed=0))
+    case, teacher = SYNTHETIC["data"], SYNTHETIC["teacher"]  # benchmarks/ddp.py's case, not a copy of it
+    data = load_data(DataConfig(**{**case, **({"train_size": 2048, "val_size": 512} if small else {})}))
     torch.manual_seed(seed)
-    model = build_model("resnet18", 10, {"channels": [16, 32, 64, 128]}).to(dt)
-    cfg = TeacherTrainConfig(epochs=3 if small else 15, batch_size=128, optimizer={"lr": 0.1},
-                             schedule={"warmup_epochs": 1})
+    model = build_model(teacher["model"], case["num_classes"], teacher["kwargs"]).to(dt)
+    cfg = TeacherTrainConfig(**{**teacher["train"], **({"epochs": 3} if small else {})})
     steps: list[torch.Tensor] = []
     if small:
         from torch.optim.optimizer import register_optimizer_step_post_hook
