@@ -21,10 +21,11 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-DATA = {"source": "synthetic", "image_size": 32, "num_classes": 10, "train_size": 20000, "val_size": 4000,
-        "difficulty": 0.5, "seed": 0}
+EXAMPLE = ROOT / "examples" / "synthetic.yaml"  # its data, teacher architecture, distill epochs and loss
 
 
 def _worker(teacher_path: str, shift: int) -> None:
@@ -37,13 +38,14 @@ def _worker(teacher_path: str, shift: int) -> None:
     from edgekd.train.trainer import train
 
     torch.set_num_threads(1)
-    data = load_data(DataConfig(**DATA))
-    teacher = build_model("resnet18", 10, {})
+    ex = yaml.safe_load(EXAMPLE.read_text())
+    data = load_data(DataConfig(**ex["data"]))
+    teacher = build_model(ex["teacher"]["model"], data.num_classes, ex["teacher"].get("kwargs", {}))
     teacher.load_state_dict(read_state_dict(teacher_path))
     torch.manual_seed(0)
-    student = build_model("resnet18", 10, {"layers": [2, 1, 1, 2], "channels": [32, 64, 128, 256]})
-    cfg = TrainConfig(epochs=15, batch_size=128, augment={"shift": shift},
-                      loss=[LossTerm(name="kl", temperature=4.0, alpha=0.9)])
+    student = build_model("resnet18", data.num_classes, {"layers": [2, 1, 1, 2], "channels": [32, 64, 128, 256]})
+    cfg = TrainConfig(epochs=ex["distill"]["epochs"], batch_size=128, augment={"shift": shift},
+                      loss=[LossTerm(**t) for t in ex["distill"]["loss"]])
     t = time.time()
     r = train(student, data, cfg, teacher=teacher.eval(), seed=0)
     print(json.dumps({"shift": shift, "best": r.best_accuracy, "curve": [h["val_accuracy"] for h in r.history],
