@@ -292,3 +292,28 @@ def test_unreachable_speedup_names_target_and_budget(finished_run, tmp_path: Pat
     with pytest.raises(PruningError, match=r"prune.speedup 1000: on host the latency stopped at .* over the "
                                            r"budget .* ms \(teacher .* / 1000\)"):
         edgekd.prune(_prune_run(finished_run, tmp_path, {"speedup": 1000}), ["host"], quiet=True)
+
+
+def test_a_step_already_reached_by_the_last_cut_is_fine_tuned_not_judged(finished_run, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cuts come in whole channel blocks, so one step can overshoot the next step's goal. That
+    step cuts nothing: it is not timed against itself (noise could call the same model "slower"
+    and undo the step before it), it is fine-tuned further and says so."""
+    timed: list[int] = []
+
+    def clock(model: nn.Module, size: int) -> float:
+        timed.append(count_macs(model, size))
+        return _macs_ms(model, size)
+
+    _fake_clock(monkeypatch, clock, teacher_ms=lambda m, s: 10.0)
+    report = edgekd.prune(_prune_run(finished_run, tmp_path, {"flops_ratio": 1.02, "steps": 3}), ["host"],
+                          quiet=True)
+    steps = report.pruning["steps"]
+    assert [s["step"] for s in steps] == [1, 2, 3] and not report.pruning.get("stopped")
+    assert steps[0]["cut"] and not any(s["cut"] for s in steps[1:]), [s["cut"] for s in steps]
+    assert len({s["macs"] for s in steps}) == 1 and len(timed) == 2  # the input and step 1's cut, once each
+    from edgekd.reporting.outcome import pruning_section
+
+    section = pruning_section(report)
+    assert [row[4] for row in section.rows[2:]] == ["nothing cut"] * 2
+    assert any(line.startswith("Step 2, 3 cut nothing") for line in section.lines), section.lines

@@ -45,11 +45,16 @@ def pruning_section(r: Report) -> Section:
                    num(base["accuracy"], 2, "%"), _latencies(base.get("latency"))])
     for st in steps:
         s.rows.append([str(st["step"]), num(st["macs"] / 1e6, 3), f"{base['macs'] / st['macs']:.2f}× fewer",
-                       num(st["params"] / 1e6, 3), num(st["accuracy_after_pruning"], 2, "%"),
+                       num(st["params"] / 1e6, 3),
+                       num(st["accuracy_after_pruning"], 2, "%") if st.get("cut", True) else "nothing cut",
                        num(st["accuracy"], 2, "%"), _latencies(st.get("latency"))])
     if r.pruning.get("channel_rounding"):
         s.lines.append(f"Channel counts kept at multiples of {r.pruning['channel_rounding']} (the plan's channel "
                        "rounding: the targets' kernel channel blocks).")
+    idle = [str(st["step"]) for st in steps if not st.get("cut", True)]
+    if idle:
+        s.lines.append(f"Step {', '.join(idle)} cut nothing: an earlier cut, in whole channel blocks, already "
+                       "reached its target; it fine-tuned further.")
     stop = r.pruning.get("stopped")
     if stop:
         kept = (f"step {stop['steps_kept']} is the pruned model" if stop.get("steps_kept")

@@ -130,18 +130,23 @@ class PruneStage(Stage):
                                                            else f"pruning stops at step {k - 1}'s model"))
                 if not cut:
                     return model, history, steps, short
-            if kept is not None:
+            # An empty cut: an earlier one, in whole channel blocks, already reached this step's goal. The
+            # same model is not timed against itself (a coin toss that could undo the step before it).
+            if cut and kept is not None:
                 decision = judge_step(ctx, kept[0], model, size, before)
                 if not decision["pays"]:
                     return *kept, steps, self._stop(ctx, k, decision, kept=k - 1)
                 before = decision["after"]
-            elif before:
+            elif cut and before:
                 before = shared_latency(ctx, model, size)
             steps.append(self._finetune_step(ctx, model, tuning, k, size, before))
+            steps[-1]["cut"] = bool(cut)
             ctx.reporter.line(f"[green]prune[/]: step {k}/{cfg.steps}: MACs {steps[-1]['macs'] / 1e6:.2f}M "
                               f"({base['macs'] / steps[-1]['macs']:.2f}× fewer), "
                               f"{steps[-1]['accuracy_after_pruning']:.2f}% → {steps[-1]['accuracy']:.2f}%"
-                              + (f", {escape(describe(before))}" if before else ""))
+                              + (f", {escape(describe(before))}" if before else "")
+                              + ("" if cut else f" (nothing to cut: step {k - 1} already reached this step's "
+                                                "target; fine-tuned further)"))
             if short is not None:
                 return model, history, steps, short
         return model, history, steps, None
