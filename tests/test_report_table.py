@@ -86,6 +86,13 @@ def test_statuses_budget_and_flags_in_the_table() -> None:
     assert "[bold]demo[/bold]" in text  # the run's name is text, not markup
 
 
+def test_a_run_without_latency_lists_its_models_in_pytorch() -> None:
+    """Stages up to quantize only: the quantized model is NNCF's fake-quant module, INT8 simulated."""
+    text = _render(summary_table(report(latency=[], exports=[], choices={})))
+    assert "fp32" in _line(text, "teacher", "torch") and "92.00%" in _line(text, "quantized", "torch")
+    assert "int8 (simulated)" in _line(text, "quantized", "torch") and "fp32" not in _line(text, "quantized")
+
+
 def test_contradictions_name_the_pair() -> None:
     r = report()
     flags = {f.message.split(" (")[0] for f in contradictions(r)}

@@ -89,8 +89,8 @@ def summary_table(r: Report) -> Table:
         t.add_column(col, justify="right" if col in RIGHT else "left", no_wrap=col in ("Target", "Latency (ms)"))
     rows = _latency_rows(r, marks) + _export_rows(r)
     if not r.latency:
-        rows += [[m.label, "–", "torch", "fp32", ICON["ok"], "–", f"{m.accuracy:.2f}%" if m.accuracy is not None
-                  else "–", "–", "–", "–"] for m in r.models]
+        rows += [[m.label, "–", "torch", "int8 (simulated)" if m.label == "quantized" else "fp32", ICON["ok"], "–",
+                  f"{m.accuracy:.2f}%" if m.accuracy is not None else "–", "–", "–", "–"] for m in r.models]
     for row in rows:
         t.add_row(*(escape(c) for c in row))
     notes = ["⚠ predictions that contradict each other: the roofline model is unsure there; measure those "
