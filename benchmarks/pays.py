@@ -42,7 +42,7 @@ import common  # noqa: E402
 
 import edgekd  # noqa: E402
 from edgekd.core.config import Config, LossTerm, TrainConfig  # noqa: E402
-from edgekd.latency.timing import summarize, time_calls  # noqa: E402
+from edgekd.latency.timing import summarize, time_calls, warm_up  # noqa: E402
 from edgekd.models.artifact import load_model  # noqa: E402
 from edgekd.models.input_contract import load_run_data  # noqa: E402
 from edgekd.onnx_io import export_onnx  # noqa: E402
@@ -90,11 +90,9 @@ def side_by_side(files: dict[str, Path], x: np.ndarray, y: np.ndarray, rounds: i
     loaded = {(label, rt): r for label, p in files.items() for rt, r in runners(p, None).items()}
     one = x[:1]
     samples: dict[tuple[str, str], list[float]] = {k: [] for k in loaded}
-    for r in loaded.values():
-        for _ in range(10):
-            r.run(one)
     for _ in range(rounds):
-        for k, r in loaded.items():
+        for k, r in loaded.items():  # warmed before every block, as bench and the budget do
+            warm_up(lambda r=r: r.run(one))
             samples[k] += time_calls(lambda r=r: r.run(one), repeats)
     return [{"file": label, "runtime": rt, "median_ms": round(summarize(samples[(label, rt)]).median_ms, 4),
              "accuracy": accuracy_in(r, x, y)} for (label, rt), r in loaded.items()]
@@ -219,6 +217,33 @@ def device_case(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         for t, c in report.deployment.items()}}
 
 
+def remeasure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Only the side-by-side again, for the teacher and the shipped file of a finished run in
+    ``work`` (and of ``--also`` runs): sub-millisecond timings on a shared machine move by half
+    between quiet and busy hours; accuracies do not."""
+    runs = {"shipped": work}
+    runs.update({f"shipped ({p})": p for p in args.also})
+    files: dict[str, Path] = {}
+    for label, folder in runs.items():
+        raw = config_for(args.case, args.small, folder, args.speedup)
+        run = folder / raw["name"]
+        pick = json.loads((run / "report" / "report.json").read_text())["deployment"]["host"]
+        shipped = Path(pick["file"].strip("`"))
+        files.setdefault("teacher", run / "export" / "teacher.onnx")
+        files[label] = shipped if shipped.is_absolute() else run / shipped
+    cfg = Config.model_validate(config_for(args.case, args.small, work, args.speedup))
+    data, _ = load_run_data(cfg)
+    x_val, y_val = data.val_inputs()
+    x, y = x_val.numpy().astype(np.float32), y_val.numpy()
+    passes = [side_by_side(files, x, y) for _ in range(args.passes)]
+    rows = median_rows(passes)
+    return {"case": args.case, "remeasured": {k: str(v) for k, v in files.items()}, "rows": rows,
+            "speedups": {label: [round(min(r["median_ms"] for r in p if r["file"] == "teacher")
+                                       / next(r["median_ms"] for r in p if r["file"] == label
+                                              and r["runtime"] == "onnxruntime"), 2) for p in passes]
+                         for label in files if label != "teacher"}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--case", choices=["digits", "synthetic"], default="digits")
@@ -228,10 +253,18 @@ def main() -> None:
     ap.add_argument("--passes", type=int, default=3, help="side-by-side passes; the median latency of each file")
     ap.add_argument("--speedup", help="search.constraints.speedup instead of the example's, YAML: 3 or "
                     "'{jetson-orin-nano: 2, default: 4}'")
+    ap.add_argument("--remeasure", action="store_true", help="only the side-by-side of the teacher and the "
+                    "shipped file of the finished run in --workdir (host)")
+    ap.add_argument("--also", type=Path, nargs="*", default=[], help="with --remeasure: more workdirs whose "
+                    "shipped files join the side-by-side")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    out = host_case(args, args.workdir) if args.targets == ["host"] else device_case(args, args.workdir)
+    if args.remeasure:
+        out = remeasure(args, args.workdir)
+    else:
+        out = host_case(args, args.workdir) if args.targets == ["host"] else device_case(args, args.workdir)
     name = f"pays_{args.case}{'_small' if args.small else ''}{'' if args.targets == ['host'] else '_devices'}"
+    name += "_remeasured" if args.remeasure else ""
     print(json.dumps(out, indent=2, default=str))
     print(f"saved {common.save(name, out)}")
 
