@@ -131,7 +131,7 @@ class PruneStage(Stage):
                 if not cut:
                     return model, history, steps, short
             # An empty cut: an earlier one, in whole channel blocks, already reached this step's goal. The
-            # same model is not timed against itself (a coin toss that could undo the step before it).
+            # same model is not timed against itself (a coin toss whose "not faster" would stop pruning there).
             if cut and kept is not None:
                 decision = judge_step(ctx, kept[0], model, size, before)
                 if not decision["pays"]:
