@@ -144,6 +144,17 @@ def nncf_ptq(teacher: torch.nn.Module, data: Any, folder: Path) -> dict[str, Pat
     return {"nncf PTQ teacher": xml}
 
 
+def shipped_file(run: Path, pick: dict[str, Any]) -> Path:
+    """The file a run's host pick names (relative to the run folder unless absolute)."""
+    shipped = Path(pick["file"].strip("`"))
+    return shipped if shipped.is_absolute() else run / shipped
+
+
+def val_arrays(data: Any) -> tuple[np.ndarray, np.ndarray]:
+    x_val, y_val = data.val_inputs()
+    return x_val.numpy().astype(np.float32), y_val.numpy()
+
+
 def host_case(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     raw = config_for(args.case, args.small, work, args.speedup)
     t0 = time.perf_counter()
@@ -156,11 +167,8 @@ def host_case(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     data, _ = load_run_data(cfg)
     size = data.image_size
     teacher, _ = load_model(run / "teacher" / "model")
-    x_val, y_val = data.val_inputs()
-    x, y = x_val.numpy().astype(np.float32), y_val.numpy()
-    files = {"teacher": run / "export" / "teacher.onnx"}
-    shipped = Path(pick["file"].strip("`"))
-    files["shipped"] = shipped if shipped.is_absolute() else run / shipped
+    x, y = val_arrays(data)
+    files = {"teacher": run / "export" / "teacher.onnx", "shipped": shipped_file(run, pick)}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         goal = pick["median_ms"]
@@ -228,13 +236,10 @@ def remeasure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         raw = config_for(args.case, args.small, folder, args.speedup)
         run = folder / raw["name"]
         pick = json.loads((run / "report" / "report.json").read_text())["deployment"]["host"]
-        shipped = Path(pick["file"].strip("`"))
         files.setdefault("teacher", run / "export" / "teacher.onnx")
-        files[label] = shipped if shipped.is_absolute() else run / shipped
-    cfg = Config.model_validate(config_for(args.case, args.small, work, args.speedup))
-    data, _ = load_run_data(cfg)
-    x_val, y_val = data.val_inputs()
-    x, y = x_val.numpy().astype(np.float32), y_val.numpy()
+        files[label] = shipped_file(run, pick)
+    data, _ = load_run_data(Config.model_validate(config_for(args.case, args.small, work, args.speedup)))
+    x, y = val_arrays(data)
     passes = [side_by_side(files, x, y) for _ in range(args.passes)]
     rows = median_rows(passes)
     return {"case": args.case, "remeasured": {k: str(v) for k, v in files.items()}, "rows": rows,
