@@ -297,8 +297,8 @@ def test_unreachable_speedup_names_target_and_budget(finished_run, tmp_path: Pat
 def test_a_step_already_reached_by_the_last_cut_is_fine_tuned_not_judged(finished_run, tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """Cuts come in whole channel blocks, so one step can overshoot the next step's goal. That
-    step cuts nothing: it is not timed against itself (noise could call the same model "slower"
-    and undo the step before it), it is fine-tuned further and says so."""
+    step cuts nothing: it is not timed against itself (noise could call the same model "not
+    faster" and stop pruning there), it is fine-tuned further and says so."""
     timed: list[int] = []
 
     def clock(model: nn.Module, size: int) -> float:
@@ -316,4 +316,4 @@ def test_a_step_already_reached_by_the_last_cut_is_fine_tuned_not_judged(finishe
 
     section = pruning_section(report)
     assert [row[4] for row in section.rows[2:]] == ["nothing cut"] * 2
-    assert any(line.startswith("Step 2, 3 cut nothing") for line in section.lines), section.lines
+    assert any(line.startswith("Steps 2, 3 cut nothing") for line in section.lines), section.lines

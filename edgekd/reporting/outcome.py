@@ -53,8 +53,10 @@ def pruning_section(r: Report) -> Section:
                        "rounding: the targets' kernel channel blocks).")
     idle = [str(st["step"]) for st in steps if not st.get("cut", True)]
     if idle:
-        s.lines.append(f"Step {', '.join(idle)} cut nothing: an earlier cut, in whole channel blocks, already "
-                       "reached its target; it fine-tuned further.")
+        one = len(idle) == 1
+        s.lines.append(f"Step{'' if one else 's'} {', '.join(idle)} cut nothing: an earlier cut, in whole channel "
+                       f"blocks, already reached {'its target; it' if one else 'their targets; they'} fine-tuned "
+                       "further.")
     stop = r.pruning.get("stopped")
     if stop:
         kept = (f"step {stop['steps_kept']} is the pruned model" if stop.get("steps_kept")
