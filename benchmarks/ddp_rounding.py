@@ -2,6 +2,7 @@
 
     python benchmarks/ddp_rounding.py steps              # weights after every step: float64 and float32
     python benchmarks/ddp_rounding.py seeds --seeds 3 4  # the synthetic teacher, 2 processes vs 1, per seed
+    python benchmarks/ddp_rounding.py seeds --two-threads # + 1 process on 2 threads (ddp.py's one-process run)
 
 ``steps`` trains the synthetic case's teacher recipe (SGD, 1-epoch warm-up then cosine, shifts,
 clipping, BatchNorm) on 2 048 images for 3 epochs as one process on one thread, one process on
@@ -109,14 +110,21 @@ def steps() -> int:
     return 0
 
 
-def seeds(wanted: list[int]) -> int:
-    """The teacher per seed: 2 processes and 1 process on 1 thread, side by side (3 processes, 2 cores)."""
+def seeds(wanted: list[int], two_threads: bool = False) -> int:
+    """The teacher per seed: 2 processes and 1 process on 1 thread, side by side (3 processes, 2 cores);
+    with ``two_threads`` also 1 process on 2 threads, alone (benchmarks/ddp.py's one-process run)."""
     import torch
 
     path = RESULTS / "ddp_rounding_seeds.json"
     done = json.loads(path.read_text()) if path.exists() else {}
     with tempfile.TemporaryDirectory() as tmp:
         for s in wanted:
+            if two_threads and str(s) in done and "1 process, 2 threads" not in done[str(s)]:
+                out = Path(tmp) / f"t2{s}"
+                _wait(_launch("seeds", s, "float32", out, 1, 2, 0), f"seed {s}, 1 process on 2 threads")
+                done[str(s)]["1 process, 2 threads"] = {f: v for f, v in torch.load(out).items() if f != "steps"}
+                path.write_text(json.dumps(done, indent=1))
+                print(f"seed {s}: 1 process, 2 threads {done[str(s)]['1 process, 2 threads']['best']:.2f}%", flush=True)
             if str(s) in done:
                 continue
             two, one = Path(tmp) / f"two{s}", Path(tmp) / f"one{s}"
@@ -137,6 +145,17 @@ def seeds(wanted: list[int]) -> int:
               f"{a['final_loss']:.3f} / {b['final_loss']:.3f} |")
     print(f"\n{len(gaps)} seeds: mean gap {statistics.mean(gaps):+.2f}, median {statistics.median(gaps):+.2f}, "
           f"2 processes lower in {sum(g < 0 for g in gaps)}")
+    both = {s: v for s, v in done.items() if "1 process, 2 threads" in v}
+    if both:  # ddp.py compares 2 processes (1 thread each) with 1 process on 2 threads: is the thread count a bias?
+        print("\n| seed | 1 process, 2 threads | 1 process, 1 thread | 2 processes | 1 thread - 2 threads | "
+              "2 processes - 2 threads |\n|---|---|---|---|---|---|")
+        for s, v in sorted(both.items(), key=lambda kv: int(kv[0])):
+            a, b, c = (v[k]["best"] for k in ("1 process, 2 threads", "1 process, 1 thread", "2 processes"))
+            print(f"| {s} | {a:.2f}% | {b:.2f}% | {c:.2f}% | {b - a:+.2f} | {c - a:+.2f} |")
+        d1 = [v["1 process, 1 thread"]["best"] - v["1 process, 2 threads"]["best"] for v in both.values()]
+        d2 = [v["2 processes"]["best"] - v["1 process, 2 threads"]["best"] for v in both.values()]
+        print(f"\nmean: 1 thread {statistics.mean(d1):+.2f}, 2 processes {statistics.mean(d2):+.2f} against 2 threads "
+              f"({len(both)} seeds; lower in {sum(d < 0 for d in d1)} and {sum(d < 0 for d in d2)})")
     return 0
 
 
@@ -149,8 +168,9 @@ def main() -> int:
     sub.add_parser("steps")
     sp = sub.add_parser("seeds")
     sp.add_argument("--seeds", type=int, nargs="+", default=[3, 4, 5, 6, 7, 8])
+    sp.add_argument("--two-threads", action="store_true", help="also 1 process on 2 threads per seed, alone")
     a = ap.parse_args()
-    return steps() if a.what == "steps" else seeds(a.seeds)
+    return steps() if a.what == "steps" else seeds(a.seeds, a.two_threads)
 
 
 if __name__ == "__main__":

@@ -260,6 +260,9 @@ def bench(
             str(r["batch_size"]), str(r["threads"] or "–"), f"{r['median_ms']:.4f}",
             f"{r['p90_ms']:.4f}" if r.get("p90_ms") else "–", f"{r['throughput_ips'] or 0:.1f}")))
     out.print(t)
+    for r in rows:
+        if r.get("unstable"):
+            out.print(escape(f"{r['backend']}: {r['notes']}; re-run when the machine is idle to trust this median"))
 
 
 @app.command()

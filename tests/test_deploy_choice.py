@@ -68,3 +68,70 @@ def test_a_stage_that_does_not_pay_is_not_chosen() -> None:
     acc["pruned"] = 94.6
     assert [u["model"] for u in unpaid([Point("host", x["model"], "onnxruntime", "onnx", x["precision"], "measured",
                                               x["median_ms"], acc[x["model"]], "x") for x in rows])] == ["quantized"]
+
+
+def test_a_relative_budget_follows_the_teacher_timed_in_the_same_bench() -> None:
+    """Session 13's busy hour: the budget was set at 0.76 / 4 ms, bench then read every file a third
+    slower, teacher included. Against the old milliseconds nothing met "4x faster than the teacher"
+    while the same bench said the pruned file was 4.5x faster; against the teacher timed beside it
+    the pruned file meets the budget, and the basis says the machine moved."""
+    from edgekd.reporting.rebase import rebased
+
+    set_at_search = {"ms": 0.19, "basis": "teacher 0.76 ms (measured, onnxruntime fp32) / 4", "speedup": 4.0,
+                     "teacher": {"ms": 0.76, "kind": "measured", "backend": "onnxruntime 1.2", "precision": "fp32"}}
+    rows = [_row("teacher", 1.00), _row("student", 0.30), _row("pruned", 0.222)]
+    rows.append({**_row("teacher", 3.0), "backend": "torch"})  # eager is slower: the best backend counts
+    acc = {"teacher": 91.8, "student": 91.5, "pruned": 91.0}
+    old = _report(rows, acc, budget=0.19)
+    assert "nothing meets" in recommend(old)["host"]["reason"]
+    fields = rebased(set_at_search, rows, "host")
+    assert fields["latency_budget_ms"] == 0.25 and fields["budget_ms_at_search"] == 0.19
+    assert "teacher 1 ms in this run's bench" in fields["budget_basis"]
+    assert "read 32% slower in bench" in fields["budget_basis"]
+    new = old.model_copy(update={"targets": [{"name": "host", "measured_here": True, **fields}]})
+    pick = recommend(new)["host"]
+    assert pick["model"] == "pruned" and "1 option meets the 0.25 ms budget" in pick["reason"]
+    assert pick["speedup_vs_teacher_best"] >= 4.0 and pick["budget_basis"] == fields["budget_basis"]
+    # within the noise: no word about the machine
+    assert "slower" not in rebased(set_at_search, [_row("teacher", 0.8), *rows[1:]], "host")["budget_basis"]
+
+
+def test_an_absolute_or_teacherless_budget_is_not_rebased() -> None:
+    from edgekd.reporting.rebase import rebased
+
+    absolute = {"ms": 0.5, "basis": "search.constraints.latency_ms", "speedup": None, "teacher": None}
+    rows = [_row("teacher", 1.0), _row("pruned", 0.4)]
+    assert rebased(absolute, rows, "host")["latency_budget_ms"] == 0.5
+    relative = {"ms": 0.2, "basis": "teacher 0.8 ms / 4", "speedup": 4.0, "teacher": {"ms": 0.8, "kind": "measured"}}
+    assert rebased(relative, [_row("pruned", 0.4)], "host")["latency_budget_ms"] == 0.2  # no teacher row
+    assert rebased(relative, rows, "jetson")["latency_budget_ms"] == 0.2  # no rows on that target
+    # measured rows (imported from the device kit) replace a predicted budget, and say so
+    predicted = {**relative, "teacher": {"ms": 0.8, "kind": "predicted"}}
+    dev = [{**_row("teacher", 2.0, target="jetson"), "kind": "measured"},
+           {**_row("teacher", 0.9, target="jetson"), "kind": "predicted"}]
+    got = rebased(predicted, dev, "jetson")
+    assert got["latency_budget_ms"] == 0.5 and "measured rows replace the search's predicted figure" in got["budget_basis"]
+
+
+def test_a_pick_read_from_unstable_timings_says_so() -> None:
+    acc = {"teacher": 91.8, "pruned": 91.0}
+    rows = [_row("teacher", 1.0), {**_row("pruned", 0.2), "unstable": True, "round_medians_ms": [0.11, 0.28, 0.2]}]
+    pick = recommend(_report(rows, acc, budget=0.25))["host"]
+    assert pick["model"] == "pruned" and "timings unstable on this machine (pruned onnxruntime: round medians " \
+        "0.11-0.28 ms over 3 rounds)" in pick["reason"] and pick["timings_unstable"]
+    rows[1]["unstable"] = False
+    assert "unstable" not in recommend(_report(rows, acc, budget=0.25))["host"]["reason"]
+
+
+def test_the_report_targets_carry_the_rebased_budget() -> None:
+    """build.py's target rows (what the pick, the CI gate, the terminal and the plots read) use it."""
+    from types import SimpleNamespace
+
+    from edgekd.core.profiles import resolve_target
+    from edgekd.reporting.build import _targets
+
+    facts = SimpleNamespace(targets=[resolve_target("host")[0]], budgets={"host": {
+        "ms": 0.19, "basis": "teacher 0.76 ms / 4", "speedup": 4.0, "teacher": {"ms": 0.76, "kind": "measured"}}})
+    (host,) = _targets(facts, [_row("teacher", 1.2), _row("pruned", 0.25)])
+    assert host["name"] == "host" and host["latency_budget_ms"] == 0.3 and host["budget_ms_at_search"] == 0.19
+    assert "read 58% slower in bench" in host["budget_basis"]

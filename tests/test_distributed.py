@@ -253,7 +253,7 @@ def _float64_worker(rank: int, world: int, port: int, out: str) -> None:
     result = train(model, data, cfg, seed=3)
     # then distil a student from it: the KD loss on the teacher's logits cached once, taken per rank by index
     student = build_model("resnet18", 10, {"layers": [1, 1, 1, 1], "channels": [8, 8, 16, 16]}).double()
-    kd = TrainConfig(epochs=1, batch_size=64, max_steps_per_epoch=4, augment={"shift": 0}, optimizer={"lr": 0.1})
+    kd = TrainConfig(epochs=3, batch_size=64, max_steps_per_epoch=4, augment={"shift": 0}, optimizer={"lr": 0.1})
     train(student, data, kd, teacher=model, seed=4)
     if rank == 0:
         torch.save({"state": model.state_dict(), "history": result.history, "student": student.state_dict()}, out)

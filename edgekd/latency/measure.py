@@ -1,7 +1,10 @@
 """Measuring latency side by side: every candidate is timed in interleaved rounds.
 
 Shared machines drift (other jobs, turbo, thermal), so models are not timed one after
-another: each round times every runner in turn, and the medians pool all rounds. Every
+another: each round times every runner in turn, and the medians pool all rounds. While a
+model's round medians disagree by more than ``bench.stable_spread`` more rounds follow, up to
+``bench.max_rounds``; a record still unstable then says so (as pyperf warns that a result "may
+be unstable"), so a verdict read from it can be taken with that. Every
 record says what it is: measured, on which backend and version, precision, batch size,
 threads and device.
 """
@@ -9,6 +12,7 @@ threads and device.
 from __future__ import annotations
 
 import platform
+import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +21,7 @@ import numpy as np
 
 from edgekd.core.config import BenchConfig
 from edgekd.core.progress import SILENT, Reporter
-from edgekd.latency.timing import summarize, time_calls, warm_up
+from edgekd.latency.timing import percentile, summarize, time_calls, warm_up
 from edgekd.runtimes.base import Runner, default_threads, get_backend
 
 
@@ -50,6 +54,8 @@ class LatencyRecord:
     samples: int | None = None
     backend_version: str = ""
     rss_increase_mb: float | None = None
+    round_medians_ms: list[float] | None = None  # measured: each interleaved round's median, in order
+    unstable: bool = False  # measured: the round medians still disagreed after bench.max_rounds
     host: str = field(default_factory=lambda: f"{platform.machine()} {platform.processor() or platform.system()}")
     notes: str = ""
 
@@ -86,16 +92,25 @@ def measure_items(
             runner.run(x)
         after = _rss_mb()
         loaded.append((it, runner, (after - before) if before is not None and after is not None else None))
+    if not loaded:
+        return []
     samples: list[list[float]] = [[] for _ in loaded]
+    rounds: list[list[float]] = [[] for _ in loaded]  # each round's median, per item
     with reporter.task("bench", total=cfg.rounds * len(loaded)) as advance:
-        for _ in range(cfg.rounds):
+        while len(rounds[0]) < cfg.rounds or (len(rounds[0]) < cfg.max_rounds and
+                                              any(spread(r) > cfg.stable_spread for r in rounds)):
             for i, (it, runner, _) in enumerate(loaded):
                 warm_up(lambda r=runner: r.run(x), sync=runner.sync)  # every block: see warm_up
-                samples[i] += time_calls(lambda r=runner: r.run(x), cfg.repeats, runner.sync)
+                block = time_calls(lambda r=runner: r.run(x), cfg.repeats, runner.sync)
+                samples[i] += block
+                rounds[i].append(statistics.median(block))
                 advance(1, status=f"{it.model} {it.backend} {it.precision}")
     records = []
-    for (it, runner, rss), s in zip(loaded, samples, strict=True):
+    for (it, runner, rss), s, r in zip(loaded, samples, rounds, strict=True):
         st = summarize(s)
+        unstable = spread(r) > cfg.stable_spread
+        notes = "; ".join(n for n in (runner.notes, f"unstable: round medians {min(r):.3g}-{max(r):.3g} ms over "
+                                      f"{len(r)} rounds" if unstable else "") if n)
         records.append(LatencyRecord(
             model=it.model, backend=it.backend, format=it.format, precision=it.precision,
             batch_size=int(x.shape[0]), threads=runner.threads, device=it.device, target=target,
@@ -103,9 +118,23 @@ def measure_items(
             p99_ms=round(st.p99_ms, 5), mean_ms=round(st.mean_ms, 5),
             throughput_ips=round(x.shape[0] / st.median_ms * 1e3, 2), samples=st.samples,
             backend_version=runner.version,
-            rss_increase_mb=round(rss, 2) if rss is not None else None, notes=runner.notes,
+            rss_increase_mb=round(rss, 2) if rss is not None else None, notes=notes,
+            round_medians_ms=[round(v, 5) for v in r], unstable=unstable,
         ))
     return records
+
+
+def spread(round_medians: list[float]) -> float:
+    """How far a model's rounds disagree: upper / lower quartile of its round medians - 1.
+
+    Rounds are seconds apart, so a spread is the machine changing under the bench (another
+    job, the VM host): on a quiet hour here round medians agree within ~10%; on a busy one a
+    0.11 ms file read 0.28 ms for a while. Quartiles, not the extremes: two busy rounds among
+    seven quiet ones leave the median the quiet reading, and the bench can stop there."""
+    if len(round_medians) < 2:
+        return 0.0
+    s = sorted(round_medians)
+    return percentile(s, 75) / percentile(s, 25) - 1
 
 
 def speedups(records: list[LatencyRecord]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from edgekd.latency.choice import choose
 from edgekd.models.names import display_name
 from edgekd.reporting.deploy import recommend
 from edgekd.reporting.gates import evaluate_gates
+from edgekd.reporting.rebase import rebased
 from edgekd.reporting.schema import ModelRow, Report
 from edgekd.reporting.sections import RunFacts, Section
 
@@ -127,8 +128,7 @@ def _targets(facts: RunFacts, latency: list[dict[str, Any]]) -> list[dict[str, A
         b = facts.budgets.get(t.name)
         if not b:
             return {"latency_budget_ms": t.latency_budget_ms, "budget_basis": f"profile {t.name} latency_budget_ms"}
-        return {"latency_budget_ms": b["ms"], "budget_basis": b["basis"], "speedup_budget": b.get("speedup"),
-                "teacher_latency": b.get("teacher")}
+        return rebased(b, latency, t.name)
 
     return ([{"name": t.name, "description": t.description, "measured_here": t.measured_here, **budget(t)}
              for t in facts.targets]

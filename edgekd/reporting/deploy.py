@@ -90,14 +90,14 @@ def _pick(cands: list[Point], budget: float | None, slack: float) -> tuple[Point
     inside = [p for p in cands if budget is None or p.ms <= budget]
     if not inside:
         best = min(cands, key=lambda p: p.ms)
-        return best, (f"nothing meets the {budget:g} ms budget: the fastest option is shown "
+        return best, (f"nothing meets the {budget:.3g} ms budget: the fastest option is shown "
                       f"({best.ms:.3g} ms)")
     top = max(inside, key=lambda p: (p.accuracy, -p.ms))
     close = [p for p in inside if p.accuracy >= top.accuracy - slack - 1e-9]
     best = min(close, key=lambda p: (p.ms, -p.accuracy))
     n = f"{len(inside)} option{'s' if len(inside) != 1 else ''}"
     verb = "meets" if len(inside) == 1 else "meet"
-    where = f"{n} {verb} the {budget:g} ms budget" if budget is not None else f"{n} (no latency budget set)"
+    where = f"{n} {verb} the {budget:.3g} ms budget" if budget is not None else f"{n} (no latency budget set)"
     if best.accuracy == top.accuracy:
         why = f"{where}; this is the most accurate"
         rest = sorted((p.accuracy for p in inside if p.model != best.model), reverse=True)
@@ -111,10 +111,23 @@ def _pick(cands: list[Point], budget: float | None, slack: float) -> tuple[Point
     return best, why
 
 
+def _unstable(r: Report, target: str, points: list[Point]) -> str:
+    """The rows behind ``points`` whose bench rounds still disagreed (latency/measure.py), in words."""
+    out = []
+    for p in points:
+        row = next((x for x in r.latency if x["target"] == target and x["model"] == p.model
+                    and x["backend"] == p.backend and x["format"] == p.format and x["precision"] == p.precision), None)
+        if row and row.get("unstable") and row.get("round_medians_ms"):
+            rm = row["round_medians_ms"]
+            out.append(f"{p.model} {p.backend}: round medians {min(rm):.3g}-{max(rm):.3g} ms over {len(rm)} rounds")
+    return "; ".join(dict.fromkeys(out))
+
+
 def recommend(r: Report, slack: float = ACCURACY_SLACK) -> dict[str, dict[str, Any]]:
     """``{target: choice}`` for every target with latency rows and a compressed model; ``slack``:
     the accuracy points given up for the fastest file (report.accuracy_slack)."""
     budgets = {t["name"]: t.get("latency_budget_ms") for t in r.targets}
+    bases = {t["name"]: t.get("budget_basis") for t in r.targets}
     out: dict[str, dict[str, Any]] = {}
     for target in report_targets(r):
         pool = comparable(target_points(r, target))
@@ -124,21 +137,25 @@ def recommend(r: Report, slack: float = ACCURACY_SLACK) -> dict[str, dict[str, A
         if not cands:
             continue
         best, why = _pick(cands, budgets.get(target), slack)
-        if skipped:
-            why += "; did not pay here: " + "; ".join(u["reason"] for u in skipped)
-        if best.model == "teacher" and len({p.model for p in cands}) > 1:
-            why += f"; no compressed model is faster at this accuracy on this target ({best.kind})"
         teacher = [p for p in pool if p.model == "teacher"]
         tbest = min(teacher, key=lambda p: p.ms) if teacher else None
+        if skipped:
+            why += "; did not pay here: " + "; ".join(u["reason"] for u in skipped)
+        shaky = _unstable(r, target, [best, *([tbest] if tbest is not None else [])])
+        if shaky:
+            why += (f"; timings unstable on this machine ({shaky}): re-run `edgekd bench` on the run's config "
+                    "when the machine is idle before trusting the margin")
+        if best.model == "teacher" and len({p.model for p in cands}) > 1:
+            why += f"; no compressed model is faster at this accuracy on this target ({best.kind})"
         file, build = _file(r, best)
         out[target] = {
             "model": best.model, "file": file, "build_command": build, "backend": best.backend,
             "format": best.format, "precision": best.precision, "median_ms": best.ms, "kind": best.kind,
             "accuracy": best.accuracy, "accuracy_source": best.source, "accuracy_samples": best.samples,
-            "budget_ms": budgets.get(target), "reason": why,
+            "budget_ms": budgets.get(target), "budget_basis": bases.get(target), "reason": why,
             "teacher_best": ({"backend": tbest.backend, "precision": tbest.precision, "median_ms": tbest.ms,
                               "kind": tbest.kind, "accuracy": tbest.accuracy} if tbest else None),
             "speedup_vs_teacher_best": round(tbest.ms / best.ms, 3) if tbest else None,
-            "did_not_pay": skipped,
+            "did_not_pay": skipped, "timings_unstable": shaky or None,
         }
     return out

@@ -95,7 +95,7 @@ def panel_caption(points: list[Point], budget: float | None) -> str:
     text = (f"Filled: measured; hollow: predicted. Accuracy of each point in its own runtime, on {images}: "
             f"{acc}. Dotted: the Pareto front of the {kind} points (none faster and more accurate at once).")
     if budget:
-        text += f" Dashed: the target's latency budget, {budget:g} ms."
+        text += f" Dashed: the target's latency budget, {budget:.3g} ms."
     return inline(text)
 
 

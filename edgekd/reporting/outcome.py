@@ -29,7 +29,9 @@ def recommendation_section(r: Report) -> Section:
                        f"{c['median_ms']:.3f} *{c['kind']}*", num(c["accuracy"], 2, "%"), speed, c["reason"]])
         s.lines.append(f"{target}: accuracy from {c['accuracy_source']}, on "
                        f"{_images(c.get('accuracy_samples'), r.data.get('val'))}."
-                       + (f" Build it there with `{c['build_command']}`." if c.get("build_command") else ""))
+                       + (f" Build it there with `{c['build_command']}`." if c.get("build_command") else "")
+                       + (f" Budget {c['budget_ms']:.3g} ms: {c['budget_basis']}." if c.get("budget_ms") is not None
+                          and c.get("budget_basis") else ""))
     return s
 
 

@@ -98,7 +98,7 @@ def accuracy_latency_panel(r: Report, target: str, budget: float | None) -> str 
                              label="recommended"))
     if budget:
         ax.axvline(budget, color="#c00", lw=1.2, ls="--", zorder=1)
-        extras.append(Line2D([], [], color="#c00", lw=1.2, ls="--", label=f"budget {budget:g} ms"))
+        extras.append(Line2D([], [], color="#c00", lw=1.2, ls="--", label=f"budget {budget:.3g} ms"))
     _legend(ax, models, series, {p.kind for p in points}, extras)
     log_axis(ax)
     kinds = " / ".join(sorted({p.kind for p in points}))

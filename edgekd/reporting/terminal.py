@@ -43,7 +43,7 @@ def _accuracy(r: Report, x: dict[str, Any]) -> float | None:
 def budget_cell(ms: float | None, budget: float | None) -> str:
     if ms is None or budget is None:
         return "–"
-    return f"✓ ≤{budget:g}" if ms <= budget else f"✗ >{budget:g}"
+    return f"✓ ≤{budget:.3g}" if ms <= budget else f"✗ >{budget:.3g}"
 
 
 def _latency_rows(r: Report, marks: dict[int, list[int]]) -> list[list[str]]:
