@@ -135,3 +135,12 @@ def test_the_report_targets_carry_the_rebased_budget() -> None:
     (host,) = _targets(facts, [_row("teacher", 1.2), _row("pruned", 0.25)])
     assert host["name"] == "host" and host["latency_budget_ms"] == 0.3 and host["budget_ms_at_search"] == 0.19
     assert "read 58% slower in bench" in host["budget_basis"]
+
+
+def test_a_prediction_that_moved_is_not_blamed_on_the_machine() -> None:
+    from edgekd.reporting.rebase import rebased
+
+    predicted = {"ms": 0.2, "basis": "teacher 0.8 ms / 4", "speedup": 4.0, "teacher": {"ms": 0.8, "kind": "predicted"}}
+    got = rebased(predicted, [{**_row("teacher", 0.5, target="jetson"), "kind": "predicted"}], "jetson")
+    assert got["latency_budget_ms"] == 0.125 and "read 38% faster in bench; another runtime or precision" in \
+        got["budget_basis"] and "load" not in got["budget_basis"]

@@ -49,7 +49,8 @@ def rebased(budget: dict[str, Any], latency: list[dict[str, Any]], target: str) 
         if then.get("kind") != t["kind"]:
             basis += f": {t['kind']} rows replace the search's {then.get('kind')} figure"
         elif abs(drift) > DRIFT_WORTH_SAYING:
-            basis += (f": the teacher read {abs(drift):.0%} {'slower' if drift > 0 else 'faster'} in bench; "
-                      "the machine's load moved between the two")
+            why = ("the machine's load moved between the two" if t["kind"] == "measured" else
+                   "another runtime or precision, or a calibration imported since")
+            basis += f": the teacher read {abs(drift):.0%} {'slower' if drift > 0 else 'faster'} in bench; {why}"
     return {**out, "latency_budget_ms": ms, "budget_basis": basis, "budget_ms_at_search": budget["ms"],
             "teacher_bench": {k2: t[k2] for k2 in ("median_ms", "kind", "backend", "precision")}}
