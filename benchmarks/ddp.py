@@ -167,6 +167,8 @@ def main() -> int:
     ap.add_argument("--teacher-from", help="reuse the teacher of this case's runs in --workdir (same teacher settings)")
     ap.add_argument("--spread", action="store_true", help="only print every stored seed's gaps side by side")
     args = ap.parse_args()
+    if args.teacher_from and not args.workdir:
+        ap.error("--teacher-from reads the other case's runs from --workdir: give it")
     if args.spread:
         return spread()
     RESULTS.mkdir(exist_ok=True)
@@ -186,7 +188,8 @@ def main() -> int:
                 done, timing = tmp / key / name / "report" / "report.json", tmp / f"{key}.timing.json"
                 if not done.exists() or not timing.exists():  # a finished run keeps its own wall time and load
                     before = load()
-                    reused = args.teacher_from and seed_teacher(args.workdir / args.teacher_from / key, tmp / key / name)
+                    src = args.teacher_from if args.seed is None else f"{args.teacher_from}-seed{args.seed}"
+                    reused = args.teacher_from and seed_teacher(args.workdir / src / key, tmp / key / name)
                     wall = run(cfg, tmp / key, nproc, threads, resume=bool(reused))
                     timing.write_text(json.dumps({"wall_s": wall, "load_average": {"before": before, "after": load()}}))
                 t = json.loads(timing.read_text())

@@ -168,7 +168,8 @@ def main() -> int:
     sub.add_parser("steps")
     sp = sub.add_parser("seeds")
     sp.add_argument("--seeds", type=int, nargs="+", default=[3, 4, 5, 6, 7, 8])
-    sp.add_argument("--two-threads", action="store_true", help="also 1 process on 2 threads per seed, alone")
+    sp.add_argument("--two-threads", action="store_true", help="also 1 process on 2 threads, alone, for each seed whose other two runs are "
+                    "already in the results (run without it first)")
     a = ap.parse_args()
     return steps() if a.what == "steps" else seeds(a.seeds, a.two_threads)
 

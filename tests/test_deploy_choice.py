@@ -124,17 +124,23 @@ def test_a_pick_read_from_unstable_timings_says_so() -> None:
 
 
 def test_the_report_targets_carry_the_rebased_budget() -> None:
-    """build.py's target rows (what the pick, the CI gate, the terminal and the plots read) use it."""
+    """build.py's target rows carry the rebased budget (the pick, the CI gate, the terminal and the
+    plots read it from those rows); a CUDA host's FP16 torch row is another device, not the budget's."""
     from types import SimpleNamespace
 
     from edgekd.core.profiles import resolve_target
     from edgekd.reporting.build import _targets
 
     facts = SimpleNamespace(targets=[resolve_target("host")[0]], budgets={"host": {
-        "ms": 0.19, "basis": "teacher 0.76 ms / 4", "speedup": 4.0, "teacher": {"ms": 0.76, "kind": "measured"}}})
-    (host,) = _targets(facts, [_row("teacher", 1.2), _row("pruned", 0.25)])
+        "ms": 0.19, "basis": "teacher 0.76 ms / 4", "speedup": 4.0,
+        "teacher": {"ms": 0.76, "kind": "measured", "backend": "onnxruntime 1.23"}}})  # timed in the CPU runtimes
+    gpu = {**_row("teacher", 0.2), "backend": "torch", "precision": "fp16", "device": "cuda"}
+    (host,) = _targets(facts, [_row("teacher", 1.2), gpu, _row("pruned", 0.25)])
     assert host["name"] == "host" and host["latency_budget_ms"] == 0.3 and host["budget_ms_at_search"] == 0.19
     assert "read 58% slower in bench" in host["budget_basis"]
+    unstable = {**_row("teacher", 1.2), "unstable": True, "round_medians_ms": [0.9, 1.2, 1.6]}
+    (host,) = _targets(facts, [unstable, _row("pruned", 0.25)])
+    assert "its rounds disagreed: 0.9-1.6 ms" in host["budget_basis"]
 
 
 def test_a_prediction_that_moved_is_not_blamed_on_the_machine() -> None:

@@ -107,7 +107,8 @@ class Reporter:
         progress = self._progress
 
         def advance(n: float = 1, **upd: Any) -> None:
-            progress.update(tid, advance=n, **({"status": escape(upd["status"])} if "status" in upd else {}))
+            progress.update(tid, advance=n, **({"status": escape(upd["status"])} if "status" in upd else {}),
+                            **({"total": upd["total"]} if "total" in upd else {}))  # work that grew (bench rounds)
 
         try:
             yield advance

@@ -104,7 +104,8 @@ def measure_items(
                 block = time_calls(lambda r=runner: r.run(x), cfg.repeats, runner.sync)
                 samples[i] += block
                 rounds[i].append(statistics.median(block))
-                advance(1, status=f"{it.model} {it.backend} {it.precision}")
+                advance(1, status=f"{it.model} {it.backend} {it.precision}",
+                        total=max(cfg.rounds, len(rounds[0])) * len(loaded))  # an extra round grows the bar
     records = []
     for (it, runner, rss), s, r in zip(loaded, samples, rounds, strict=True):
         st = summarize(s)
