@@ -44,8 +44,8 @@ def rebased(budget: dict[str, Any], latency: list[dict[str, Any]], target: str) 
     out = {"latency_budget_ms": budget["ms"], "budget_basis": budget["basis"], "speedup_budget": k,
            "teacher_latency": budget.get("teacher")}
     then = budget.get("teacher") or {}
-    host_cpu = str(then.get("backend", "")).split(" ")[0] in HOST_RUNTIMES
-    t = bench_teacher(latency, target, cpu_only=host_cpu) if k else None
+    cpu_runtime = str(then.get("backend", "")).split(" ")[0] in HOST_RUNTIMES  # the budget timed a CPU runtime
+    t = bench_teacher(latency, target, cpu_only=cpu_runtime) if k else None
     if t is None:
         return out
     ms = round(t["median_ms"] / k, 6)
