@@ -328,10 +328,8 @@ class BenchConfig(StrictModel):
     warmup: int = Field(10, ge=0)
     repeats: PositiveInt = 50
     rounds: PositiveInt = Field(3, description="interleaved rounds over all models")
-    max_rounds: PositiveInt = Field(9, description="more rounds, up to this many in all, while a model's round "
-                                    "medians spread by more than stable_spread (a load change on a shared machine)")
-    stable_spread: PositiveFloat = Field(0.25, description="largest/smallest round median - 1 under which a timing "
-                                         "counts as stable; a record still above it after max_rounds says so")
+    max_rounds: PositiveInt = Field(9, description="rounds in all, at most, while a model's spread > stable_spread")
+    stable_spread: PositiveFloat = Field(0.25, description="upper/lower quartile of round medians - 1 (measure.spread)")
 
     @field_validator("backends")
     @classmethod

@@ -110,8 +110,7 @@ def measure_items(
     for (it, runner, rss), s, r in zip(loaded, samples, rounds, strict=True):
         st = summarize(s)
         unstable = spread(r) > cfg.stable_spread
-        notes = "; ".join(n for n in (runner.notes, f"unstable: round medians {min(r):.3g}-{max(r):.3g} ms over "
-                                      f"{len(r)} rounds" if unstable else "") if n)
+        notes = "; ".join(n for n in (runner.notes, f"unstable: {rounds_text(r)}" if unstable else "") if n)
         records.append(LatencyRecord(
             model=it.model, backend=it.backend, format=it.format, precision=it.precision,
             batch_size=int(x.shape[0]), threads=runner.threads, device=it.device, target=target,
@@ -123,6 +122,11 @@ def measure_items(
             round_medians_ms=[round(v, 5) for v in r], unstable=unstable,
         ))
     return records
+
+
+def rounds_text(round_medians: list[float]) -> str:
+    """A record's rounds in words, as the notes, the report's reasons and budget basis say them."""
+    return f"round medians {min(round_medians):.3g}-{max(round_medians):.3g} ms over {len(round_medians)} rounds"
 
 
 def spread(round_medians: list[float]) -> float:

@@ -19,6 +19,7 @@ from typing import Any
 
 from edgekd.core.config import ReportConfig
 from edgekd.core.formats import format_named
+from edgekd.latency.measure import rounds_text
 from edgekd.reporting.points import Point, comparable, file_name, report_targets, target_points
 from edgekd.reporting.schema import Report
 
@@ -118,8 +119,7 @@ def _unstable(r: Report, target: str, points: list[Point]) -> str:
         row = next((x for x in r.latency if x["target"] == target and x["model"] == p.model
                     and x["backend"] == p.backend and x["format"] == p.format and x["precision"] == p.precision), None)
         if row and row.get("unstable") and row.get("round_medians_ms"):
-            rm = row["round_medians_ms"]
-            out.append(f"{p.model} {p.backend}: round medians {min(rm):.3g}-{max(rm):.3g} ms over {len(rm)} rounds")
+            out.append(f"{p.model} {p.backend}: {rounds_text(row['round_medians_ms'])}")
     return "; ".join(dict.fromkeys(out))
 
 
