@@ -112,7 +112,7 @@ def seed_teacher(src_runs: Path, run_dir: Path) -> bool:
         return False
     run_dir.mkdir(parents=True)
     shutil.copytree(src / "teacher", run_dir / "teacher")
-    for f in ("teacher_latency.json",):
+    for f in ("budgets.json",):
         if (src / f).exists():
             shutil.copy(src / f, run_dir / f)
     manifest = json.loads((src / "manifest.json").read_text())

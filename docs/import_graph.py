@@ -26,7 +26,7 @@ LAYERS: dict[str, int] = {
     "models": 3,
     "runtimes": 4, "onnx_io": 4, "plan": 4,
     "train": 5, "pruning": 5, "latency": 5,
-    "exporters": 6, "reporting": 6, "tracking": 6,  # tracking: MLflow logging, called by the pipeline
+    "exporters": 6, "reporting": 6, "tracking": 6, "budgets": 6,  # tracking: MLflow logging, called by the pipeline
     "stages": 7,
     "pipeline": 8,
     "api": 9,

@@ -36,8 +36,10 @@ app = typer.Typer(
 profiles_app = typer.Typer(no_args_is_help=True, context_settings=HELP, help="Hardware profiles: list, show, calibrate.")
 app.add_typer(profiles_app, name="profiles")
 
-err = Console(stderr=True)
-out = Console() if sys.stdout.isatty() else Console(width=140)  # pipes and CI logs: don't squeeze tables
+# Pipes and CI logs: one line per record, never wrapped at a width no terminal set (soft_wrap),
+# and tables drawn 140 columns wide instead of squeezed to 80.
+err = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, soft_wrap=True, width=140)
+out = Console() if sys.stdout.isatty() else Console(soft_wrap=True, width=140)
 
 ConfigArg = Annotated[Path, typer.Argument(help="the run's model.yaml")]
 TargetOpt = Annotated[list[str] | None, typer.Option("--target", "-t", help="target profile name, alias or YAML path (repeatable)")]
@@ -75,7 +77,7 @@ def _reporter(quiet: bool) -> Reporter:
 
     if quiet or sys.stdout.isatty():
         return Reporter(quiet)
-    return Reporter(quiet, console=Console(file=sys.stdout))
+    return Reporter(quiet, console=Console(file=sys.stdout, soft_wrap=True, width=140))
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -136,7 +138,7 @@ def _command() -> str:
 
 
 def _finish(report: Any, quiet: bool, as_json: bool) -> None:
-    from edgekd.reporting.terminal import search_table, summary_table
+    from edgekd.reporting.terminal import deploy_lines, search_table, summary_table
 
     if report is None:  # a torchrun rank other than 0: rank 0 prints the run
         return
@@ -148,6 +150,8 @@ def _finish(report: Any, quiet: bool, as_json: bool) -> None:
             out.print(search_table(report))
         if report.models:
             out.print(summary_table(report))
+    for line in deploy_lines(report):  # the run's result, also under --quiet: what each target ships
+        out.print(escape(f"deploy: {line}"), highlight=False)
     files = Path(report.run_dir) / "report"
     if (files / "report.json").exists():
         out.print(escape(f"report: {files / 'report.md'} · {files / 'report.json'} · {files / 'report.html'}"),

@@ -59,6 +59,7 @@ NEEDS_TRAINED_TEACHER = {"distill", "prune", "quantize", "export", "bench", "rep
 # Under torchrun every rank runs these (they train with DDP or split their scoring); rank 0
 # alone runs the rest (export, bench, report) and alone writes the run folder.
 COLLECTIVE = {"teacher", "search", "distill", "prune", "quantize"}
+BUDGETED = {"search", "distill", "prune", "report"}  # stages that read the run's latency budgets
 
 
 def resolve_targets(names: list[str], reporter: Reporter) -> list[Profile]:
@@ -152,6 +153,8 @@ class Pipeline:
         upstream: dict[str, dict[str, str]] = {}
         if not single:
             plan = self.plan()
+            if BUDGETED & set(plan):
+                self._budgets(ctx)
             for i, name in enumerate(plan):
                 if not self.world.main and not COLLECTIVE & set(plan[i:]):
                     return None  # nothing left that needs this rank
@@ -173,6 +176,15 @@ class Pipeline:
             elif name == "teacher" and NEEDS_TRAINED_TEACHER & set(only):
                 self._run_stage(STAGES[name](), ctx, upstream, allow_skip=True)
         return self._finish(ctx)
+
+    def _budgets(self, ctx: RunContext) -> None:
+        """The run's budgets, resolved before any training: a budget the user wrote that no
+        candidate reaches fails here in seconds, and a default out of reach is said up front."""
+        t0 = time.perf_counter()
+        budgets = ctx.resolved_budgets()
+        for note in budgets.notes:
+            self.reporter.line(f"[cyan]budgets[/]: {escape(note)}")
+        self.reporter.plain(f"budgets: resolved in {time.perf_counter() - t0:.1f} s")
 
     def _history(self, ctx: RunContext, *, rerender: bool) -> None:
         """A run records its command; a re-render (``edgekd report``) keeps that record and the

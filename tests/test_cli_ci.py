@@ -39,14 +39,16 @@ def test_report_gates_pass_and_fail_with_their_exit_codes(run_copy) -> None:
     r = runner.invoke(app, ["report", str(run), "--quiet", "--fail-under-accuracy", "1", "--fail-over-latency", "budget"])
     assert r.exit_code == 0, r.output
     gates = _report(run)["gates"]
-    assert {(g["name"], g["target"], g["passed"]) for g in gates} == {("accuracy", "host", True), ("latency", "host", True)}
+    assert {(g["name"], g["target"], g["passed"]) for g in gates} == {("accuracy", "host", True), ("latency", "host", True),
+                                                                      ("accuracy_floor", "host", True)}  # always on
     r = runner.invoke(app, ["report", str(run), "--fail-under-accuracy", "100", "--fail-over-latency", "0.0001"])
     assert r.exit_code == GateError.exit_code == 13, r.output
     out = " ".join(r.output.split())
-    assert "error (gate): accuracy gate failed on host: student" in out and "latency gate failed on host" in out
+    shipped = _report(run)["deployment"]["host"]["model"]  # the gates judge the file host ships
+    assert f"error (gate): accuracy gate failed on host: {shipped}" in out and "latency gate failed on host" in out
     assert "FAILED: accuracy gate on host" in out  # the table is printed before the error
     gates = _report(run)["gates"]  # written before exiting
-    assert [g["passed"] for g in gates] == [False, False] and gates[1]["threshold"] == 0.0001
+    assert [g["passed"] for g in gates] == [False, False, True] and gates[1]["threshold"] == 0.0001
     r = runner.invoke(app, ["report", str(run), "--fail-over-latency", "soon"])
     assert r.exit_code == 2 and "--fail-over-latency" in r.output
 

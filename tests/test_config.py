@@ -210,8 +210,8 @@ def test_partial_qat_section_keeps_the_qat_defaults(tmp_path: Path) -> None:
 
 def test_speedup_per_target() -> None:
     """A GPU at batch 1 has a latency floor: the speed-up can be asked per target, by name or alias."""
+    from edgekd.budgets import DEFAULT_SPEEDUP, speedup_for
     from edgekd.core.profiles import resolve_target
-    from edgekd.stages.base import DEFAULT_SPEEDUP, speedup_for
 
     def cfg(speedup):
         return load_config({"name": "t", "data": {"source": "digits"}, "teacher": {"model": "resnet18"},

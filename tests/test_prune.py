@@ -189,7 +189,7 @@ def _prune_run(finished_run, tmp_path: Path, prune: dict) -> dict:
     (the tests time with a fake clock)."""
     cfg, _, run = finished_run
     shutil.copytree(run, tmp_path / "tiny")
-    (tmp_path / "tiny" / "teacher_latency.json").unlink(missing_ok=True)
+    (tmp_path / "tiny" / "budgets.json").unlink(missing_ok=True)
     return {**cfg, "output_dir": str(tmp_path), "stages": [*cfg["stages"], "prune"],
             "prune": {"steps": 2, "finetune": {"epochs": 1}, **prune}}
 
@@ -197,8 +197,8 @@ def _prune_run(finished_run, tmp_path: Path, prune: dict) -> dict:
 def _fake_clock(monkeypatch: pytest.MonkeyPatch, ms, teacher_ms=None) -> None:
     """best_latency replaced: ``ms(model, size)`` milliseconds, predicted, for the prune stage;
     ``teacher_ms`` (default: the same) for the teacher's timing the budgets divide."""
+    from edgekd.budgets import resolve
     from edgekd.latency.oracle import LatencyEstimate
-    from edgekd.stages import base
     from edgekd.stages.prune import latency
 
     def clock(fn):
@@ -207,7 +207,7 @@ def _fake_clock(monkeypatch: pytest.MonkeyPatch, ms, teacher_ms=None) -> None:
         return fake
 
     monkeypatch.setattr(latency, "best_latency", clock(ms))
-    monkeypatch.setattr(base, "best_latency", clock(teacher_ms or ms))
+    monkeypatch.setattr(resolve, "best_latency", clock(teacher_ms or ms))
 
 
 def _conv_widths(model: nn.Module) -> dict[str, int]:

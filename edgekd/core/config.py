@@ -183,7 +183,9 @@ class ConstraintsConfig(StrictModel):
 
 
 class SearchConfig(StrictModel):
-    space: SearchSpaceRef = Field(default_factory=lambda: SearchSpaceRef(name="resnet"))
+    space: SearchSpaceRef | None = Field(
+        None, description="null: follows the teacher's family (residual: resnet; inverted residual: mobilenetv3 "
+        "and efficientnet, searched together; other families: resnet)")
     strategy: Literal["auto", "evolution", "exhaustive"] = "auto"
     population: PositiveInt = 24
     generations: PositiveInt = 8
@@ -344,6 +346,9 @@ class ReportConfig(StrictModel):
     accuracy_slack: NonNegativeFloat = Field(
         1.0, description="the file shipped on a target is the fastest inside its latency budget within this many "
         "accuracy points of the most accurate one there (0: the most accurate, whatever its speed)")
+    max_accuracy_drop: NonNegativeFloat | None = Field(
+        2.0, description="a file shipped on a target is at most this many points below the teacher there; when "
+        "nothing in the budget is, the row says so and the run exits 13 (null: no floor)")
 
 
 class MlflowConfig(StrictModel):

@@ -1,26 +1,19 @@
-"""Latency budgets relative to the teacher, per target.
+"""A model's latency on a target's best runtime: what relative budgets divide and compare.
 
-An absolute millisecond budget means nothing to a user who does not know the device yet
-(host 5 ms, Orin Nano 5 ms: nothing came near them, so nothing bound). What a user wants
-is "k times faster than the model I have", on *each* target. So the default budget on a
-target is the teacher's latency there, on its best runtime, divided by ``speedup``:
+A user wants "k times faster than the model I have" on *each* target, so a budget divides
+the teacher's latency there, on its best runtime (edgekd/budgets/ resolves the budgets):
 
 * on ``host`` the teacher is exported and timed in every host runtime that is installed
   (ONNX Runtime and OpenVINO, FP32) and the fastest counts: speed-ups are stated against
   the teacher on its best backend, never against PyTorch eager;
 * elsewhere its graph goes through the target's roofline predictor (calibrated when the
   device kit's results were imported), on the runtime and precision the target deploys.
-
-Absolute ``latency_ms`` stays as an alternative (it wins when given); ``speedup: null``
-falls back to the profile's own ``latency_budget_ms``.
 """
 
 from __future__ import annotations
 
 import tempfile
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -31,26 +24,6 @@ from edgekd.latency.oracle import LatencyEstimate, LatencyOracle
 from edgekd.latency.timing import summarize, time_calls, warm_up
 
 HOST_RUNTIMES = ("onnxruntime", "openvino")  # the runtimes a host teacher is timed in
-
-
-@dataclass
-class TargetBudget:
-    """The latency limit on one target and where it comes from."""
-
-    target: str
-    ms: float | None
-    basis: str  # human-readable: "teacher 1.23 ms (measured, openvino fp32) / 4"
-    speedup: float | None = None  # k, when the budget is relative
-    teacher: dict[str, Any] | None = None  # the teacher's LatencyEstimate on this target
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @property
-    def runtimes(self) -> tuple[str, ...]:
-        """The host runtime the teacher was fastest in (all of them when unknown)."""
-        name = (self.teacher or {}).get("backend", "").split(" ")[0]
-        return (name,) if name in HOST_RUNTIMES else HOST_RUNTIMES
 
 
 def _time_host(path: Path, input_size: int, batch: int, threads: int, repeats: int,
@@ -101,16 +74,3 @@ def best_latency(model: nn.Module, profile: Profile, input_size: int, *, threads
     best = min(timed, key=lambda e: e.ms)
     best.target = profile.name
     return best
-
-
-def teacher_budget(profile: Profile, teacher: LatencyEstimate | None, *, speedup: float | None,
-                   latency_ms: float | None, what: str = "search.constraints") -> TargetBudget:
-    """The limit on one target: absolute ``latency_ms``, else teacher / ``speedup``, else the profile's."""
-    t = asdict(teacher) if teacher is not None else None
-    if latency_ms is not None:
-        return TargetBudget(profile.name, latency_ms, f"{what}.latency_ms", None, t)
-    if speedup is not None and teacher is not None:
-        return TargetBudget(profile.name, round(teacher.ms / speedup, 6),
-                            f"teacher {teacher.ms:.3g} ms ({teacher.kind}, {teacher.backend} {teacher.precision}) "
-                            f"/ {speedup:g}", speedup, t)
-    return TargetBudget(profile.name, profile.latency_budget_ms, f"profile {profile.name} latency_budget_ms", None, t)

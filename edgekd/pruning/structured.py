@@ -236,3 +236,15 @@ def size_measure(kind: str, input_size: int) -> Measure:
     if kind == "macs":
         return lambda m: float(count_macs(m, input_size) or 0)
     return lambda m: float(count_params(m))
+
+
+def magnitude_pruner(model: nn.Module, example: torch.Tensor, round_to: int | None) -> ChannelPruner:
+    """The pruner for the teacher as a student source (and for probing how far it goes before
+    any training): magnitude importance, per-layer, every supported layer. Magnitude needs no
+    gradients, so the same cut can be replayed on every rank and probed on untrained weights."""
+    from edgekd.core.registries import IMPORTANCES
+
+    criterion = IMPORTANCES.get("magnitude")(IMPORTANCES.parse_params("magnitude", {}, key="magnitude"))
+    return ChannelPruner(model, example, importance=criterion.build(), global_pruning=False, ignored=[],
+                         skip_unsupported=True, round_to=round_to)
+

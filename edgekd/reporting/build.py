@@ -167,6 +167,7 @@ def build_report(facts: RunFacts) -> Report:
                      "distributed": _distributed(facts)},
         renders=list(facts.renders),
     )
-    report.deployment = recommend(report, facts.accuracy_slack)  # reads the assembled rows: each file's accuracy in its runtime
+    # reads the assembled rows: each file's accuracy in its runtime
+    report.deployment = recommend(report, facts.accuracy_slack, facts.max_accuracy_drop)
     report.gates = evaluate_gates(report, facts.gates)
     return report

@@ -1,10 +1,15 @@
 """Which file to ship on each target, and why: the first thing a reader of the report wants.
 
 The rule, stated in every choice's ``reason``: among the target's rows (measured ones when
-it has any, else predicted) within the target's latency budget, take the most accurate,
-then the fastest within ``report.accuracy_slack`` points of it (default 1: the accuracy a
-user gives for a file "much faster at nearly the same accuracy", the issue's own bar; 0 picks
-the most accurate file in the budget whatever its speed).
+it has any, else predicted) within the target's latency budget and at most
+``report.max_accuracy_drop`` points under the teacher (default 2), take the most accurate,
+then the fastest within ``report.accuracy_slack`` points of it (default 1: what a user gives
+for a file much faster at nearly the same accuracy; 0 picks the most accurate file in the
+budget whatever its speed). When no file in the budget is above that floor, the most
+accurate one is shown, the row says so and what to change, and the floor's gate fails
+(exit 13): a default never ships a file far below the teacher in silence. Every file of the
+run competes on every target (the teacher pruned, when it serves only some targets, too); a
+model with no file inside a target's budget is named there with how far it misses.
 Accuracy is each file's own, in its runtime (reporting/points.py). The teacher competes
 too: where no compressed model beats it, the report says so instead of recommending a
 model that is slower and less accurate. With nothing inside the budget, the fastest is
@@ -24,6 +29,7 @@ from edgekd.reporting.points import Point, comparable, file_name, report_targets
 from edgekd.reporting.schema import Report
 
 ACCURACY_SLACK: float = ReportConfig.model_fields["accuracy_slack"].default  # points
+MAX_ACCURACY_DROP: float | None = ReportConfig.model_fields["max_accuracy_drop"].default  # points under the teacher
 CHAIN = ("student", "pruned", "quantized")  # each compression stage's output, in order: each takes the one before
 
 
@@ -83,25 +89,39 @@ def _source_file(r: Report, p: Point) -> str | None:
     return e["path"] if e else None
 
 
+def _teacher_accuracy(r: Report) -> float | None:
+    m = r.model("teacher")
+    return m.accuracy if m is not None else None
+
+
 def _points(x: float) -> str:
     return f"{x:g} point{'' if x == 1 else 's'}"
 
 
-def _pick(cands: list[Point], budget: float | None, slack: float) -> tuple[Point, str]:
+def _pick(cands: list[Point], budget: float | None, slack: float, floor: float | None) -> tuple[Point, str, bool]:
+    """(the file, why, whether it meets the accuracy floor): the fastest within ``slack`` of the most
+    accurate of the files inside the budget that are at most the allowed drop under the teacher."""
     inside = [p for p in cands if budget is None or p.ms <= budget]
     if not inside:
         best = min(cands, key=lambda p: p.ms)
         return best, (f"nothing meets the {budget:.3g} ms budget: the fastest option is shown "
-                      f"({best.ms:.3g} ms)")
-    top = max(inside, key=lambda p: (p.accuracy, -p.ms))
-    close = [p for p in inside if p.accuracy >= top.accuracy - slack - 1e-9]
-    best = min(close, key=lambda p: (p.ms, -p.accuracy))
+                      f"({best.ms:.3g} ms)"), floor is None or best.accuracy >= floor - 1e-9
     n = f"{len(inside)} option{'s' if len(inside) != 1 else ''}"
     verb = "meets" if len(inside) == 1 else "meet"
     where = f"{n} {verb} the {budget:.3g} ms budget" if budget is not None else f"{n} (no latency budget set)"
+    fit = [p for p in inside if floor is None or p.accuracy >= floor - 1e-9]
+    if not fit:
+        best = max(inside, key=lambda p: (p.accuracy, -p.ms))
+        return best, (f"{where}, but none is within the allowed drop of the teacher (floor {floor:.2f}%): the most "
+                      f"accurate is shown ({best.model}, {best.accuracy:.2f}%); train longer (distill.epochs, "
+                      "prune.finetune.epochs), allow a slower file (search.constraints.speedup), or set "
+                      "report.max_accuracy_drop: null to accept it"), False
+    top = max(fit, key=lambda p: (p.accuracy, -p.ms))
+    close = [p for p in fit if p.accuracy >= top.accuracy - slack - 1e-9]
+    best = min(close, key=lambda p: (p.ms, -p.accuracy))
     if best.accuracy == top.accuracy:
         why = f"{where}; this is the most accurate"
-        rest = sorted((p.accuracy for p in inside if p.model != best.model), reverse=True)
+        rest = sorted((p.accuracy for p in fit if p.model != best.model), reverse=True)
         if len(close) > 1:
             why += f", and the fastest of the {len(close)} within {_points(slack)} of it"
         elif rest:
@@ -109,7 +129,23 @@ def _pick(cands: list[Point], budget: float | None, slack: float) -> tuple[Point
     else:
         why = (f"{where}; this is the fastest within {_points(slack)} of the most accurate "
                f"({top.model}, {top.accuracy:.2f}%)")
-    return best, why
+    if len(fit) < len(inside):
+        why += f"; {len(inside) - len(fit)} more in the budget read under the floor {floor:.2f}%"
+    return best, why, True
+
+
+def _missed(cands: list[Point], budget: float | None) -> list[dict[str, Any]]:
+    """Compressed models none of whose files fit the budget here: by how much each misses."""
+    if budget is None:
+        return []
+    out = []
+    for model in dict.fromkeys(p.model for p in cands if p.model != "teacher"):
+        fastest = min((p for p in cands if p.model == model), key=lambda p: p.ms)
+        if fastest.ms > budget:
+            out.append({"model": model, "ms": fastest.ms, "budget_ms": budget, "over": round(fastest.ms / budget, 3),
+                        "reason": f"{model} misses the {budget:.3g} ms budget here: its fastest file reads "
+                                  f"{fastest.ms:.3g} ms ({fastest.kind}), {fastest.ms / budget:.2f}× the budget"})
+    return out
 
 
 def _unstable(r: Report, target: str, points: list[Point]) -> str:
@@ -123,9 +159,11 @@ def _unstable(r: Report, target: str, points: list[Point]) -> str:
     return "; ".join(dict.fromkeys(out))
 
 
-def recommend(r: Report, slack: float = ACCURACY_SLACK) -> dict[str, dict[str, Any]]:
+def recommend(r: Report, slack: float = ACCURACY_SLACK,
+              max_drop: float | None = MAX_ACCURACY_DROP) -> dict[str, dict[str, Any]]:
     """``{target: choice}`` for every target with latency rows and a compressed model; ``slack``:
-    the accuracy points given up for the fastest file (report.accuracy_slack)."""
+    the accuracy points given up for the fastest file (report.accuracy_slack); ``max_drop``: how far
+    under the teacher a shipped file may read (report.max_accuracy_drop; None: no floor)."""
     budgets = {t["name"]: t.get("latency_budget_ms") for t in r.targets}
     bases = {t["name"]: t.get("budget_basis") for t in r.targets}
     out: dict[str, dict[str, Any]] = {}
@@ -136,9 +174,14 @@ def recommend(r: Report, slack: float = ACCURACY_SLACK) -> dict[str, dict[str, A
         cands = [p for p in pool if p.accuracy is not None and p.model not in dropped]
         if not cands:
             continue
-        best, why = _pick(cands, budgets.get(target), slack)
         teacher = [p for p in pool if p.model == "teacher"]
         tbest = min(teacher, key=lambda p: p.ms) if teacher else None
+        t_acc = tbest.accuracy if tbest is not None and tbest.accuracy is not None else _teacher_accuracy(r)
+        floor = t_acc - max_drop if max_drop is not None and t_acc is not None else None
+        best, why, floor_met = _pick(cands, budgets.get(target), slack, floor)
+        missed = _missed(cands, budgets.get(target))
+        if missed:
+            why += "; " + "; ".join(m["reason"] for m in missed)
         if skipped:
             why += "; did not pay here: " + "; ".join(u["reason"] for u in skipped)
         shaky = _unstable(r, target, [best, *([tbest] if tbest is not None else [])])
@@ -156,6 +199,8 @@ def recommend(r: Report, slack: float = ACCURACY_SLACK) -> dict[str, dict[str, A
             "teacher_best": ({"backend": tbest.backend, "precision": tbest.precision, "median_ms": tbest.ms,
                               "kind": tbest.kind, "accuracy": tbest.accuracy} if tbest else None),
             "speedup_vs_teacher_best": round(tbest.ms / best.ms, 3) if tbest else None,
-            "did_not_pay": skipped, "timings_unstable": shaky or None,
+            "did_not_pay": skipped, "timings_unstable": shaky or None, "missed_budget": missed,
+            "accuracy_floor": ({"max_drop": max_drop, "teacher": t_acc, "floor": round(floor, 3), "met": floor_met}
+                               if floor is not None else None),
         }
     return out

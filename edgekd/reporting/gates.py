@@ -1,12 +1,11 @@
-"""CI gates: fail a run whose chosen model misses an accuracy floor or a latency ceiling.
+"""CI gates: fail a run whose shipped file misses an accuracy floor or a latency ceiling.
 
 ``--fail-under-accuracy 97`` and ``--fail-over-latency budget`` (or a number of ms) are
-checked per target on the chosen model: the final model of the run (quantized, else pruned,
-else the student) deployed as the report's ``choices`` say (fastest valid backend and
-precision). Its accuracy is the one measured in that runtime (the export's own runtime, or
-the device kit's validation for imported rows); where that runtime did not run here (a
-TensorRT engine built on the device) the same file's accuracy in another runtime, else
-PyTorch's, and the gate says which. The report records every gate; the CLI exits 13 after
+checked per target on the file that target ships (the report's ``deployment``): its accuracy
+in its runtime and its latency there. A run without latency rows has no deployment: the
+final model (quantized, else pruned, else the student) is judged instead, at its PyTorch
+accuracy. The accuracy floor under the teacher (``report.max_accuracy_drop``, on by default)
+is a gate too, on every target. The report records every gate; the CLI exits 13 after
 writing the report when one fails.
 """
 
@@ -63,7 +62,10 @@ def chosen(r: Report, target: str) -> tuple[ModelRow | None, dict[str, Any] | No
 
 
 def runtime_accuracy(r: Report, m: ModelRow, c: dict[str, Any] | None, target: str) -> tuple[float | None, str]:
-    """(accuracy, where it was measured) of model ``m`` deployed as choice ``c``."""
+    """(accuracy, where it was measured) of model ``m`` deployed as choice ``c`` (a deployment row
+    carries its own accuracy in its runtime: reporting/points.py)."""
+    if c is not None and c.get("deployed") and c.get("accuracy") is not None:
+        return c["accuracy"], f"{c['format']} {c['precision']} ({c['backend']}, on {target}: {c['accuracy_source']})"
     if c is not None:
         rows = [x for x in r.latency if x["target"] == target and x["model"] == m.label and x.get("validation")
                 and (x["backend"], x["precision"]) == (c["backend"], c["precision"])]
@@ -81,20 +83,37 @@ def runtime_accuracy(r: Report, m: ModelRow, c: dict[str, Any] | None, target: s
 
 
 def evaluate_gates(r: Report, spec: GateSpec) -> list[Gate]:
-    """One gate per active check and target (one without a target when nothing was benchmarked)."""
-    if not spec.active:
-        return []
-    targets = list(r.choices) or [None]
+    """One gate per active check and target (one without a target when nothing was benchmarked),
+    then the accuracy floor of every target's deployment (report.max_accuracy_drop: on by default).
+    Each judges the file the target ships (``deployment``), as the report recommends it."""
+    floors = [_floor_gate(t, d) for t, d in r.deployment.items() if d.get("accuracy_floor")]
     out: list[Gate] = []
+    if not spec.active:
+        return floors
+    targets = list(r.deployment) or list(r.choices) or [None]
     for target in targets:
-        m, c = chosen(r, target) if target else (None, None)
+        d = r.deployment.get(target) if target else None
+        if d is not None:
+            m, c = r.model(d["model"]), {**d, "deployed": True}
+        else:
+            m, c = chosen(r, target) if target else (None, None)
         if m is None:
             m = next((x for x in reversed(r.models) if x.label not in NOT_STUDENTS), None)
         if spec.min_accuracy is not None:
             out.append(_accuracy_gate(r, spec.min_accuracy, m, c, target))
         if spec.max_latency is not None:
             out.append(_latency_gate(r, spec.max_latency, m, c, target))
-    return out
+    return out + floors
+
+
+def _floor_gate(target: str, d: dict[str, Any]) -> Gate:
+    f = d["accuracy_floor"]
+    ok = bool(f["met"])
+    runtime = f"{d['format']} {d['precision']} ({d['backend']}, {d['kind']})"
+    return Gate(name="accuracy_floor", threshold=f["floor"], value=d.get("accuracy"), target=target, passed=ok,
+                model=d["model"], runtime=runtime,
+                detail=f"{d['model']} {_pct(d.get('accuracy'))} {'≥' if ok else '<'} {f['floor']:.2f}% (the teacher's "
+                       f"{_pct(f['teacher'])} less report.max_accuracy_drop {f['max_drop']:g}; {runtime})")
 
 
 def _accuracy_gate(r: Report, floor: float, m: ModelRow | None, c: dict[str, Any] | None,

@@ -41,15 +41,21 @@ def rebased(budget: dict[str, Any], latency: list[dict[str, Any]], target: str) 
     """The report's budget fields for one target; a relative budget follows the teacher's row in
     ``latency`` (unchanged when it is absolute or the run has no teacher row there)."""
     k = budget.get("speedup")
-    out = {"latency_budget_ms": budget["ms"], "budget_basis": budget["basis"], "speedup_budget": k,
-           "teacher_latency": budget.get("teacher")}
     then = budget.get("teacher") or {}
+    summary = dict(budget.get("summary") or {})
+    out = {"latency_budget_ms": budget["ms"], "budget_basis": budget["basis"], "speedup_budget": k,
+           "teacher_latency": budget.get("teacher"), "budget": summary or None}
+    lowered = budget.get("asked_ms") is not None and budget["ms"] is not None and budget["ms"] > budget["asked_ms"]
+    if k and lowered and then.get("ms"):  # a goal lowered to what the target reaches: keep that speed-up
+        k = round(then["ms"] / budget["ms"], 3)
     cpu_runtime = str(then.get("backend", "")).split(" ")[0] in HOST_RUNTIMES  # the budget timed a CPU runtime
     t = bench_teacher(latency, target, cpu_only=cpu_runtime) if k else None
     if t is None:
         return out
     ms = round(t["median_ms"] / k, 6)
     basis = f"teacher {t['median_ms']:.3g} ms in this run's bench ({t['kind']}, {t['backend']} {t['precision']}) / {k:g}"
+    if lowered:
+        basis += f" (the default {budget['speedup']:g}× is out of reach here: {k:g}× is what this target reaches)"
     if t.get("unstable") and t.get("round_medians_ms"):
         rm = t["round_medians_ms"]
         basis += f" (its rounds disagreed: {min(rm):.3g}-{max(rm):.3g} ms)"
@@ -62,5 +68,7 @@ def rebased(budget: dict[str, Any], latency: list[dict[str, Any]], target: str) 
             why = ("the machine's load moved between the two" if t["kind"] == "measured" else
                    "another runtime or precision, or a calibration imported since")
             basis += f": the teacher read {abs(drift):.0%} {'slower' if drift > 0 else 'faster'} in bench; {why}"
+    if summary:
+        summary["limit_ms"] = ms
     return {**out, "latency_budget_ms": ms, "budget_basis": basis, "budget_ms_at_search": budget["ms"],
             "teacher_bench": {k2: t[k2] for k2 in ("median_ms", "kind", "backend", "precision")}}

@@ -30,7 +30,7 @@ class ModelRow(BaseModel):
 class Gate(BaseModel):
     """One CI gate checked on the chosen model of one target (reporting/gates.py)."""
 
-    name: Literal["accuracy", "latency"]
+    name: Literal["accuracy", "latency", "accuracy_floor"]
     threshold: float | None  # points (accuracy: at least) or ms (latency: at most); None: no budget known
     value: float | None  # None: nothing to check it on (no latency measured or predicted)
     target: str | None

@@ -72,3 +72,4 @@ class RunFacts:
     renders: list[dict[str, Any]] = field(default_factory=list)  # `edgekd report` re-renders of this run
     budgets: dict[str, dict[str, Any]] = field(default_factory=dict)  # target -> TargetBudget.as_dict()
     accuracy_slack: float = ReportConfig.model_fields["accuracy_slack"].default  # points given up for the fastest file
+    max_accuracy_drop: float | None = ReportConfig.model_fields["max_accuracy_drop"].default  # the floor under the teacher

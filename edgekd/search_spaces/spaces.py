@@ -70,6 +70,15 @@ class SearchSpace:
         for values in itertools.product(*(g.choices for g in self.genes)):
             yield dict(zip((g.name for g in self.genes), values, strict=True))
 
+    def fastest_genomes(self, limit: int = 16) -> list[Genome]:
+        """The candidates that bound how fast this space gets: the smallest value of every
+        numeric gene (depth, width: more is never faster) with every choice of the others
+        (stem, block type: which is faster depends on the target). Probed before training to
+        tell what each target can reach; at most ``limit``."""
+        choices = [(g.name, (min(g.choices),) if _numeric(g.choices) else g.choices) for g in self.genes]
+        combos = itertools.product(*(c for _, c in choices))
+        return [dict(zip((n for n, _ in choices), values, strict=True)) for values in itertools.islice(combos, limit)]
+
     def random_genome(self, rng: random.Random) -> Genome:
         return {g.name: rng.choice(g.choices) for g in self.genes}
 
@@ -88,6 +97,10 @@ class SearchSpace:
     def crossover(self, a: Genome, b: Genome, rng: random.Random) -> Genome:
         """Uniform crossover: each gene from either parent."""
         return {g.name: (a if rng.random() < 0.5 else b)[g.name] for g in self.genes}
+
+
+def _numeric(choices: tuple[Any, ...]) -> bool:
+    return all(isinstance(c, int | float) and not isinstance(c, bool) for c in choices)
 
 
 def _nonempty(v: list) -> list:
@@ -249,6 +262,10 @@ class TimmListSpace(SearchSpace):
                               hint="see timm.list_models(); entry points 'module:function' are allowed too")
         self.candidates = p.candidates
         super().__init__([Gene("index", tuple(range(len(p.candidates))))])
+
+    def fastest_genomes(self, limit: int = 16) -> list[Genome]:
+        """Any listed model may be the fastest: the list's first ``limit``."""
+        return [{"index": i} for i in range(min(limit, len(self.candidates)))]
 
     def key(self, genome: Genome) -> str:
         c = self.candidates[genome["index"]]

@@ -17,20 +17,22 @@ import torch
 from rich.markup import escape
 from torch import nn
 
-from edgekd.core.config import Config, ConstraintsConfig, LossTerm, TrainConfig
+from edgekd.budgets import RunBudgets
+from edgekd.core.config import Config, LossTerm, TrainConfig
 from edgekd.core.errors import ConfigError, ModelError
 from edgekd.core.profiles import Profile
 from edgekd.core.progress import Reporter
 from edgekd.core.rundir import RunDir
 from edgekd.data.bundle import Data
-from edgekd.latency.budgets import TargetBudget, best_latency, teacher_budget
-from edgekd.latency.oracle import LatencyEstimate
 from edgekd.models.input_contract import load_run_data
 from edgekd.plan import RunPlan, plan_run
 from edgekd.reporting.gates import GateSpec
 from edgekd.reporting.sections import RunFacts, Section
 
-MODEL_ORDER = ("teacher", "student", "pruned", "quantized")
+MODEL_ORDER = ("teacher", "teacher_pruned", "student", "pruned", "quantized")
+# Files that compete in the report but are not in the compression chain: prune and quantize
+# never take them (the teacher, pruned, when it serves only some targets: distill/stage.py).
+SIDE_MODELS = ("teacher", "teacher_pruned")
 
 
 @dataclass
@@ -68,7 +70,7 @@ class RunContext:
         self._device_data: Data | None = None
         self.data_notes: list[str] = []
         self._teacher: nn.Module | None = None
-        self._teacher_latency: dict[str, LatencyEstimate] | None = None
+        self._budgets: RunBudgets | None = None
 
     @property
     def data(self) -> Data:
@@ -108,7 +110,7 @@ class RunContext:
 
     def latest_student(self) -> tuple[str, Path]:
         """The most compressed model so far (what the next stage should take)."""
-        models = {k: v for k, v in self.model_dirs().items() if k != "teacher"}
+        models = {k: v for k, v in self.model_dirs().items() if k not in SIDE_MODELS}
         if not models:
             raise ModelError(
                 "no student model yet: this stage needs the output of distill (or prune)",
@@ -121,7 +123,7 @@ class RunContext:
         """The model a compression stage starts from: the run's latest student, else the
         configured ``student.checkpoint`` (weights, or an edgekd model folder), imported
         into ``out/input`` so the run stays self-contained."""
-        models = {k: v for k, v in self.model_dirs().items() if k != "teacher"}
+        models = {k: v for k, v in self.model_dirs().items() if k not in SIDE_MODELS}
         if models:
             label = list(models)[-1]
             return label, models[label]
@@ -155,7 +157,8 @@ class RunContext:
                         data_notes=self.data_notes, plan=self.plan, device=str(self.device),
                         sections=list(self.sections.values()), records=dict(self.run.manifest["stages"]),
                         resumed=resumed, gates=self.gates, renders=list(self.renders),
-                        budgets=self._report_budgets(), accuracy_slack=self.config.report.accuracy_slack)
+                        budgets=self._report_budgets(), accuracy_slack=self.config.report.accuracy_slack,
+                        max_accuracy_drop=self.config.report.max_accuracy_drop)
 
     def teacher(self) -> nn.Module:
         """The trained teacher (frozen, eval mode), loaded once."""
@@ -170,52 +173,79 @@ class RunContext:
                 p.requires_grad_(False)
         return self._teacher
 
-    def teacher_latency(self, collective: bool = True) -> dict[str, LatencyEstimate]:
-        """The teacher architecture's latency on each target's best runtime (measured on host,
-        predicted elsewhere): what relative budgets divide. Measured once per run (rank 0,
-        broadcast) and kept in ``teacher_latency.json`` so every stage and ``--resume`` divide
-        the same number. A collective call under torchrun: every rank must reach it (the stages
-        that do: search, distill, prune)."""
-        if self._teacher_latency is not None:
-            return self._teacher_latency
-        import json
-
-        from edgekd.core import dist
-        from edgekd.core.rundir import atomic_write_json
+    def teacher_architecture(self) -> nn.Module:
+        """The teacher's architecture at random init (seeded): what search scores against and budgets time."""
         from edgekd.models.build import build_model
 
+        torch.manual_seed(self.config.seed)
         t = self.config.teacher
-        key = {"model": t.model, "kwargs": t.kwargs, "input_size": self.data.image_size,
-               "classes": self.data.num_classes, "targets": [p.model_dump(mode="json") for p in self.targets],
-               "threads": self.config.bench.threads}
-        path = self.run.root / "teacher_latency.json"
-        found = None
+        return build_model(t.model, self.data.num_classes, t.kwargs, what="teacher.model")
+
+    def search_space(self):  # noqa: ANN201 - a SearchSpace
+        """The space the run searches (search.space, else the one the teacher's family calls for)."""
+        from edgekd.models.families import search_space
+
+        return search_space(self.config.search, self.teacher_architecture())
+
+    def budgets(self, collective: bool = True, probe: bool = True) -> RunBudgets:
+        """The run's latency budgets: after the search, the ones it settled (its ``budgets`` file);
+        before, the ones resolved from the config at start (``budgets.json``, resolved once and
+        reused by ``--resume``). ``collective``: every torchrun rank is in this call."""
+        search = self.results.get("search")
+        path = search.artifacts.get("budgets") if search is not None else None
+        if path is not None and Path(path).exists():
+            import json
+
+            return RunBudgets.from_dict(json.loads(Path(path).read_text()))
+        return self.resolved_budgets(collective, probe)
+
+    def resolved_budgets(self, collective: bool = True, probe: bool = True) -> RunBudgets:
+        """Resolved once per run from the config alone (budgets/resolve.py): rank 0 resolves, or
+        reads ``budgets.json`` when its key matches, and broadcasts; a wall out of reach raises on
+        every rank alike. ``probe``: time what the search space reaches and check the walls (a
+        re-rendered report of a run that never resolved its budgets only needs the teacher's latency)."""
+        if self._budgets is not None:
+            return self._budgets
+        import json
+
+        from edgekd.budgets import resolve_budgets
+        from edgekd.core import dist
+        from edgekd.core.errors import SearchError
+        from edgekd.core.rundir import atomic_write_json
+
+        c = self.config
+        key = json.loads(json.dumps({
+            "teacher": {"model": c.teacher.model, "kwargs": c.teacher.kwargs}, "input_size": self.data.image_size,
+            "classes": self.data.num_classes, "targets": [p.model_dump(mode="json") for p in self.targets],
+            "threads": c.bench.threads, "constraints": c.search.constraints.model_dump(mode="json"),
+            "written": sorted(c.search.constraints.model_fields_set), "seed": c.seed,
+            "space": c.search.space.spec() if c.search.space else None, "stages": c.stages,
+            "teacher_pruned": c.distill.teacher_pruned, "rounding": self.plan.channel_rounding,
+            "probed": probe and "search" in c.stages}, default=str))
+        path = self.run.root / "budgets.json"
+        found: dict[str, Any] | None = None
         if dist.world().main:
             try:
                 saved = json.loads(path.read_text())
-                if saved.get("key") == json.loads(json.dumps(key, default=str)):
-                    found = saved["latency"]
+                found = saved["budgets"] if saved.get("key") == key else None
             except (OSError, ValueError, KeyError):
                 found = None
             if found is None:
-                torch.manual_seed(self.config.seed)
-                model = build_model(t.model, self.data.num_classes, t.kwargs, what="teacher.model")
-                found = {p.name: best_latency(model, p, self.data.image_size, threads=self.config.bench.threads).__dict__
-                         for p in self.targets}
-                atomic_write_json(path, {"key": key, "latency": found})
-        if collective:  # every rank is in this call (search, distill, prune); the report is rank 0's alone
+                try:
+                    space = self.search_space() if probe and "search" in c.stages else None
+                    found = resolve_budgets(c, self.targets, input_size=self.data.image_size,
+                                            num_classes=self.data.num_classes, round_to=self.plan.channel_rounding,
+                                            space=space).as_dict()
+                    atomic_write_json(path, {"key": key, "budgets": found})
+                except SearchError as exc:
+                    found = {"error": [exc.message, exc.hint]}
+        if collective:
             found = dist.broadcast(found)
-        self._teacher_latency = {name: LatencyEstimate(**e) for name, e in found.items()}
-        return self._teacher_latency
-
-    def budgets(self, speedup: float | dict[str, float] | None, latency_ms: float | None, what: str,
-                collective: bool = True) -> dict[str, TargetBudget]:
-        """Per target, the latency limit (absolute, else the teacher's / ``speedup``, else the profile's).
-        ``speedup`` may be per target (``{name or alias: k, default: k}``)."""
-        ref = self.teacher_latency(collective) if speedup is not None and latency_ms is None else {}
-        return {p.name: teacher_budget(p, ref.get(p.name), speedup=speedup_for(speedup, p), latency_ms=latency_ms,
-                                       what=what)
-                for p in self.targets}
+        assert found is not None
+        if "error" in found:
+            raise SearchError(found["error"][0], hint=found["error"][1])
+        self._budgets = RunBudgets.from_dict(found)
+        return self._budgets
 
     def _report_budgets(self) -> dict[str, dict[str, Any]]:
         """The run's budgets for the report: rank 0 alone builds reports (the other ranks are not in a
@@ -224,27 +254,8 @@ class RunContext:
 
         if not dist.world().main:
             return {}
-        return {n: b.as_dict() for n, b in self.run_budgets(collective=False).items()}
-
-    def run_budgets(self, collective: bool = True) -> dict[str, TargetBudget]:
-        """The run's budget per target (search.constraints): what search binds to and the report judges by."""
-        c = self.config.search.constraints
-        return self.budgets(c.speedup, c.latency_ms, "search.constraints", collective)
-
-
-# search.constraints.speedup's default, also for targets a per-target mapping leaves out
-DEFAULT_SPEEDUP: float = ConstraintsConfig.model_fields["speedup"].default
-
-
-def speedup_for(speedup: float | dict[str, float] | None, profile: Profile) -> float | None:
-    """The k of one target: a number for all, or the mapping's entry for its name or an alias,
-    else its ``default`` entry, else the number's default (4)."""
-    if not isinstance(speedup, dict):
-        return speedup
-    for key in (profile.name, *profile.aliases):
-        if key in speedup:
-            return speedup[key]
-    return speedup.get("default", DEFAULT_SPEEDUP)
+        return {n: {**b.as_dict(), "summary": b.summary()}
+                for n, b in self.budgets(collective=False, probe=False).items()}
 
 
 ALPHA_AFTER_PLAIN_WON = 0.5  # the labels weigh as much as the teacher

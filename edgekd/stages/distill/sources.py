@@ -2,13 +2,14 @@
 
 Minitron / Nemotron Elastic (this project's seed papers) prune the *trained* teacher
 structurally and then distil from the unpruned one: the pruned network starts from trained
-weights instead of a random init. A user measured exactly that beating the searched student
-(torch-pruning's teacher at 2.8 M MACs: 96.7% at 8.1× against 96.65% at 4.4×). So when a run
-searches its student, the teacher pruned to the same latency budget on every target is
-trained beside it, and the measured result decides which one the run continues with.
+weights instead of a random init, and often beats a searched student of the same speed. So
+when a run searches its student, the teacher pruned to the same latency budget is trained
+beside it. A source is judged per target: pruned to the budgets of the targets it can reach
+(a launch-bound GPU may be out of its reach), it continues the run when it serves every
+target and is the more accurate, and otherwise ships as its own file where it wins.
 
 Pruning is torch-pruning (magnitude importance, the target's channel rounding), driven until
-the latency on every target is within the run's budget (measured on host, predicted
+the latency on each target it can reach is within the run's budget (measured on host, predicted
 elsewhere: the same numbers the search used). Under torchrun rank 0 decides the cut and the
 other ranks replay it, so every rank holds the same network.
 """
@@ -20,14 +21,14 @@ from typing import Any
 
 from torch import nn
 
+from edgekd.budgets import RunBudgets
 from edgekd.core import dist
 from edgekd.core.errors import PruningError
-from edgekd.core.registries import IMPORTANCES
-from edgekd.latency.budgets import TargetBudget, best_latency
+from edgekd.latency.budgets import best_latency
 from edgekd.models.artifact import ModelSpec, load_model
 from edgekd.models.pruned import replay_pruning
 from edgekd.models.stats import count_macs
-from edgekd.pruning.structured import ChannelPruner
+from edgekd.pruning.structured import magnitude_pruner
 from edgekd.stages.base import RunContext
 
 
@@ -37,6 +38,7 @@ class PrunedTeacher:
     spec: ModelSpec
     latency: dict[str, dict[str, Any]] = field(default_factory=dict)  # target -> estimate after pruning
     macs: int | None = None
+    serves: list[str] = field(default_factory=list)  # the targets whose budget it was pruned to meet
 
 
 def _ratio(model: nn.Module, ctx: RunContext, limits: dict[str, float]) -> tuple[float, dict[str, Any]]:
@@ -46,11 +48,31 @@ def _ratio(model: nn.Module, ctx: RunContext, limits: dict[str, float]) -> tuple
     return max(e.ms / limits[n] for n, e in est.items()), {n: e.__dict__ for n, e in est.items()}
 
 
-def prune_teacher(ctx: RunContext, budgets: dict[str, TargetBudget],
+def reachable_limits(budgets: RunBudgets) -> tuple[dict[str, float], list[str]]:
+    """The targets whose budget the teacher, pruned as far as it goes, can meet (probed before
+    training: budgets/reach.py), with their limits; and, in words, the targets it cannot serve.
+    A source is judged per target: one that meets host and the Pi but not a launch-bound GPU
+    still competes on host and the Pi."""
+    limits, missed = {}, []
+    for n, b in budgets.items():
+        if b.ms is None:
+            continue
+        floor = b.reach.pruned_teacher_ms if b.reach is not None else None
+        if floor is not None and floor > b.ms:
+            missed.append(f"{n} (as far as it goes {floor:.3g} ms > {b.ms:.3g} ms, {floor / b.ms:.2f}× over)")
+        else:
+            limits[n] = b.ms
+    return limits, missed
+
+
+def prune_teacher(ctx: RunContext, budgets: RunBudgets,
                   macs_cap: int | None) -> tuple[PrunedTeacher | None, str]:
-    """The trained teacher pruned until it meets every target's latency budget (or, without a
-    latency budget, ``macs_cap``); ``(None, why)`` when it cannot be."""
-    limits = {n: b.ms for n, b in budgets.items() if b.ms is not None}
+    """The trained teacher pruned until it meets the latency budget of every target it can reach
+    (or, without a latency budget, ``macs_cap``); ``(None, why)`` when it cannot be."""
+    every = budgets.limits()
+    limits, missed = reachable_limits(budgets)
+    if every and not limits:
+        return None, "the teacher pruned as far as torch-pruning allows reaches no target's budget: " + "; ".join(missed)
     if not limits and macs_cap is None:
         return None, "no latency budget and no MACs to match: nothing to prune the teacher to"
     model, spec = load_model(ctx.model_dirs()["teacher"])
@@ -66,18 +88,18 @@ def prune_teacher(ctx: RunContext, budgets: dict[str, TargetBudget],
         replay_pruning(model, history, example)
     pruned_spec = ModelSpec(spec.model, spec.num_classes, dict(spec.kwargs), spec.input,
                             pruning_history=[*(spec.pruning_history or []), *history], role="student")
-    latency = _ratio(model, ctx, limits)[1] if limits and dist.world().main else {}
-    return PrunedTeacher(model, pruned_spec, latency, count_macs(model, ctx.data.image_size)), why
+    latency = _ratio(model, ctx, every)[1] if every and dist.world().main else {}
+    if missed:
+        why += "; it cannot serve " + "; ".join(missed)
+    return PrunedTeacher(model, pruned_spec, latency, count_macs(model, ctx.data.image_size), sorted(limits)), why
 
 
 def _cut(ctx: RunContext, model: nn.Module, example, limits: dict[str, float],
          macs_cap: int | None) -> tuple[bool, list[Any], str]:
     """Rank 0: prune in torch-pruning's micro-steps until within budget; (ok, history, what was done)."""
     size = ctx.data.image_size
-    criterion = IMPORTANCES.get("magnitude")(IMPORTANCES.parse_params("magnitude", {}, key="magnitude"))
     try:
-        pruner = ChannelPruner(model, example, importance=criterion.build(), global_pruning=False, ignored=[],
-                               skip_unsupported=True, round_to=ctx.plan.channel_rounding)
+        pruner = magnitude_pruner(model, example, ctx.plan.channel_rounding)
         model.eval()
         if limits and _ratio(model, ctx, limits)[0] <= 1.0:  # an absolute budget the teacher meets already
             if macs_cap is None:

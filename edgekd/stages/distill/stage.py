@@ -80,6 +80,12 @@ class DistillStage(Stage):
                 "without_teacher": m["baseline"]["accuracy"], "shipped": m.get("shipped", "kd"),
                 "gain_points": m["kd_gain"], "teacher": m.get("teacher_accuracy"), "epochs": len(m["history"]),
             }
+        side = m.get("side_model")
+        if side:
+            src = m.get("sources", {}).get("teacher_pruned", {})
+            sec.models.append(ModelRow(label=side["label"], model=side["model"], kwargs=side.get("kwargs") or {},
+                                       accuracy=side["accuracy"], params=src.get("params"), macs=src.get("macs"),
+                                       stage=f"distill (the teacher, pruned; serves {', '.join(side['serves'])})"))
         if m.get("effects"):
             sec.distillation_effects = m["effects"]
         return sec
@@ -149,33 +155,42 @@ class DistillStage(Stage):
         return setting is True or (setting == "auto" and ctx.data.in_memory)
 
     def _teacher_pruned(self, ctx: RunContext, teacher: torch.nn.Module | None) -> tuple[Trained | None, str]:
-        pt, why = prune_teacher(ctx, ctx.run_budgets(), (search_choice(ctx) or {}).get("macs"))
+        pt, why = prune_teacher(ctx, ctx.budgets(), (search_choice(ctx) or {}).get("macs"))
         if pt is None:
             ctx.reporter.line(f"[yellow]distill[/]: the teacher, pruned, is not a candidate: {escape(why)}")
             return None, f"teacher pruned: not a candidate ({why})"
         snapshot = copy.deepcopy(pt.model)
         cfg = ctx.config.distill.model_copy(update={"optimizer": ctx.config.prune.finetune.optimizer})
         t = Trained("teacher_pruned", pt.spec.model, dict(pt.spec.kwargs), lambda: copy.deepcopy(snapshot), cfg,
-                    pruning_history=pt.spec.pruning_history, latency=pt.latency)
+                    pruning_history=pt.spec.pruning_history, latency=pt.latency, serves=pt.serves)
         self._train(ctx, t, teacher, "distill")
         return t, f"teacher pruned: {why}, {(pt.macs or 0) / 1e6:.3g} M MACs, fine-tuned with " \
                   f"prune.finetune's optimizer (it starts from trained weights)"
 
     @staticmethod
     def _choose_source(ctx: RunContext, pool: list[Trained], notes: list[str]) -> Trained:
-        """Both sources meet the budget: the more accurate one (with or without the teacher,
-        whichever trained it better) goes on; a tie: the faster."""
+        """The source the run continues with (prune, quantize): the more accurate of those that
+        serve every target (with or without the teacher, whichever trained it better); a tie:
+        the faster. A source that serves only some targets ships as its own file and competes
+        there (``_finish``)."""
         if len(pool) == 1:
             return pool[0]
-        pool[0].latency = (search_choice(ctx) or {}).get("latency") or {}
+        choice = search_choice(ctx) or {}
+        pool[0].latency = choice.get("latency") or {}
+        pool[0].serves = sorted(ctx.budgets().limits())
 
         def worst_ms(t: Trained) -> float:
             return max((e["ms"] for e in t.latency.values()), default=float("inf"))
 
-        best = max(pool, key=lambda t: (round(t.best_accuracy, 3), -worst_ms(t)))
+        every = set(ctx.budgets().limits())
+        full = [t for t in pool if every <= set(t.serves)] or pool
+        best = max(full, key=lambda t: (round(t.best_accuracy, 3), -worst_ms(t)))
         other = next(t for t in pool if t is not best)
         line = (f"{best.source} {best.described()} vs {other.source} {other.described()}: "
                 f"continuing with {best.source}")
+        if other not in full:
+            line += (f"; {other.source} serves {', '.join(other.serves)} only and ships as its own file there "
+                     "where it wins")
         notes.append(line)
         ctx.reporter.line(f"[green]distill[/]: student source: {escape(line)}")
         return best
@@ -185,7 +200,7 @@ class DistillStage(Stage):
         """The chosen student trained on labels alone, same start, epochs and optimizer."""
         base = Trained(chosen.source, chosen.model_name, chosen.kwargs, chosen.make,
                        chosen.cfg.model_copy(update={"loss": [LossTerm(name="ce")]}),
-                       pruning_history=chosen.pruning_history, latency=chosen.latency)
+                       pruning_history=chosen.pruning_history, latency=chosen.latency, serves=chosen.serves)
         name = display_name(chosen.model_name, chosen.kwargs)
         base.result = train(base.model, ctx.device_data, base.cfg, device=ctx.device, seed=ctx.config.seed,
                             reporter=ctx.reporter, label=f"baseline {name} (no teacher)")
@@ -215,10 +230,18 @@ class DistillStage(Stage):
                         f"{chosen.accuracy:.2f}% with it: the plain student is shipped")
                 notes.append(line)
                 ctx.reporter.warn("distill", f"KD did not pay: {line}")
+        every = set(ctx.budgets().limits())
         for t in pool:
-            if t is not chosen:
-                artifacts[f"alternative:{t.source}"] = save_model(t.model, t.spec(ctx, "student"),
-                                                                  out / "alternative" / t.source)
+            if t is chosen:
+                continue
+            ship = t.plain if t.plain is not None and t.plain.accuracy > t.accuracy else t
+            folder = save_model(ship.model, ship.spec(ctx, "student"), out / "alternative" / t.source)
+            artifacts[f"alternative:{t.source}"] = folder
+            if t.source == "teacher_pruned" and t.serves and not every <= set(t.serves):
+                artifacts["model:teacher_pruned"] = folder  # exported, benched, chosen per target where it wins
+                metrics["side_model"] = {"label": "teacher_pruned", "serves": t.serves, "accuracy":
+                                         round(ship.accuracy, 3), "trained": "kd" if ship is t else "plain",
+                                         "model": t.model_name, "kwargs": t.kwargs}
         # what distillation changed: the KD student against the same student on labels alone
         metrics["effects"] = self._effects(ctx, chosen.model, baseline.model if baseline is not None else None)
         name = display_name(shipped.model_name, shipped.kwargs)
@@ -239,6 +262,7 @@ class Trained:
     cfg: TrainConfig
     pruning_history: list[Any] | None = None
     latency: dict[str, dict[str, Any]] = field(default_factory=dict)  # target -> estimate
+    serves: list[str] = field(default_factory=list)  # targets whose latency budget it meets
     result: TrainResult | None = None
     plain: Trained | None = None  # the same start trained on labels alone (compare_baseline)
     model: torch.nn.Module = field(init=False)
@@ -266,4 +290,4 @@ class Trained:
     def summary(self, size: int) -> dict[str, Any]:
         plain = {"plain_accuracy": round(self.plain.accuracy, 3)} if self.plain is not None else {}
         return {"model": self.model_name, "kwargs": self.kwargs, "accuracy": round(self.accuracy, 3), **plain,
-                "latency": self.latency, **model_stats(self.model, size)}
+                "latency": self.latency, "serves": self.serves, **model_stats(self.model, size)}

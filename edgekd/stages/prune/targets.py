@@ -10,7 +10,7 @@ from typing import Any
 
 from torch import nn
 
-from edgekd.latency.budgets import TargetBudget
+from edgekd.budgets import TargetBudget, relative_budgets
 from edgekd.latency.oracle import LatencyOracle
 from edgekd.pruning.structured import size_measure
 from edgekd.stages.base import RunContext
@@ -45,7 +45,7 @@ def prune_goal(ctx: RunContext, model: nn.Module, size: int, latency: Latencies)
     """The configured target; ``latency``: the input model's latency per target (speedup starts there)."""
     cfg = ctx.config.prune
     if cfg.speedup is not None:
-        budgets = ctx.budgets(cfg.speedup, None, "prune")
+        budgets = relative_budgets(ctx.budgets(), ctx.targets, cfg.speedup, "prune")
         return PruneGoal("speedup", speedup_measure(ctx, size, budgets), worst_ratio(latency, budgets), 1.0, budgets)
     if cfg.latency_ms is not None:
         oracle = LatencyOracle(ctx.targets[0], threads=ctx.config.bench.threads)

@@ -8,9 +8,10 @@ from typing import Any
 
 import torch
 
+from edgekd.budgets import TargetBudget
 from edgekd.core.config import ConstraintsConfig
 from edgekd.core.profiles import Profile
-from edgekd.latency.budgets import HOST_RUNTIMES, TargetBudget, best_latency, teacher_budget
+from edgekd.latency.budgets import HOST_RUNTIMES, best_latency
 from edgekd.models.build import build_model
 from edgekd.models.stats import count_macs, count_params
 from edgekd.stages.search.scoring import Signature, compare, signature
@@ -48,19 +49,34 @@ class Budgets:
     """The constraints a candidate must meet: params, MACs, and latency on every target."""
 
     def __init__(self, cfg: ConstraintsConfig, targets: list[Profile], *, input_size: int, threads: int | None,
-                 batch: int = 1, limits: dict[str, TargetBudget] | None = None) -> None:
+                 limits: dict[str, TargetBudget], batch: int = 1) -> None:
         self.cfg = cfg
         self.input_size = input_size
         self.targets = {t.name: t for t in targets}
         self.threads, self.batch = threads, batch
-        self.limits = limits or {t.name: teacher_budget(t, None, speedup=None, latency_ms=cfg.latency_ms)
-                                 for t in targets}
-        self.latency_limits = {name: b.ms for name, b in self.limits.items() if b.ms is not None}
+        self.limits = limits
+        self.latency_limits = {name: b.ms for name, b in limits.items() if b.ms is not None}
 
     def describe(self) -> dict[str, Any]:
         return {"latency_ms": self.latency_limits, "basis": {n: b.basis for n, b in self.limits.items()},
                 "speedup": self.cfg.speedup if self.cfg.latency_ms is None else None,
-                "max_params_m": self.cfg.max_params_m, "max_macs_m": self.cfg.max_macs_m}
+                "max_params_m": self.cfg.max_params_m, "max_macs_m": self.cfg.max_macs_m,
+                "asked_ms": {n: b.asked for n, b in self.limits.items() if b.lowered},
+                "why": {n: b.why for n, b in self.limits.items() if b.why}}
+
+    def describe_line(self) -> str:
+        """``host ≤0.197 ms (teacher 0.79 ms … / 4), jetson-orin-nano ≤0.213 ms (goal lowered: out of reach)``."""
+        parts = []
+        for n, b in self.limits.items():
+            if b.ms is None:
+                continue
+            tag = "you set" if b.wall else ("default goal, lowered: out of reach" if b.lowered else "default goal")
+            k = b.speedup_at(b.ms)
+            parts.append(f"{n} ≤{b.ms:.3g} ms ({tag}" + (f", {k:.3g}× the teacher" if k else "") + ")")
+        for what, v in (("params", self.cfg.max_params_m), ("MACs", self.cfg.max_macs_m)):
+            if v is not None:
+                parts.append(f"{what} ≤{v:g}M")
+        return ", ".join(parts) or "none"
 
     def size_violations(self, params: int, macs: int | None) -> list[str]:
         v = []
@@ -70,18 +86,22 @@ class Budgets:
             v.append(f"MACs {macs / 1e6:.2f}M > {self.cfg.max_macs_m}M")
         return v
 
+    def latency_violations(self, latency: dict[str, dict[str, Any]], *, walls_only: bool = False) -> list[str]:
+        """Each target whose limit ``latency`` exceeds (``walls_only``: the limits the user wrote)."""
+        return [f"latency on {name} {est['ms']:.3f} ms ({est['kind']}) > {self.latency_limits[name]:.3g} ms"
+                for name, est in latency.items()
+                if name in self.latency_limits and est["ms"] > self.latency_limits[name]
+                and (self.limits[name].wall or not walls_only)]
+
     def latency(self, model: torch.nn.Module) -> tuple[dict[str, dict[str, Any]], list[str]]:
         """Latency on each target in the runtime the teacher's budget was measured in (on host:
         the teacher's fastest; elsewhere the target's predicted runtime), so the ratio is fair."""
-        out, v = {}, []
+        out = {}
         for name, profile in self.targets.items():
             est = best_latency(model, profile, self.input_size, threads=self.threads, batch=self.batch,
                                runtimes=self.limits[name].runtimes if name in self.limits else HOST_RUNTIMES)
             out[name] = asdict(est)
-            limit = self.latency_limits.get(name)
-            if limit is not None and est.ms > limit:
-                v.append(f"latency on {name} {est.ms:.3f} ms ({est.kind}) > {limit:.3g} ms")
-        return out, v
+        return out, self.latency_violations(out)
 
 
 def evaluate_candidate(

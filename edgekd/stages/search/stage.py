@@ -16,13 +16,12 @@ from typing import Any
 import torch
 from rich.markup import escape
 
+from edgekd.budgets.settle import settle_jointly
 from edgekd.core.errors import SearchError
 from edgekd.core.rundir import atomic_write_json
-from edgekd.models.build import build_model
 from edgekd.models.names import display_name
 from edgekd.models.stats import count_params
 from edgekd.reporting.sections import Section
-from edgekd.search_spaces.spaces import build_space
 from edgekd.stages.base import RunContext, Stage, StageResult, warn_if_larger_than_teacher
 from edgekd.stages.search.evaluate import Budgets, Candidate, evaluate_candidate, time_candidate
 from edgekd.stages.search.evolution import Searcher
@@ -31,28 +30,42 @@ from edgekd.stages.search.tradeoff import mark_front, scatter_points, teacher_po
 
 
 def no_feasible_error(cands: list[Candidate], budgets: Budgets) -> SearchError:
-    """Which constraint failed, and the smallest value any candidate reached."""
+    """Which constraint failed; per target, its limit and the fastest candidate there; whether
+    any single candidate meets every target; and which target bounds the choice."""
     parts = []
     if budgets.cfg.max_params_m is not None:
         parts.append(f"params ≤ {budgets.cfg.max_params_m}M (smallest reached {min(c.params for c in cands) / 1e6:.3f}M)")
     macs = [c.macs for c in cands if c.macs is not None]
     if budgets.cfg.max_macs_m is not None and macs:
         parts.append(f"MACs ≤ {budgets.cfg.max_macs_m}M (smallest reached {min(macs) / 1e6:.2f}M)")
+    alone: dict[str, bool] = {}
     for target, limit in budgets.latency_limits.items():
         lat = [c.latency[target]["ms"] for c in cands if target in c.latency]
         if lat:
             kind = next(c.latency[target]["kind"] for c in cands if target in c.latency)
             b = budgets.limits[target]
+            alone[target] = min(lat) <= limit
             reach = ""
             if b.speedup is not None and b.teacher and min(lat) > limit:  # relative and out of reach here
                 reach = f", at most {b.teacher['ms'] / min(lat):.2f}× the teacher on this target"
-            parts.append(f"latency on {target} ≤ {limit:.3g} ms ({b.basis}; fastest {kind} {min(lat):.3f} ms{reach})")
+            what = "you set" if b.wall else "default"
+            verdict = "candidates meet it" if alone[target] else "no candidate meets it"
+            parts.append(f"{target} ≤ {limit:.3g} ms ({what}: {b.basis}; fastest {kind} {min(lat):.3f} ms{reach}; "
+                         f"{verdict})")
     failing = sorted({v.split(" ")[0] + (" " + v.split(" ")[2] if v.startswith("latency") else "")
                       for c in cands for v in c.violations})
+    jointly = ""
+    if alone and all(alone.values()):
+        timed = [c for c in cands if c.latency]
+        worst = {t: sum(t in " ".join(c.violations) for c in timed) for t in alone}
+        bound = max(worst, key=lambda t: worst[t])
+        jointly = (f"; each target alone has candidates within its budget, but no single candidate meets all of "
+                   f"them ({bound} rules out the most)")
     return SearchError(
-        f"no candidate of {len(cands)} meets the budgets: {'; '.join(parts)}; failing: {', '.join(failing)}",
+        f"no candidate of {len(cands)} meets the budgets you set: {'; '.join(parts)}{jointly}; failing: "
+        f"{', '.join(failing)}",
         hint="lower search.constraints.speedup (or per target: {jetson-orin-nano: 2, default: 4}), raise "
-             "latency_ms / max_params_m / max_macs_m, "
+             "latency_ms / max_params_m / max_macs_m, remove them to take the best each target reaches, "
              "or add smaller choices to search.space",
     )
 
@@ -78,16 +91,15 @@ class SearchStage(Stage):
         cfg = ctx.config.search
         seed = ctx.config.seed
         data = ctx.data
-        space = build_space(cfg.space.name, cfg.space.params)
+        run_budgets = ctx.budgets()
+        space = ctx.search_space()
         xb, yb = data.train_sample(cfg.batch_size, seed)  # the one batch every candidate is scored on
         x, y = data.normalize(xb), yb
         t0 = time.perf_counter()
-        torch.manual_seed(seed)  # the teacher architecture at random init, as DisWOT prescribes
-        t = ctx.config.teacher
-        teacher = build_model(t.model, data.num_classes, t.kwargs, what="teacher.model")
+        teacher = ctx.teacher_architecture()  # at random init, as DisWOT prescribes
         teacher_sig, teacher_params = signature(teacher, x, y), count_params(teacher)
         budgets = Budgets(cfg.constraints, ctx.targets, input_size=data.image_size, threads=ctx.config.bench.threads,
-                          limits=ctx.run_budgets())
+                          limits=run_budgets.targets)
 
         last: dict[str, torch.nn.Module] = {}  # the network evaluate just built: one process times it as is
 
@@ -103,14 +115,29 @@ class SearchStage(Stage):
         searcher = Searcher(space, evaluate, cfg, seed, ctx.reporter, measure)
         strategy = searcher.strategy()
         ctx.reporter.line(f"[cyan]search[/]: {space.name} space ({space.size()} architectures, {strategy}), "
-                          f"budgets {escape(str(budgets.describe()))}")
+                          f"budgets {escape(budgets.describe_line())}")
         ranked = searcher.run()
+        feasible = [c for c in ranked if c.feasible]
+        if not feasible:  # goals (defaults) no single candidate meets together: the closest sets them
+            settled = settle_jointly(run_budgets, [(c.key, c.latency, not budgets.size_violations(c.params, c.macs)
+                                                    and not budgets.latency_violations(c.latency, walls_only=True))
+                                                   for c in ranked])
+            if settled is None:
+                atomic_write_json(out / "candidates.json", [c.as_dict() for c in ranked])
+                raise no_feasible_error(ranked, budgets)
+            run_budgets = settled
+            budgets = Budgets(cfg.constraints, ctx.targets, input_size=data.image_size,
+                              threads=ctx.config.bench.threads, limits=run_budgets.targets)
+            for c in ranked:
+                if c.latency:
+                    c.violations = budgets.size_violations(c.params, c.macs) + budgets.latency_violations(c.latency)
+            feasible = [c for c in ranked if c.feasible]
+            for note in settled.notes[len(ctx.resolved_budgets().notes):]:
+                ctx.reporter.line(f"[yellow]search[/]: {escape(note)}")
         front = mark_front(ranked, list(budgets.targets))
         seconds = time.perf_counter() - t0
         atomic_write_json(out / "candidates.json", [c.as_dict() for c in ranked])
-        feasible = [c for c in ranked if c.feasible]
-        if not feasible:
-            raise no_feasible_error(ranked, budgets)
+        atomic_write_json(out / "budgets.json", run_budgets.as_dict())
         best = feasible[0]
         choice = {"model": best.model, "kwargs": best.kwargs, "genome": best.genome, "key": best.key,
                   "score": best.combined, "semantic": -best.semantic_distance, "relation": -best.relation_distance,
@@ -132,4 +159,5 @@ class SearchStage(Stage):
                           f"score {best.combined:.3f}) from {len(ranked)} candidates in {seconds:.1f} s")
         warn_if_larger_than_teacher(ctx, "search", best.params, teacher_params,
                                     "search.space, or set search.constraints.max_params_m")
-        return StageResult(metrics, {"choice": out / "choice.json", "candidates": out / "candidates.json"})
+        return StageResult(metrics, {"choice": out / "choice.json", "candidates": out / "candidates.json",
+                                     "budgets": out / "budgets.json"})

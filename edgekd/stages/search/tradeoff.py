@@ -70,13 +70,12 @@ def teacher_point(ctx: RunContext, teacher: torch.nn.Module, sig: Signature, nor
     """The teacher on the same axes: its latency per target, size, and its score against itself.
 
     Its distances to itself are 0, so its combined score is 0: the best any candidate could
-    reach (every candidate scores ≤ 0). Its latency is ``ctx.teacher_latency()``, which a
-    relative budget has measured already; with an absolute budget it costs one more timing
-    next to the candidates' (cached per run in teacher_latency.json).
+    reach (every candidate scores ≤ 0). Its latency is the one the run's budgets were resolved
+    from (timed once per run, before training).
     """
     s = compare(sig, sig)
     combined = (norm.combined(s) if norm is not None else -(s.semantic_distance + s.relation_distance)) + 0.0  # no -0.0
     latency = {name: {"ms": e.ms, "kind": e.kind, "backend": e.backend}
-               for name, e in ctx.teacher_latency().items()}
+               for name, e in ctx.budgets().teacher.items()}
     return {"latency": latency, "params": params, "macs": count_macs(teacher, input_size),
             "combined": combined, "note": "the teacher compared with itself: distances 0, the best possible score"}
