@@ -25,10 +25,11 @@ class Reach:
     fastest: str | None = None  # that candidate's key
     pruned_teacher_ms: float | None = None  # the teacher pruned as far as torch-pruning goes
     kind: str = "predicted"  # measured | predicted
+    pruned_shallow_ms: float | None = None  # the same with every droppable residual block removed too
 
     @property
     def best_ms(self) -> float | None:
-        found = [x for x in (self.fastest_ms, self.pruned_teacher_ms) if x is not None]
+        found = [x for x in (self.fastest_ms, self.pruned_teacher_ms, self.pruned_shallow_ms) if x is not None]
         return min(found) if found else None
 
 

@@ -9,6 +9,7 @@ training took the teacher's whole training time.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import torch
@@ -48,13 +49,17 @@ def space_reach(space: SearchSpace, build: Callable[[str, dict], nn.Module], tar
 
 
 def pruned_teacher_reach(teacher: nn.Module, input_size: int, round_to: int | None, targets: list[Profile],
-                         measure: Measure) -> tuple[dict[str, float], str | None]:
+                         measure: Measure, *, shallow: bool = False) -> tuple[dict[str, float], str | None]:
     """Per target, the latency of the teacher architecture pruned as far as torch-pruning allows
-    (magnitude, per layer: the student source's own pruner); ``({}, why)`` when it cannot be pruned."""
+    (magnitude, per layer: the student source's own pruner), after removing every droppable
+    residual block when ``shallow``; ``({}, why)`` when it cannot be pruned."""
+    from edgekd.pruning.blocks import drop_blocks
     from edgekd.pruning.structured import magnitude_pruner
 
     example = torch.randn(1, 3, input_size, input_size)
-    teacher.eval()
+    teacher = copy.deepcopy(teacher).eval()
+    if shallow and not drop_blocks(teacher):
+        return {}, "no residual block with an identity shortcut to remove"
     try:
         pruner = magnitude_pruner(teacher, example, round_to)
         pruner.step_until(lambda: False)  # to the end
@@ -63,7 +68,8 @@ def pruned_teacher_reach(teacher: nn.Module, input_size: int, round_to: int | No
     return {p.name: measure(teacher, p).ms for p in targets}, None
 
 
-def reach_of(space_best: dict[str, tuple[float, str, str]], pruned: dict[str, float], target: str,
-             kind: str) -> Reach:
+def reach_of(space_best: dict[str, tuple[float, str, str]], pruned: dict[str, float], shallow: dict[str, float],
+             target: str, kind: str) -> Reach:
     ms, key, k = space_best.get(target, (None, None, kind))
-    return Reach(fastest_ms=ms, fastest=key, pruned_teacher_ms=pruned.get(target), kind=k)
+    return Reach(fastest_ms=ms, fastest=key, pruned_teacher_ms=pruned.get(target), kind=k,
+                 pruned_shallow_ms=shallow.get(target))

@@ -103,13 +103,15 @@ def resolve_budgets(config: Config, targets: list[Profile], *, input_size: int, 
         return build_model(name, num_classes, kwargs, what="search candidate")
 
     fastest = space_reach(space, build, targets, measure)
-    pruned, cannot = ({}, None)
+    pruned, shallow, cannot = {}, {}, None
     if config.distill.teacher_pruned is not False and "distill" in config.stages:
         torch.manual_seed(config.seed)
         arch = build_model(config.teacher.model, num_classes, config.teacher.kwargs, what="teacher.model")
         pruned, cannot = pruned_teacher_reach(arch, input_size, round_to, targets, measure)
+        if pruned and any(asked[n].ms is not None and ms > asked[n].ms for n, ms in pruned.items()):
+            shallow, _ = pruned_teacher_reach(arch, input_size, round_to, targets, measure, shallow=True)
     for p in targets:
-        asked[p.name].reach = reach_of(fastest, pruned, p.name, teacher[p.name].kind)
+        asked[p.name].reach = reach_of(fastest, pruned, shallow, p.name, teacher[p.name].kind)
     walls = [b for b in asked.values() if b.wall and _out_of_reach(b)]
     if walls:
         raise wall_error(walls, asked, space.name, cannot)
@@ -138,6 +140,8 @@ def settle_at_start(budgets: RunBudgets) -> RunBudgets:
                f"{r.fastest_ms:.3g} ms ({r.kind}{f', {k:.2f}× the teacher' if k else ''})"
                + (f", the teacher pruned as far as it goes {r.pruned_teacher_ms:.3g} ms"
                   if r.pruned_teacher_ms is not None else "")
+               + (f" ({r.pruned_shallow_ms:.3g} ms without its droppable residual blocks)"
+                  if r.pruned_shallow_ms is not None else "")
                + f"; the goal is the fastest reachable + {GOAL_MARGIN - 1:.0%}")
         lowered[name] = b.lowered_to(goal, why)
         notes.append(f"{name}: {why}: ≤{goal:.3g} ms")
@@ -157,6 +161,8 @@ def describe_reach(b: TargetBudget) -> str:
                      + (f"; at most {k:.2f}× the teacher" if k else "") + ")")
     if r.pruned_teacher_ms is not None:
         parts.append(f"the teacher pruned as far as torch-pruning goes {r.pruned_teacher_ms:.3g} ms")
+    if r.pruned_shallow_ms is not None:
+        parts.append(f"{r.pruned_shallow_ms:.3g} ms with its droppable residual blocks removed too")
     return ", ".join(parts)
 
 

@@ -28,6 +28,7 @@ from edgekd.latency.budgets import best_latency
 from edgekd.models.artifact import ModelSpec, load_model
 from edgekd.models.pruned import replay_pruning
 from edgekd.models.stats import count_macs
+from edgekd.pruning.blocks import drop_blocks
 from edgekd.pruning.structured import magnitude_pruner
 from edgekd.stages.base import RunContext
 
@@ -48,21 +49,28 @@ def _ratio(model: nn.Module, ctx: RunContext, limits: dict[str, float]) -> tuple
     return max(e.ms / limits[n] for n, e in est.items()), {n: e.__dict__ for n, e in est.items()}
 
 
-def reachable_limits(budgets: RunBudgets) -> tuple[dict[str, float], list[str]]:
+def reachable_limits(budgets: RunBudgets) -> tuple[dict[str, float], list[str], bool]:
     """The targets whose budget the teacher, pruned as far as it goes, can meet (probed before
-    training: budgets/reach.py), with their limits; and, in words, the targets it cannot serve.
-    A source is judged per target: one that meets host and the Pi but not a launch-bound GPU
-    still competes on host and the Pi."""
-    limits, missed = {}, []
+    training: budgets/reach.py), with their limits; in words, the targets it cannot serve; and
+    whether its droppable residual blocks go first (pruning/blocks.py): when removing depth is
+    what brings a target within reach (a launch-bound GPU), the pruned teacher loses its blocks
+    and serves that target too. A source is judged per target: one that meets host and the Pi
+    but not a launch-bound GPU still competes on host and the Pi."""
+    channels, deep, missed = {}, {}, []
     for n, b in budgets.items():
         if b.ms is None:
             continue
-        floor = b.reach.pruned_teacher_ms if b.reach is not None else None
-        if floor is not None and floor > b.ms:
-            missed.append(f"{n} (as far as it goes {floor:.3g} ms > {b.ms:.3g} ms, {floor / b.ms:.2f}× over)")
+        r = b.reach
+        floor = r.pruned_teacher_ms if r is not None else None
+        shallow = r.pruned_shallow_ms if r is not None else None
+        if floor is None or floor <= b.ms:
+            channels[n] = b.ms
+        elif shallow is not None and shallow <= b.ms:
+            deep[n] = b.ms
         else:
-            limits[n] = b.ms
-    return limits, missed
+            best = min(x for x in (floor, shallow) if x is not None)
+            missed.append(f"{n} (as far as it goes {best:.3g} ms > {b.ms:.3g} ms, {best / b.ms:.2f}× over)")
+    return {**channels, **deep}, missed, bool(deep)
 
 
 def prune_teacher(ctx: RunContext, budgets: RunBudgets,
@@ -70,7 +78,7 @@ def prune_teacher(ctx: RunContext, budgets: RunBudgets,
     """The trained teacher pruned until it meets the latency budget of every target it can reach
     (or, without a latency budget, ``macs_cap``); ``(None, why)`` when it cannot be."""
     every = budgets.limits()
-    limits, missed = reachable_limits(budgets)
+    limits, missed, shallow = reachable_limits(budgets)
     if every and not limits:
         return None, "the teacher pruned as far as torch-pruning allows reaches no target's budget: " + "; ".join(missed)
     if not limits and macs_cap is None:
@@ -79,7 +87,11 @@ def prune_teacher(ctx: RunContext, budgets: RunBudgets,
     example = spec.example_input(1)
     decision: tuple[bool, list[Any], str] | None = None
     if dist.world().main:
-        decision = _cut(ctx, model, example, limits, macs_cap)
+        dropped = drop_blocks(model) if shallow else []
+        ok, cut, why = _cut(ctx, model, example, limits, macs_cap, depth_done=bool(dropped))
+        if dropped:
+            why += f" ({len(dropped)} residual blocks removed first: channels alone do not reach a launch-bound target)"
+        decision = (ok, [*dropped, *cut] if ok else [], why)
     decision = dist.broadcast(decision)
     ok, history, why = decision
     if not ok:
@@ -95,13 +107,16 @@ def prune_teacher(ctx: RunContext, budgets: RunBudgets,
 
 
 def _cut(ctx: RunContext, model: nn.Module, example, limits: dict[str, float],
-         macs_cap: int | None) -> tuple[bool, list[Any], str]:
-    """Rank 0: prune in torch-pruning's micro-steps until within budget; (ok, history, what was done)."""
+         macs_cap: int | None, depth_done: bool = False) -> tuple[bool, list[Any], str]:
+    """Rank 0: prune in torch-pruning's micro-steps until within budget; (ok, history, what was done).
+    ``depth_done``: blocks were removed already, so a model within budget without a channel cut is a result."""
     size = ctx.data.image_size
     try:
         pruner = magnitude_pruner(model, example, ctx.plan.channel_rounding)
         model.eval()
         if limits and _ratio(model, ctx, limits)[0] <= 1.0:  # an absolute budget the teacher meets already
+            if depth_done:
+                return True, [], "pruned to the latency budget on " + ", ".join(limits)
             if macs_cap is None:
                 return False, [], "the teacher already meets the latency budget"
             limits = {}  # like for like instead: the searched student's MACs
@@ -116,5 +131,5 @@ def _cut(ctx: RunContext, model: nn.Module, example, limits: dict[str, float],
     if not reached:
         return False, [], f"the teacher pruned as far as torch-pruning allows does not reach {goal}"
     if not pruner.history():
-        return False, [], f"the teacher needs no pruning to reach {goal}"
+        return depth_done, [], (f"pruned to {goal}" if depth_done else f"the teacher needs no pruning to reach {goal}")
     return True, pruner.history(), f"pruned to {goal}"
