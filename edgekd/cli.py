@@ -15,7 +15,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -49,6 +51,15 @@ NameOpt = Annotated[str | None, typer.Option("--name", help="run name (default: 
 OutOpt = Annotated[Path | None, typer.Option("--output-dir", help="where runs go (default: runs/)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print report.json to stdout")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="log more")]
+class LogFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+LogFormatOpt = Annotated[LogFormat, typer.Option(
+    "--log-format",
+    help="text: lines for people; json: one JSON object per event on stdout (stage, epoch, warning, deploy, "
+         "error on stderr), for pipelines")]
 AccuracyGateOpt = Annotated[float | None, typer.Option(
     "--fail-under-accuracy", help="CI gate: exit 13 when the chosen model of a target reads under this many points "
     "(in its runtime); the report is written first")]
@@ -71,26 +82,42 @@ def _main(version: Annotated[bool, typer.Option("--version", "-V", callback=_ver
     """Compress a vision model for an edge target: search, distill, prune, quantize, export, bench, report."""
 
 
-def _reporter(quiet: bool) -> Reporter:
-    """Bars on a terminal (stderr); plain flushed lines on stdout when it is a pipe or a log file."""
-    from edgekd.core.progress import Reporter
+def _reporter(quiet: bool, log_format: str = "text") -> Reporter:
+    """Bars on a terminal (stderr); plain flushed lines on stdout when it is a pipe or a log file;
+    JSON events with ``--log-format json``."""
+    from edgekd.core.progress import JsonReporter, Reporter
 
+    if log_format == "json":
+        return JsonReporter(sys.stdout)
     if quiet or sys.stdout.isatty():
         return Reporter(quiet)
     return Reporter(quiet, console=Console(file=sys.stdout, soft_wrap=True, width=140))
 
 
-def _setup_logging(verbose: bool) -> None:
+class _JsonLogs(logging.Formatter):
+    """A library's log record as one JSON object (``--log-format json``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(record.created)),
+                           "event": "log", "level": record.levelname.lower(), "logger": record.name,
+                           "message": record.getMessage()}, ensure_ascii=False)
+
+
+def _setup_logging(verbose: bool, log_format: str = "text") -> None:
     from rich.logging import RichHandler
 
+    handler: logging.Handler = RichHandler(console=err, show_path=False, show_time=False)
+    if log_format == "json":
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_JsonLogs())
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
-                        handlers=[RichHandler(console=err, show_path=False, show_time=False)], force=True)
+                        handlers=[handler], force=True)
     for noisy in ("nncf", "torch", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING if verbose else logging.ERROR)
 
 
 def _guard(fn: Callable[[], Any], run_hint: str | None = None, verbose: bool = False,
-           on_gate: Callable[[Any], None] | None = None) -> Any:
+           on_gate: Callable[[Any], None] | None = None, log_format: str = "text") -> Any:
     """Run ``fn``; turn edgekd errors and Ctrl-C into one message and an exit code. With ``verbose``
     the traceback of what caused the error (the user's own code, say) is shown first; a failed
     CI gate shows its report (``on_gate``) before the message."""
@@ -104,6 +131,11 @@ def _guard(fn: Callable[[], Any], run_hint: str | None = None, verbose: bool = F
             from rich.traceback import Traceback
 
             err.print(Traceback.from_exception(type(cause), cause, cause.__traceback__))
+        if log_format == "json":
+            print(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "event": "error", "kind": exc.kind,
+                              "message": exc.message, "fix": exc.hint, "exit_code": exc.exit_code,
+                              "finished_stages": exc.finished_stages}, ensure_ascii=False), file=sys.stderr)
+            raise typer.Exit(exc.exit_code) from None
         err.print(f"[bold red]error[/] ({exc.kind}): {escape(exc.message)}", highlight=False)
         if exc.hint:
             err.print(f"  [bold]fix[/]: {escape(exc.hint)}", highlight=False)
@@ -137,13 +169,21 @@ def _command() -> str:
     return "edgekd " + " ".join(sys.argv[1:])
 
 
-def _finish(report: Any, quiet: bool, as_json: bool) -> None:
+def _finish(report: Any, quiet: bool, as_json: bool, log_format: str = "text") -> None:
     from edgekd.reporting.terminal import deploy_lines, search_table, summary_table
 
     if report is None:  # a torchrun rank other than 0: rank 0 prints the run
         return
     if as_json:
         print(report.model_dump_json(indent=2))
+        return
+    if log_format == "json":
+        from edgekd.core.progress import JsonReporter
+
+        events = JsonReporter(sys.stdout)
+        for target, d in report.deployment.items():
+            events.emit("deploy", target=target, **d)
+        events.emit("report", run_dir=report.run_dir, gates=[g.model_dump() for g in report.gates])
         return
     if not quiet:
         if report.search:
@@ -174,21 +214,23 @@ def compress(
                                        "re-runs this command under `torchrun --nproc_per_node N`")] = 1,
     fail_under_accuracy: AccuracyGateOpt = None,
     fail_over_latency: LatencyGateOpt = None,
+    log_format: LogFormatOpt = LogFormat.text,
 ) -> None:
     """Run the whole pipeline on CONFIG for the given targets."""
     from edgekd import api
 
     if nproc > 1:
         _exec_torchrun(nproc)
-    _setup_logging(verbose)
+    _setup_logging(verbose, log_format)
     report = _guard(lambda: api.compress(config, target, resume=resume, force=force, overrides=set_ or [], name=name,
                                          output_dir=output_dir, command=_command(),
-                                         reporter=_reporter(quiet or as_json),
+                                         reporter=_reporter(quiet or as_json, log_format),
                                          fail_under_accuracy=fail_under_accuracy,
                                          fail_over_latency=fail_over_latency),
                     run_hint="finished stages ({stages}) are kept in the run folder; fix the cause and re-run "
-                    "with --resume", verbose=verbose, on_gate=lambda r: _finish(r, quiet, as_json))
-    _finish(report, quiet, as_json)
+                    "with --resume", verbose=verbose, on_gate=lambda r: _finish(r, quiet, as_json, log_format),
+                    log_format=log_format)
+    _finish(report, quiet, as_json, log_format)
 
 
 def _stage_command(stage: str, doc: str) -> Callable[..., None]:
@@ -201,15 +243,16 @@ def _stage_command(stage: str, doc: str) -> Callable[..., None]:
         quiet: QuietOpt = False,
         as_json: JsonOpt = False,
         verbose: VerboseOpt = False,
+        log_format: LogFormatOpt = LogFormat.text,
     ) -> None:
         from edgekd import api
 
-        _setup_logging(verbose)
+        _setup_logging(verbose, log_format)
         report = _guard(lambda: api.run_stage(stage, config, target, overrides=set_ or [], name=name,
                                               output_dir=output_dir, command=_command(),
-                                              reporter=_reporter(quiet or as_json)),
-                        verbose=verbose)
-        _finish(report, quiet, as_json)
+                                              reporter=_reporter(quiet or as_json, log_format)),
+                        verbose=verbose, log_format=log_format)
+        _finish(report, quiet, as_json, log_format)
 
     command.__doc__ = doc
     command.__name__ = stage
@@ -255,14 +298,16 @@ def bench(
         return
     from rich.table import Table
 
+    from edgekd.reporting.points import figure
+
     t = Table(title=escape(f"edgekd bench · {path.name}"), title_justify="left")
     for col in ("Target", "Kind", "Backend", "Format", "Precision", "Batch", "Threads", "Median (ms)", "p90 (ms)", "img/s"):
         t.add_column(col)
     for r in rows:
         t.add_row(*(escape(c) for c in (
             r["target"], r["kind"], f"{r['backend']} {r['backend_version']}", r["format"], r["precision"],
-            str(r["batch_size"]), str(r["threads"] or "–"), f"{r['median_ms']:.4f}",
-            f"{r['p90_ms']:.4f}" if r.get("p90_ms") else "–", f"{r['throughput_ips'] or 0:.1f}")))
+            str(r["batch_size"]), str(r["threads"] or "–"), figure(r["median_ms"], r["kind"], 4),
+            figure(r.get("p90_ms"), r["kind"], 4), figure(r.get("throughput_ips"), r["kind"], 1))))
     out.print(t)
     for r in rows:
         if r.get("unstable"):

@@ -148,3 +148,63 @@ def test_report_rerenders_a_finished_run(finished_run, tmp_path: Path) -> None:
     assert (tmp_path / "tiny" / "report" / "report.md").exists()
     r = runner.invoke(app, ["report", str(tmp_path / "nothing")])
     assert r.exit_code == 12
+
+
+def test_output_that_is_not_a_terminal_is_never_wrapped(tmp_path: Path) -> None:
+    """A CI log: no TTY, no COLUMNS, a 200-character path. Each message is one line, the path whole."""
+    import os
+    import subprocess
+    import sys
+
+    deep = tmp_path / ("a" * 60) / ("b" * 60) / ("c" * 60)
+    deep.mkdir(parents=True)
+    cfg = tiny_config(tmp_path)
+    good = _write(deep, cfg)
+    bad = deep / "typo.yaml"
+    bad.write_text(yaml.safe_dump({**cfg, "distil": {"epochs": 2}}))
+    assert len(str(bad)) > 200
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "edgekd", "compress", *args], capture_output=True, text=True,
+                              env=env, timeout=120)
+
+    p = run(str(bad))
+    assert p.returncode == 2
+    assert p.stderr.splitlines()[0] == f"error (config): {bad}: distil: unknown key; did you mean 'distill'?"
+    p = run(str(good), "-t", "jetsn")
+    assert p.returncode == 10
+    assert p.stderr.splitlines()[0] == "error (profile): unknown target 'jetsn'; did you mean 'jetson'?"
+    assert len(p.stderr.splitlines()[1]) > 300  # the list of targets and aliases: one line, not folded at 80
+
+
+def test_a_set_that_names_no_key_and_a_bad_set_value_are_blamed_on_the_set(tmp_path: Path) -> None:
+    path = _write(tmp_path, tiny_config(tmp_path))
+    r = runner.invoke(app, ["compress", str(path), "--quiet", "--set", "=3"])
+    assert r.exit_code == 2 and "--set '=3': no key before '='" in r.output
+    r = runner.invoke(app, ["compress", str(path), "--quiet", "--set", "distill.epochs=-1"])
+    assert r.exit_code == 2 and "--set distill.epochs=-1: distill.epochs" in r.output
+    assert str(path) not in r.output  # not the file's fault
+
+
+def test_log_format_json_is_one_object_per_event(tmp_path: Path) -> None:
+    """Pipelines parse the log: every stdout line is a JSON object; stages, epochs and each target's
+    deployment are events; an error is one object on stderr with its exit code."""
+    cfg = tiny_config(tmp_path)
+    cfg["teacher"]["train"]["epochs"] = 1
+    cfg["distill"]["epochs"] = 1
+    cfg["export"] = {"formats": ["onnx"]}
+    path = _write(tmp_path, cfg)
+    r = runner.invoke(app, ["compress", str(path), "--log-format", "json", "-t", "host"])
+    assert r.exit_code == 0, r.output
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    kinds = [e["event"] for e in events]
+    assert {"stage_started", "stage_done", "epoch", "deploy", "report"} <= set(kinds)
+    epoch = next(e for e in events if e["event"] == "epoch")
+    assert epoch["stage"] == "teacher" and epoch["epochs"] == 1 and 0 <= epoch["accuracy"] <= 100
+    deploy = next(e for e in events if e["event"] == "deploy")
+    assert deploy["target"] == "host" and deploy["file"].endswith(".onnx") and deploy["median_ms"] > 0
+    bad = _write(tmp_path, {**cfg, "distil": {}})
+    r = runner.invoke(app, ["compress", str(bad), "--log-format", "json"])
+    error = json.loads(r.stderr.strip().splitlines()[-1])
+    assert r.exit_code == 2 and error["event"] == "error" and error["exit_code"] == 2 and "distil" in error["message"]

@@ -20,6 +20,9 @@ def _set_override(raw: dict[str, Any], assignment: str) -> None:
     if "=" not in assignment:
         raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE", hint="e.g. --set distill.epochs=2")
     key, _, value = assignment.partition("=")
+    if not key.strip() or any(not p for p in key.strip().split(".")):
+        raise ConfigError(f"--set {assignment!r}: no key before '=' (or an empty part in it)",
+                          hint="name the key in dotted form: --set distill.epochs=2")
     parts = key.strip().split(".")
     node: Any = raw
     for i, p in enumerate(parts[:-1]):
@@ -82,6 +85,21 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return raw
 
 
+def _blame(exc: ValidationError, overrides: list[str] | tuple[str, ...], origin: str) -> str:
+    """Where the bad value came from: the ``--set`` that wrote every failing key, else the file."""
+    keys = [a.partition("=")[0].strip() for a in overrides]
+    failing = [".".join(str(p) for p in e["loc"]) for e in exc.errors()]
+
+    def by_set(loc: str) -> str | None:
+        return next((a for a, k in zip(overrides, keys, strict=True)
+                     if loc == k or loc.startswith(k + ".") or k.startswith(loc + ".")), None)
+
+    blamed = [by_set(loc) for loc in failing]
+    if failing and all(blamed):
+        return ", ".join(f"--set {a}" for a in dict.fromkeys(blamed))
+    return origin
+
+
 def load_config(
     source: str | Path | dict[str, Any] | Config,
     overrides: list[str] | tuple[str, ...] = (),
@@ -102,6 +120,6 @@ def load_config(
         return Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(
-            f"{origin}: {format_validation_error(exc, model=Config)}",
+            f"{_blame(exc, overrides, origin)}: {format_validation_error(exc, model=Config)}",
             hint="see `edgekd init` for a commented example of every key",
         ) from None

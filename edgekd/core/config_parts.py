@@ -101,8 +101,8 @@ class DataConfig(WithParams):
     model_config = ConfigDict(extra="allow")
     source: str = "digits"
     image_size: PositiveInt | None = Field(
-        None, description="model input size; default: the teacher checkpoint's record, timm's pretrained_cfg "
-        "for a checkpoint teacher, else 32")
+        None, ge=8, description="model input size (at least 8 px); default: the teacher checkpoint's record, timm's "
+        "pretrained_cfg for a checkpoint teacher, else 32")
     val_fraction: float = Field(0.2, gt=0, lt=1)
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
     stream: Literal["auto"] | bool = Field(

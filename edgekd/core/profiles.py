@@ -169,10 +169,13 @@ def resolve_target(name_or_path: str) -> tuple[Profile, str | None]:
     for prof in profiles.values():
         if name_or_path in prof.aliases:
             return prof, f"target {name_or_path!r} resolved to {prof.name!r}"
+    import difflib
+
     names = sorted(profiles)
     aliases = sorted(f"{a}→{p.name}" for p in profiles.values() for a in p.aliases)
+    close = difflib.get_close_matches(name_or_path, [*names, *(a for p in profiles.values() for a in p.aliases)], n=1)
     raise ProfileError(
-        f"unknown target {name_or_path!r}",
+        f"unknown target {name_or_path!r}" + (f"; did you mean {close[0]!r}?" if close else ""),
         hint=f"known targets: {', '.join(names)}"
         + (f"; aliases: {', '.join(aliases)}" if aliases else "")
         + "; or pass a path to your own profile YAML",

@@ -121,3 +121,57 @@ class Reporter:
 
 
 SILENT = Reporter(quiet=True)
+
+
+class JsonReporter(Reporter):
+    """``--log-format json``: one JSON object per line and event, for pipelines that parse logs.
+
+    Every object has ``time`` (ISO 8601), ``event`` and ``stage`` (the stage running, or null);
+    ``line``/``warning`` carry ``message`` (plain text), ``epoch`` carries ``label``, ``epoch``,
+    ``epochs``, ``loss``, ``accuracy`` (percent) and ``elapsed_s``, ``stage_done`` ``seconds``.
+    No bars, no tables: progress is the events themselves.
+    """
+
+    def __init__(self, stream: Any = None) -> None:
+        import sys
+
+        super().__init__(quiet=False, console=Console(file=stream or sys.stdout, soft_wrap=True))
+        self.stream = stream or sys.stdout
+
+    @property
+    def live(self) -> bool:
+        return False
+
+    def emit(self, event: str, **fields: Any) -> None:
+        import json
+
+        record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "event": event, "stage": self.stage or None, **fields}
+        self.stream.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
+        self.stream.flush()
+
+    def line(self, message: str) -> None:
+        from rich.text import Text
+
+        self.emit("line", message=Text.from_markup(message).plain)
+
+    def plain(self, message: str) -> None:
+        self.emit("line", message=message)
+
+    def stage_started(self, name: str) -> None:
+        self.stage = name
+        self.emit("stage_started")
+
+    def stage_done(self, name: str, seconds: float) -> None:
+        self.emit("stage_done", seconds=round(seconds, 2))
+        self.stage = ""
+
+    def epoch(self, label: str, epoch: int, epochs: int, *, loss: float, accuracy: float, elapsed: float) -> None:
+        self.emit("epoch", label=label, epoch=epoch, epochs=epochs, loss=round(loss, 5), accuracy=round(accuracy, 3),
+                  elapsed_s=round(elapsed, 2))
+
+    def warn(self, topic: str, message: str) -> None:
+        self.emit("warning", topic=topic, message=message)
+
+    @contextmanager
+    def task(self, description: str, total: float | None, **fields: Any) -> Iterator[Advance]:
+        yield lambda *a, **k: None

@@ -38,7 +38,9 @@ def read_state_dict(path: Path, *, what: str = "checkpoint") -> dict[str, torch.
         try:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError) as exc:
-            raise ModelError(f"{what} {path} is not a readable safetensors file: {exc}") from None
+            raise ModelError(f"{what} {path} is not a readable safetensors file (truncated or not safetensors): {exc}",
+                             hint="copy the file again (compare its size with the original), or re-save it with "
+                                  "safetensors.torch.save_file(model.state_dict(), path)") from None
     return _unwrap(_torch_load(path, what), path, what)
 
 
@@ -58,7 +60,9 @@ def _torch_load(path: Path, what: str) -> object:
         raise ModelError(f"{what} {path} is corrupt or not a torch checkpoint (it does not unpickle)",
                          hint="re-save it with torch.save(model.state_dict(), f) or as safetensors") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise ModelError(f"{what} {path} is corrupt or not a torch checkpoint: {exc}") from None
+        raise ModelError(f"{what} {path} is corrupt or not a torch checkpoint: {exc}",
+                         hint="copy the file again (it may be truncated), or re-save it with "
+                              "torch.save(model.state_dict(), path)") from None
 
 
 RECORD_KEYS = ("classes", "class_names", "class_to_idx", "preprocess", "accuracy", "format")

@@ -51,6 +51,19 @@ class Point:
         return self.samples is not None and self.of is not None and self.samples < self.of
 
 
+PREDICTED_FIGURES = 2  # a roofline prediction is good to tens of percent: two significant figures say so
+
+
+def figure(value: float | None, kind: str, decimals: int = 3) -> str:
+    """A latency (or anything derived from one) as precise as its source: ``decimals`` places when
+    measured, two significant figures when predicted ("0.21", not "0.2112")."""
+    if value is None:
+        return "–"
+    if kind == "predicted":
+        return f"{float(f'{value:.{PREDICTED_FIGURES}g}'):g}"
+    return f"{value:.{decimals}f}"
+
+
 def runtime_name(backend: str) -> str:
     return RUNTIME_NAMES.get(backend, backend)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from edgekd.reporting.points import figure
 from edgekd.reporting.schema import Report
 
 
@@ -64,8 +65,8 @@ def latency_section(r: Report) -> Section:
     for x in sorted(r.latency, key=lambda x: (x["target"], x["model"], x["median_ms"])):
         s.rows.append([x["model"], x["target"], x["kind"], f"{x['backend']} {x.get('backend_version', '')}".strip(),
                        x["format"], x["precision"], str(x["batch_size"]), str(x.get("threads") or "–"),
-                       num(x["median_ms"], 4), num(x.get("p90_ms"), 4), num(x.get("p99_ms"), 4),
-                       num(x.get("throughput_ips"), 1)])
+                       figure(x["median_ms"], x["kind"], 4), figure(x.get("p90_ms"), x["kind"], 4),
+                       figure(x.get("p99_ms"), x["kind"], 4), figure(x.get("throughput_ips"), x["kind"], 1)])
     s.lines.append("Every latency is labelled: *measured* on the named machine, or *predicted* by the roofline model.")
     return s
 

@@ -11,6 +11,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
+from edgekd.reporting.points import figure
 from edgekd.reporting.schema import Report
 from edgekd.reporting.verdicts import ICON, budget_of, contradictions, export_status, model_order, row_status
 
@@ -59,7 +60,7 @@ def _latency_rows(r: Report, marks: dict[int, list[int]]) -> list[list[str]]:
         flag = " " + " ".join(f"⚠{n}" for n in marks[i]) if i in marks else ""
         rows.append([x["model"], x["target"], runtime_cell(x["backend"], x["format"]), x["precision"],
                      ICON[row_status(r, x)], f"{size:.2f}" if size else "–", f"{acc:.2f}%" if acc is not None else "–",
-                     f"{x['median_ms']:.3f}{flag}", budget_cell(x["median_ms"], budget_of(r, x["target"])), x["kind"]])
+                     f"{figure(x['median_ms'], x['kind'])}{flag}", budget_cell(x["median_ms"], budget_of(r, x["target"])), x["kind"]])
     return rows
 
 
@@ -138,6 +139,8 @@ def deploy_lines(r: Report) -> list[str]:
         floor = d.get("accuracy_floor") or {}
         flag = " ✗ under the accuracy floor" if floor and not floor.get("met") else ""
         acc = f"{d['accuracy']:.2f}%" if d.get("accuracy") is not None else "accuracy unknown"
-        out.append(f"{target} → {d['file']} ({runtime_name(d['backend'])} {d['precision']}, {d['median_ms']:.3g} ms "
-                   f"{d['kind']}, {acc}" + (f", {k:.2f}× the teacher's best" if k else "") + f"{goal}){flag}")
+        kind = d["kind"]
+        speed = f", {figure(k, kind, 2)}× the teacher's best ({kind})" if k else ""
+        out.append(f"{target} → {d['file']} ({runtime_name(d['backend'])} {d['precision']}, "
+                   f"{figure(d['median_ms'], kind, 4)} ms {kind}, {acc}{speed}{goal}){flag}")
     return out

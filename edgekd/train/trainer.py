@@ -237,6 +237,14 @@ def _prepare(student: nn.Module, data: Data, cfg: TrainConfig, teacher: nn.Modul
     return computer, cached
 
 
+def fitted_batch(batch_size: int, num_train: int) -> int:
+    """``batch_size``, or when it exceeds the training set, the largest power of two that gives at
+    least 8 steps per epoch: one step per epoch does not train (a 10% student on digits)."""
+    if batch_size <= num_train:
+        return batch_size
+    return max(1, 2 ** max(0, (num_train // 8).bit_length() - 1))
+
+
 def train(
     student: nn.Module,
     data: Data,
@@ -259,7 +267,12 @@ def train(
     gen = torch.Generator().manual_seed(seed)
     computer, cached = _prepare(student, data, cfg, teacher, device, label, feature_layers)
     w = dist.world()
-    loop = _Loop(computer.student, data, cfg, computer, gen, min(cfg.batch_size, data.num_train), cached,
+    batch = fitted_batch(cfg.batch_size, data.num_train)
+    if batch != cfg.batch_size:
+        reporter.warn(label, f"batch_size {cfg.batch_size} is larger than the training set ({data.num_train} images): "
+                             f"{batch} instead, so an epoch is {data.num_train // batch} steps, not one; set a "
+                             "smaller batch_size to choose it yourself")
+    loop = _Loop(computer.student, data, cfg, computer, gen, batch, cached,
                  device.type == "cuda", label, shard=(w.rank, w.size) if w.active else None)
     best_acc, best_epoch, best_state = -1.0, 0, None
     history: list[dict[str, Any]] = []

@@ -85,15 +85,20 @@ def prune_teacher(ctx: RunContext, budgets: RunBudgets,
         return None, "no latency budget and no MACs to match: nothing to prune the teacher to"
     model, spec = load_model(ctx.model_dirs()["teacher"])
     example = spec.example_input(1)
-    decision: tuple[bool, list[Any], str] | None = None
+    decision: tuple[Any, ...] | None = None  # (ok, history, why, targets it serves, targets it cannot)
     if dist.world().main:
-        dropped = drop_blocks(model) if shallow else []
-        ok, cut, why = _cut(ctx, model, example, limits, macs_cap, depth_done=bool(dropped))
-        if dropped:
-            why += f" ({len(dropped)} residual blocks removed first: channels alone do not reach a launch-bound target)"
-        decision = (ok, [*dropped, *cut] if ok else [], why)
+        decision = _decide(ctx, model, example, limits, macs_cap, shallow)
+        if not decision[0] and decision[3]:  # pruned as far as it goes it met some targets: serve those
+            model, _ = load_model(ctx.model_dirs()["teacher"])
+            met = {n: limits[n] for n in decision[3]}
+            missed += [f"{n} (pruned as far as it goes it read over its {limits[n]:.3g} ms budget here)"
+                       for n in limits if n not in met]
+            decision = _decide(ctx, model, example, met, macs_cap, shallow)
+            decision = (*decision[:3], sorted(met), missed)
+        else:
+            decision = (*decision[:3], sorted(limits), missed)
     decision = dist.broadcast(decision)
-    ok, history, why = decision
+    ok, history, why, serves, missed = decision
     if not ok:
         return None, why
     if not dist.world().main:
@@ -103,7 +108,19 @@ def prune_teacher(ctx: RunContext, budgets: RunBudgets,
     latency = _ratio(model, ctx, every)[1] if every and dist.world().main else {}
     if missed:
         why += "; it cannot serve " + "; ".join(missed)
-    return PrunedTeacher(model, pruned_spec, latency, count_macs(model, ctx.data.image_size), sorted(limits)), why
+    return PrunedTeacher(model, pruned_spec, latency, count_macs(model, ctx.data.image_size), serves), why
+
+
+def _decide(ctx: RunContext, model: nn.Module, example, limits: dict[str, float], macs_cap: int | None,
+            shallow: bool) -> tuple[bool, list[Any], str, list[str]]:
+    """Rank 0: blocks removed first when ``shallow``, then the channel cut; (ok, history, why, and
+    when it failed, the targets the model pruned as far as it goes meets after all)."""
+    dropped = drop_blocks(model) if shallow else []
+    ok, cut, why = _cut(ctx, model, example, limits, macs_cap, depth_done=bool(dropped))
+    if dropped:
+        why += f" ({len(dropped)} residual blocks removed first: channels alone do not reach a launch-bound target)"
+    met = [] if ok or len(limits) < 2 else [n for n, e in _ratio(model, ctx, limits)[1].items() if e["ms"] <= limits[n]]
+    return ok, [*dropped, *cut] if ok else [], why, met
 
 
 def _cut(ctx: RunContext, model: nn.Module, example, limits: dict[str, float],
