@@ -136,6 +136,18 @@ def _resume_changed(tmp: Path) -> list[str]:
     argv = compress(tmp, tiny(tmp, stages=["distill"]), "--resume", "--set", "distill.epochs=2")
     return [a for a in argv if a != "--quiet"]  # the line is printed, not logged
 
+
+def _truncated_safetensors(tmp: Path) -> list[str]:
+    from safetensors.torch import save_file
+
+    from edgekd.models.build import build_model
+
+    save_file(build_model(TEACHER["model"], 10, TEACHER["kwargs"]).state_dict(), tmp / "t.safetensors")
+    data = (tmp / "t.safetensors").read_bytes()
+    (tmp / "t.safetensors").write_bytes(data[: len(data) // 2])
+    return compress(tmp, tiny(tmp, teacher={**TEACHER, "checkpoint": str(tmp / "t.safetensors")}))
+
+
 _HELD: list = []
 
 CASES: list[Case] = [
@@ -216,7 +228,23 @@ CASES: list[Case] = [
          "dynamo exporter", slow=True),
     Case("--resume after a config change says why", _resume_changed, 0,
          "distill: settings changed (distill.epochs 1 → 2)", slow=True),
+    Case("teacher checkpoint: a truncated safetensors file", _truncated_safetensors, 4,
+         "fix: copy the file again"),
+    Case("distill.batch_size 100000 on 1 438 images (clamped, a warning)",
+         lambda t: compress(t, tiny(t, distill={"epochs": 1, "batch_size": 100000})), 0,
+         "batch_size 100000 is larger than the training set (1438 images): 128 instead", slow=True),
+    Case("data.image_size: 1", lambda t: compress(t, tiny(t, data={"source": "digits", "image_size": 1})), 2,
+         "data.image_size: Input should be greater than or equal to 8"),
+    Case("--set with a bad value is blamed on the --set",
+         lambda t: compress(t, tiny(t), "--set", "distill.epochs=-1"), 2, "--set distill.epochs=-1: distill.epochs"),
+    Case("--set =3 (no key)", lambda t: compress(t, tiny(t), "--set", "=3"), 2, "no key before '='"),
+    Case("-t jetsn (a typo)", lambda t: compress(t, tiny(t))[:2] + ["-t", "jetsn"], 10, "did you mean 'jetson'?"),
+    Case("a latency budget no candidate reaches (refused before training)",
+         lambda t: compress(t, tiny(t, stages=["search", "distill", "report"], student=None,
+                                   search={"constraints": {"latency_ms": 0.00001}})),
+         11, "cannot be reached on host by any candidate"),
 ]
+
 
 
 

@@ -141,8 +141,9 @@ class Pipeline:
             self.run_dir.open(resume=self.resume or single, force=self.force and not single)
             if self.run_dir.lock.note:
                 self.reporter.line(f"[yellow]run[/]: {escape(self.run_dir.lock.note)}")
+            resolved = self.config.model_copy(update={"targets": self.target_names})  # the targets this run has
             atomic_write_text(self.run_dir.root / "config.yaml",
-                              yaml.safe_dump(self.config.model_dump(mode="json"), sort_keys=False))
+                              yaml.safe_dump(resolved.model_dump(mode="json"), sort_keys=False))
             if not single or "targets" not in self.run_dir.manifest:
                 self.run_dir.manifest["targets"] = self.target_names  # as given: names, aliases or profile paths
             self._history(ctx, rerender=only == ["report"])

@@ -224,3 +224,24 @@ def test_speedup_per_target() -> None:
     assert speedup_for(cfg(6), resolve_target("host")[0]) == 6.0
     with pytest.raises(ConfigError, match=r"search.constraints.speedup: 'jetsn' is not a target"):
         cfg({"jetsn": 2})
+
+
+def test_the_starter_shows_the_defaults_and_the_readme_agrees() -> None:
+    """`edgekd init` writes the pipeline a config with only data and teacher runs: every value the
+    starter sets outside those two is the default; the README's config summary says the same."""
+    from edgekd.core.config import Config
+    from edgekd.core.config_file import read_yaml
+
+    root = Path(__file__).resolve().parents[1]
+    starter = read_yaml(root / "edgekd" / "templates" / "starter.yaml")
+    written = Config.model_validate(starter).model_dump(mode="json")
+    bare = Config.model_validate({k: starter[k] for k in ("name", "data", "teacher")}).model_dump(mode="json")
+    differs = [k for k in bare if k not in ("name", "data", "teacher") and written[k] != bare[k]]
+    assert not differs, {k: (written[k], bare[k]) for k in differs}
+    assert "constraints" not in starter["search"]  # a written speed-up is a wall: the starter keeps the goal
+    readme = (root / "README.md").read_text()
+    d = bare
+    assert f"importance: {{name: {d['prune']['importance']['name']}}}" in readme
+    assert f"flops_ratio: {d['prune']['flops_ratio']}, steps: {d['prune']['steps']}" in readme
+    assert f"max_accuracy_drop: {d['report']['max_accuracy_drop']}" in readme
+    assert f"accuracy_slack: {d['report']['accuracy_slack']}" in readme

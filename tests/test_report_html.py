@@ -97,7 +97,9 @@ def test_deployment_choice_and_its_reason() -> None:
     assert "teacher, 98.00%" in host["reason"]
     # only the INT8 engine meets jetson's 0.25 ms budget: built on the device from the Q/DQ ONNX file
     assert jetson["model"] == "quantized" and jetson["kind"] == "predicted" and jetson["accuracy"] == 93.5
-    assert "`export/quantized.onnx`" in jetson["file"] and jetson["build_command"].startswith("python3 edgekd_kit")
+    assert jetson["source_file"] == "export/quantized.onnx" and jetson["built_on_device"]
+    assert jetson["file"].startswith("export/quantized_int8") and jetson["file"].endswith(".engine")
+    assert "`export/quantized.onnx`" in jetson["description"] and jetson["build_command"].startswith("python3 edgekd_kit")
     assert "1 option meets the 0.25 ms budget" in jetson["reason"]
     # where no compressed model beats the teacher, the teacher is the answer, and the reason says so
     r.targets[0]["latency_budget_ms"] = 0.35

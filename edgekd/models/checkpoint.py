@@ -26,6 +26,12 @@ SAVE_FORMATS = {".pt": "torch weights-only state_dict", ".pth": "torch weights-o
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "ema", "net")
 
 
+def unreadable_safetensors(what: str, path: Path, exc: Exception) -> ModelError:
+    return ModelError(f"{what} {path} is not a readable safetensors file (truncated, or not safetensors): {exc}",
+                      hint="copy the file again (compare its size with the original), or re-save it with "
+                           "safetensors.torch.save_file(model.state_dict(), path)")
+
+
 def read_state_dict(path: Path, *, what: str = "checkpoint") -> dict[str, torch.Tensor]:
     """Tensors from ``path`` (safetensors or a weights-only torch file), unwrapped."""
     path = Path(path)
@@ -38,9 +44,7 @@ def read_state_dict(path: Path, *, what: str = "checkpoint") -> dict[str, torch.
         try:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError) as exc:
-            raise ModelError(f"{what} {path} is not a readable safetensors file (truncated or not safetensors): {exc}",
-                             hint="copy the file again (compare its size with the original), or re-save it with "
-                                  "safetensors.torch.save_file(model.state_dict(), path)") from None
+            raise unreadable_safetensors(what, path, exc) from None
     return _unwrap(_torch_load(path, what), path, what)
 
 
@@ -108,7 +112,7 @@ def read_record(path: Path, what: str = "teacher checkpoint") -> dict[str, objec
             with safe_open(str(path), "pt") as f:
                 meta = f.metadata() or {}
         except (SafetensorError, OSError, ValueError) as exc:
-            raise ModelError(f"{what} {path} is not a readable safetensors file: {exc}") from None
+            raise unreadable_safetensors(what, path, exc) from None
         raw = {k.removeprefix("edgekd."): v for k, v in meta.items()}
         raw["_from"] = "safetensors metadata"
     elif not raw:

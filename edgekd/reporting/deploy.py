@@ -60,21 +60,28 @@ def unpaid(points: list[Point]) -> list[dict[str, Any]]:
     return out
 
 
-def _file(r: Report, p: Point) -> tuple[str, str | None]:
-    """(what to ship, the command that builds it on the device or None)."""
+def _file(r: Report, p: Point) -> dict[str, Any]:
+    """Where the file to ship is, as paths: ``file`` (relative to the run folder; for an engine built
+    on the device, where the build writes it in export/), ``source_file`` (what it is built from),
+    ``build_command``, and a ``description`` for people."""
+    out: dict[str, Any] = {"file": None, "source_file": None, "build_command": None, "built_on_device": False}
     if p.format == "torch":
         m = r.model(p.model)
         stage = (m.stage.split(" ")[0] if m and m.stage else p.model)
-        return f"`{stage}/model/` (edgekd model folder, PyTorch)", None
+        return {**out, "file": f"{stage}/model/", "description": f"`{stage}/model/` (edgekd model folder, PyTorch)"}
     for e in r.exports:
         if e["model"] == p.model and e["format"] == p.format and e["precision"] == p.precision:
             if e.get("status") == "ok" and e.get("path"):
-                return e["path"], None
+                return {**out, "file": e["path"], "description": e["path"]}
             if e.get("status") == "deferred" and e.get("target") in (None, p.target):
                 src = _source_file(r, p)
                 made = f" from `{src}`" if src else ""
-                return f"{file_name(p.format)} ({p.precision}) built on the device{made}", e.get("command")
-    return f"{p.model} ({p.format} {p.precision})", None
+                command = e.get("command") or ""
+                engine = command.split("--out ", 1)[1].split()[0] if "--out " in command else None
+                return {"file": f"export/{engine}" if engine else None, "source_file": src,
+                        "build_command": e.get("command"), "built_on_device": True,
+                        "description": f"{file_name(p.format)} ({p.precision}) built on the device{made}"}
+    return {**out, "description": f"{p.model} ({p.format} {p.precision})"}
 
 
 def _source_file(r: Report, p: Point) -> str | None:
@@ -190,9 +197,8 @@ def recommend(r: Report, slack: float = ACCURACY_SLACK,
                     "when the machine is idle before trusting the margin")
         if best.model == "teacher" and len({p.model for p in cands}) > 1:
             why += f"; no compressed model is faster at this accuracy on this target ({best.kind})"
-        file, build = _file(r, best)
         out[target] = {
-            "model": best.model, "file": file, "build_command": build, "backend": best.backend,
+            "model": best.model, **_file(r, best), "backend": best.backend,
             "format": best.format, "precision": best.precision, "median_ms": best.ms, "kind": best.kind,
             "accuracy": best.accuracy, "accuracy_source": best.source, "accuracy_samples": best.samples,
             "budget_ms": budgets.get(target), "budget_basis": bases.get(target), "reason": why,

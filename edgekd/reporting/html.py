@@ -21,7 +21,7 @@ from edgekd.reporting.plots import (
     stage_times_plot,
     training_plot,
 )
-from edgekd.reporting.points import Point, comparable
+from edgekd.reporting.points import Point, comparable, target_kinds
 from edgekd.reporting.schema import Report
 from edgekd.reporting.search_plots import search_panels
 from edgekd.reporting.tables import Section, front_line
@@ -165,8 +165,7 @@ def _search(r: Report) -> list[str]:
 
 def _head(r: Report) -> list[str]:
     e = html.escape
-    targets = ", ".join(f"{t['name']} ({'measured' if t.get('measured_here') or t.get('imported') else 'predicted'})"
-                        for t in r.targets)
+    targets = target_kinds(r)
     d = r.data
     links = [("deploy", "What to deploy"), ("tradeoff", "Accuracy vs latency"), ("time", "Time"),
              ("pruning", "Pruning"), ("distillation", "Distillation"), ("search", "Search"), ("details", "All tables")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from edgekd.reporting.layout import sections
+from edgekd.reporting.points import target_kinds
 from edgekd.reporting.schema import Report
 from edgekd.reporting.tables import Section
 
@@ -41,7 +42,7 @@ def render_markdown(r: Report) -> str:
     out = [f"# edgekd report: {r.run_name}", ""]
     if r.command:
         out += [f"Command: `{r.command}`", ""]
-    targets = ", ".join(f"{t['name']} ({'measured' if t['measured_here'] else 'predicted'})" for t in r.targets)
+    targets = target_kinds(r)
     out += [f"edgekd {r.edgekd_version} · {r.created} · data: {r.data.get('source')} "
             f"({r.data.get('classes')} classes, {r.data.get('train')} train / {r.data.get('val')} val, "
             f"{r.data.get('image_size')} px) · targets: {targets}", ""]

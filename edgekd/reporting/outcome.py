@@ -24,7 +24,8 @@ def recommendation_section(r: Report) -> Section:
         tb = c.get("teacher_best")
         speed = (f"{c['speedup_vs_teacher_best']:.2f}× (teacher: {runtime_name(tb['backend'])} {tb['precision']}, "
                  f"{tb['median_ms']:.3f} ms)" if tb else "–")
-        ship = c["file"] if "`" in c["file"] or " " in c["file"] else f"`{c['file']}`"
+        text = c.get("description") or c.get("file") or "–"
+        ship = text if "`" in text or " " in text else f"`{text}`"
         s.rows.append([target, c["model"], ship, f"{runtime_name(c['backend'])} {c['precision']}",
                        f"{c['median_ms']:.3f} *{c['kind']}*", num(c["accuracy"], 2, "%"), speed, c["reason"]])
         s.lines.append(f"{target}: accuracy from {c['accuracy_source']}, on "

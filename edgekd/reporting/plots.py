@@ -49,12 +49,14 @@ def _colour(model: str, order: list[str]) -> str:
 def _legend(ax: Any, models: list[str], series: list[str], kinds: set[str], extras: list[Any]) -> None:
     from matplotlib.lines import Line2D
 
-    h = [Line2D([], [], ls="", marker="o", ms=7, color=_colour(m, models), label=m) for m in models]
+    # three keys, three kinds of handle: a colour swatch per model, a marker shape per runtime and
+    # precision, and fill (a shape no runtime uses) for measured against predicted
+    h = [Line2D([], [], ls="-", lw=5, color=_colour(m, models), label=m) for m in models]
     h += [Line2D([], [], ls="", marker=MARKERS[i % len(MARKERS)], ms=7, color="#333", label=s)
           for i, s in enumerate(series)]
     if len(kinds) > 1 or "predicted" in kinds:
-        h += [Line2D([], [], ls="", marker="o", ms=7, color="#333", label="measured"),
-              Line2D([], [], ls="", marker="o", ms=7, mfc="none", color="#333", label="predicted")]
+        h += [Line2D([], [], ls="", marker="*", ms=10, color="#333", label="measured (filled)"),
+              Line2D([], [], ls="", marker="*", ms=10, mfc="none", color="#333", label="predicted (hollow)")]
     ax.legend(handles=h + extras, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False,
               borderaxespad=0)
 

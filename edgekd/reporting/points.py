@@ -122,6 +122,17 @@ def target_points(r: Report, target: str) -> list[Point]:
     return out
 
 
+def target_kinds(r: Report) -> str:
+    """``host (measured), raspberry-pi-5 (measured on the device), jetson-orin-nano (predicted)``: a
+    target with a measured row (here, or imported from the device kit) is measured."""
+    def kind(t: Any) -> str:
+        rows = [x for x in r.latency if x["target"] == t["name"]]
+        if t.get("measured_here"):
+            return "measured"
+        return "measured on the device" if any(x["kind"] == "measured" for x in rows) else "predicted"
+    return ", ".join(f"{t['name']} ({kind(t)})" for t in r.targets)
+
+
 def report_targets(r: Report) -> list[str]:
     """Targets in the report's order, then any that only latency rows name."""
     names = [t["name"] for t in r.targets]

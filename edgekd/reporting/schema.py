@@ -7,11 +7,139 @@ pipelines that read the JSON can check it. Every latency row carries its kind
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.3"  # 1.1: + plan; 1.2: + distillation_effects, deployment; 1.3: + gates, renders, models[].name/kwargs
+# 1.1: + plan; 1.2: + distillation_effects, deployment; 1.3: + gates, renders, models[].name/kwargs;
+# 1.4: targets, choices and deployment typed; deployment: file/source_file/built_on_device/description,
+# accuracy_floor, missed_budget; targets[].budget; gates: accuracy_floor
+SCHEMA_VERSION = "1.4"
+
+
+class Row(BaseModel):
+    """A typed row that still reads like the mapping it was: ``row["median_ms"]``, ``row.get("kind")``.
+    Fields a later edgekd adds are kept (``extra``), so an older reader loads a newer report."""
+
+    model_config = ConfigDict(extra="allow")
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        setattr(self, key, value)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and (key in type(self).model_fields or key in (self.model_extra or {}))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key, default) if key in self else default
+
+    def keys(self) -> list[str]:
+        return list(self.model_dump())
+
+
+class ByTarget(dict):
+    """``{target: row}`` that also answers to a target's alias (``jetson`` → ``jetson-orin-nano``)."""
+
+    def __missing__(self, key: str) -> Any:
+        from edgekd.core.errors import ProfileError
+        from edgekd.core.profiles import resolve_target
+
+        try:
+            name = resolve_target(key)[0].name
+        except ProfileError:
+            raise KeyError(key) from None
+        if name == key or name not in self:
+            raise KeyError(f"{key!r} ({name}) is not a target of this report; it has {sorted(self)}")
+        return self[name]
+
+
+class BudgetSummary(Row):
+    """What was asked on a target and what it reaches (edgekd/budgets/)."""
+
+    asked_ms: float | None = None
+    asked_speedup: float | None = None
+    limit_ms: float | None = None  # the limit in force (rebased on the teacher timed in this run's bench)
+    speedup: float | None = None  # the speed-up over the teacher that limit means
+    wall: bool = False  # a number the user wrote (a hard constraint)
+    lowered: bool = False  # a default out of reach here, lowered to what the target reaches
+    reachable_ms: float | None = None
+    reachable_speedup: float | None = None
+    reach_kind: str | None = None
+    why: str | None = None
+
+
+class TargetRow(Row):
+    name: str
+    description: str = ""
+    measured_here: bool = False
+    imported: bool = False  # only the device kit's imported rows name it
+    latency_budget_ms: float | None = None
+    budget_basis: str | None = None
+    speedup_budget: float | None = None
+    teacher_latency: dict[str, Any] | None = None
+    budget: BudgetSummary | None = None
+    budget_ms_at_search: float | None = None
+    teacher_bench: dict[str, Any] | None = None
+
+
+class ChoiceRow(Row):
+    """A model's fastest valid runtime and precision on one target (latency/choice.py)."""
+
+    backend: str
+    precision: str
+    format: str
+    median_ms: float
+    kind: Literal["measured", "predicted"]
+    lead: float | None = None
+    close_call: bool = False
+    alternatives: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class TeacherBest(Row):
+    backend: str
+    precision: str
+    median_ms: float
+    kind: Literal["measured", "predicted"]
+    accuracy: float | None = None
+
+
+class AccuracyFloor(Row):
+    max_drop: float
+    teacher: float | None
+    floor: float
+    met: bool
+
+
+class Deployment(Row):
+    """The file to ship on one target, how it runs there, and why (reporting/deploy.py)."""
+
+    model: str
+    file: str | None  # relative to the run folder; an engine built on the device: where the kit writes it
+    source_file: str | None = None  # what a device-built file is built from (the ONNX file of an engine)
+    build_command: str | None = None
+    built_on_device: bool = False
+    description: str = ""
+    backend: str
+    format: str
+    precision: str
+    median_ms: float
+    kind: Literal["measured", "predicted"]
+    accuracy: float | None
+    accuracy_source: str = ""
+    accuracy_samples: int | None = None
+    budget_ms: float | None = None
+    budget_basis: str | None = None
+    reason: str = ""
+    teacher_best: TeacherBest | None = None
+    speedup_vs_teacher_best: float | None = None
+    did_not_pay: list[dict[str, Any]] = Field(default_factory=list)
+    timings_unstable: str | None = None
+    missed_budget: list[dict[str, Any]] = Field(default_factory=list)
+    accuracy_floor: AccuracyFloor | None = None
 
 
 class ModelRow(BaseModel):
@@ -41,18 +169,21 @@ class Gate(BaseModel):
 
 
 class Report(BaseModel):
+    model_config = ConfigDict(validate_assignment=True)  # report.deployment = recommend(...) is typed too
+
     schema_version: str = SCHEMA_VERSION
     edgekd_version: str
     run_name: str
     run_dir: str
     created: str
     command: str = ""
-    targets: list[dict[str, Any]] = Field(default_factory=list)
+    targets: list[TargetRow] = Field(default_factory=list)
     data: dict[str, Any] = Field(default_factory=dict)
     models: list[ModelRow] = Field(default_factory=list)
     latency: list[dict[str, Any]] = Field(default_factory=list)
     speedups: dict[str, Any] = Field(default_factory=dict)
-    choices: dict[str, Any] = Field(default_factory=dict)  # target -> model -> fastest valid backend/precision
+    # target -> model -> fastest valid backend/precision; a target's alias works too
+    choices: Annotated[dict[str, dict[str, ChoiceRow]], AfterValidator(ByTarget)] = Field(default_factory=ByTarget)
     comparisons: dict[str, Any] = Field(default_factory=dict)
     exports: list[dict[str, Any]] = Field(default_factory=list)
     search: dict[str, Any] = Field(default_factory=dict)  # chosen architecture and the top of the ranking
@@ -61,7 +192,7 @@ class Report(BaseModel):
     # beyond top-1 (distill stage): ECE of teacher/student/baseline, per-class accuracy and its changes
     distillation_effects: dict[str, Any] = Field(default_factory=dict)
     # target -> the model file to ship there, its latency and accuracy in its runtime, and why (reporting/deploy.py)
-    deployment: dict[str, Any] = Field(default_factory=dict)
+    deployment: Annotated[dict[str, Deployment], AfterValidator(ByTarget)] = Field(default_factory=ByTarget)
     stages: dict[str, Any] = Field(default_factory=dict)
     environment: dict[str, Any] = Field(default_factory=dict)
     gates: list[Gate] = Field(default_factory=list)  # --fail-under-accuracy / --fail-over-latency, if given

@@ -134,13 +134,15 @@ def deploy_lines(r: Report) -> list[str]:
         b = asked.get(target, {})
         goal = ""
         if b.get("asked_speedup"):
-            goal = f"; asked {b['asked_speedup']:g}×" + (" (out of reach: the best this target reaches is the goal)"
-                                                         if b.get("lowered") else "")
+            reach = b.get("reachable_speedup")
+            goal = f"; asked {b['asked_speedup']:g}×" + (
+                f", out of reach here: the space reaches {reach:.2g}×, the goal is that" if b.get("lowered") and reach
+                else "")
         floor = d.get("accuracy_floor") or {}
         flag = " ✗ under the accuracy floor" if floor and not floor.get("met") else ""
         acc = f"{d['accuracy']:.2f}%" if d.get("accuracy") is not None else "accuracy unknown"
         kind = d["kind"]
         speed = f", {figure(k, kind, 2)}× the teacher's best ({kind})" if k else ""
-        out.append(f"{target} → {d['file']} ({runtime_name(d['backend'])} {d['precision']}, "
+        out.append(f"{target} → {d.get('description') or d['file']} ({runtime_name(d['backend'])} {d['precision']}, "
                    f"{figure(d['median_ms'], kind, 4)} ms {kind}, {acc}{speed}{goal}){flag}")
     return out

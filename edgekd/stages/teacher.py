@@ -37,9 +37,13 @@ class TeacherStage(Stage):
         ckpt = t.checkpoint
         from edgekd.core.rundir import sha256_file
 
+        sha = sha256_file(ckpt) if ckpt and Path(ckpt).exists() else None
+        done = ctx.run.manifest.get("stages", {}).get("teacher", {})
+        if sha is not None and done.get("metrics", {}).get("checkpoint_written_sha256") == sha:
+            sha = None  # the file this run trained into (train-if-missing): as the run started, not a change
         return {
             "teacher": t.model_dump(mode="json"),
-            "checkpoint_sha256": sha256_file(ckpt) if ckpt and Path(ckpt).exists() else None,
+            "checkpoint_sha256": sha,
             "data": ctx.data.fingerprint(),
             "seed": ctx.config.seed,
         }
@@ -80,6 +84,9 @@ class TeacherStage(Stage):
             if ckpt is not None and dist.world().main:  # train-if-missing: keep the weights where the config
                 save_state_dict(model.state_dict(), ckpt, teacher_record(data, metrics["accuracy"]))  # points
                 log.info("teacher weights saved to %s", ckpt)
+                from edgekd.core.rundir import sha256_file
+
+                metrics["checkpoint_written_sha256"] = sha256_file(ckpt)  # a resume reads it as unchanged
         else:
             raise ConfigError(
                 "teacher: no checkpoint and no train: settings, but later stages need a trained teacher",
