@@ -224,3 +224,68 @@ def test_the_cli_exits_4_naming_the_input_and_claims_nothing_was_kept(tmp_path: 
     out = " ".join(r.output.split())
     assert r.exit_code == 4 and "near chance" in out and "mean/std imagenet" in out
     assert "finished stages" not in out  # nothing finished: no --resume advice
+
+
+def _margin_folder(root: Path, per_class: int, seed: int) -> None:
+    """Wide and tall JPEGs whose class is the colour of a band along one short edge: squashed, the
+    band is there; shorter side + centre crop cuts it away."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    colours = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220), "yellow": (220, 220, 30)}
+    for name, rgb in colours.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            wide = rng.random() < 0.5
+            w, h = (64, 32) if wide else (32, 64)
+            img = rng.integers(90, 140, size=(h, w, 3), dtype=np.uint8)
+            band = 10  # a band of the class colour along one short edge
+            if wide:
+                img[:, :band] = rgb if rng.random() < 0.5 else img[:, :band]
+                if not (img[:, :band] == rgb).all():
+                    img[:, w - band:] = rgb
+            else:
+                img[:band] = rgb if rng.random() < 0.5 else img[:band]
+                if not (img[:band] == rgb).all():
+                    img[h - band:] = rgb
+            Image.fromarray(img).save(root / name / f"{i}.jpg", quality=95)
+
+
+def test_a_guessed_contract_is_verified_on_the_teacher_and_the_best_is_used(tmp_path: Path) -> None:
+    """A resnet a plain script trained on images squashed to 24 px with ImageNet statistics, handed
+    over as a bare safetensors file: timm's resnet18 config (shorter side + crop 0.95, bicubic) is a
+    guess that cuts away what the classes differ in. Read under every plausible contract, the
+    script's own one wins and the teacher reads within 0.5 points of the script's figure."""
+    from edgekd.core.config import TrainConfig
+    from edgekd.train.trainer import train
+
+    _margin_folder(tmp_path / "train", 60, 0)
+    _margin_folder(tmp_path / "val", 20, 1)
+    data_cfg = {"source": "imagefolder", "path": str(tmp_path / "train"), "val_path": str(tmp_path / "val"),
+                "image_size": 24}
+    truth = {"resize": "squash", "crop_fraction": 1.0, "interpolation": "bilinear", "mean": "imagenet",
+             "std": "imagenet"}
+    script = Config.model_validate({"data": {**data_cfg, "preprocess": truth}, "teacher": dict(TEACHER)})
+    data, _ = load_run_data(script, verify=False)
+    torch.manual_seed(0)
+    model = build_model(TEACHER["model"], data.num_classes, TEACHER["kwargs"])
+    own = train(model, data, TrainConfig(epochs=12, batch_size=32, loss=[{"name": "ce"}], augment={"shift": 0}),
+                seed=0).best_accuracy
+    assert own > 85
+    save_file(model.state_dict(), str(tmp_path / "bare.safetensors"))  # no record: the contract is unknown
+    user = Config.model_validate({"data": data_cfg,
+                                  "teacher": {**TEACHER, "checkpoint": str(tmp_path / "bare.safetensors")}})
+    guessed, _ = load_run_data(user, verify=False)
+    assert (guessed.preprocess.resize, guessed.preprocess.interpolation) == ("crop", "bicubic")  # timm's guess
+    x, y = guessed.val_images()
+    with torch.no_grad():
+        read_guessed = 100.0 * float((model.eval()(guessed.normalize(x)).argmax(1) == y).float().mean())
+    verified, notes = load_run_data(user)
+    x, y = verified.val_images()
+    with torch.no_grad():
+        read = 100.0 * float((model.eval()(verified.normalize(x)).argmax(1) == y).float().mean())
+    assert read_guessed < own - 10 and abs(read - own) <= 0.5, (read_guessed, read, own, notes)
+    assert verified.preprocess.resize == "squash" and "verified on validation images" in \
+        verified.preprocess.sources["resize"]
+    assert any("were guessed, so the teacher was read on" in n for n in notes)

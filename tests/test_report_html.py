@@ -205,7 +205,7 @@ def test_a_subset_check_is_labelled_with_its_size() -> None:
 def test_finished_run_report(finished_run) -> None:
     _, report, run = finished_run
     data = json.loads((run / "report" / "report.json").read_text())
-    assert data["schema_version"] == SCHEMA_VERSION == "1.3"
+    assert data["schema_version"] == SCHEMA_VERSION == "1.4"
     assert data["deployment"]["host"]["model"] in ("teacher", "student")
     assert set(data["distillation_effects"]["ece"]) == {"teacher", "student", "baseline"}
     assert all(e["parity"]["samples"] == e["parity"]["of"] == data["data"]["val"]

@@ -94,10 +94,29 @@ def order_classes(data: Data, classes: list[str] | None) -> tuple[Data, str | No
     )
 
 
-def load_run_data(config: Config) -> tuple[Data, list[str]]:
-    """The run's data under the resolved contract, in the teacher's class order, with notes for people."""
+def load_run_data(config: Config, verify: bool = True) -> tuple[Data, list[str]]:
+    """The run's data under the resolved contract, in the teacher's class order, with notes for people.
+    ``verify``: where the contract is partly guessed, read the teacher under the plausible ones and
+    take the most accurate (models/contract_check.py)."""
     contract = resolve_contract(config)
-    data = load_data(config.data, contract.preprocess)
-    data, note = order_classes(data, contract.classes)
+
+    def load(prep: Preprocess) -> Data:
+        return order_classes(load_data(config.data, prep), contract.classes)[0]
+
+    data, note = order_classes(load_data(config.data, contract.preprocess), contract.classes)
     notes = [note] if note else []
+    ckpt = teacher_checkpoint(config)
+    if verify and ckpt is not None and config.teacher.train is None:
+        from edgekd.models.checkpoint import load_weights
+        from edgekd.models.contract_check import guessed_fields, verify_contract
+
+        if guessed_fields(data.preprocess):
+            t = config.teacher
+            teacher = build_model(t.model, data.num_classes, t.kwargs, what="teacher.model")
+            try:
+                load_weights(teacher, ckpt, num_classes=data.num_classes, what="teacher checkpoint")
+            except ModelError:  # the teacher stage says what is wrong with it, with its own fix
+                return data, notes
+            data, more, _ = verify_contract(teacher, data, load)
+            notes += more
     return data, notes

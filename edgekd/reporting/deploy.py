@@ -77,8 +77,9 @@ def _file(r: Report, p: Point) -> dict[str, Any]:
                 src = _source_file(r, p)
                 made = f" from `{src}`" if src else ""
                 command = e.get("command") or ""
-                engine = command.split("--out ", 1)[1].split()[0] if "--out " in command else None
-                return {"file": f"export/{engine}" if engine else None, "source_file": src,
+                engine = (command.split("--out ", 1)[1].split()[0] if "--out " in command  # the exporter's name
+                          else f"{p.model}_{p.precision}_{p.target}.engine")
+                return {"file": f"export/{engine}", "source_file": src,
                         "build_command": e.get("command"), "built_on_device": True,
                         "description": f"{file_name(p.format)} ({p.precision}) built on the device{made}"}
     return {**out, "description": f"{p.model} ({p.format} {p.precision})"}
