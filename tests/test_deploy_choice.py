@@ -68,6 +68,9 @@ def test_a_stage_that_does_not_pay_is_not_chosen() -> None:
     acc["pruned"] = 94.6
     assert [u["model"] for u in unpaid([Point("host", x["model"], "onnxruntime", "onnx", x["precision"], "measured",
                                               x["median_ms"], acc[x["model"]], "x") for x in rows])] == ["quantized"]
+    # ... and it is said: an output slower than its input never passes in silence
+    traded = recommend(_report(rows, acc, budget=1.0))["host"]["slower_than_input"]
+    assert [u["model"] for u in traded] == ["pruned"] and "stays a candidate" in traded[0]["reason"]
 
 
 def test_a_relative_budget_follows_the_teacher_timed_in_the_same_bench() -> None:

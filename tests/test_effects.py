@@ -70,7 +70,12 @@ def test_distill_records_calibration_and_per_class_changes(tmp_path: Path) -> No
     assert e["accuracy"]["student"] == pytest.approx(kd["with_teacher"], abs=1e-3)
     shipped = kd["with_teacher"] if kd["shipped"] == "kd" else kd["without_teacher"]
     assert report.model("student").accuracy == pytest.approx(shipped, abs=1e-3)
-    assert e["accuracy"]["baseline"] == pytest.approx(report.model("baseline").accuracy, abs=1e-3)
+    plain = kd["names"]["without_teacher"]  # "student" when it shipped, else "student (no teacher)"
+    assert e["accuracy"]["baseline"] == pytest.approx(report.model(plain).accuracy, abs=1e-3)
+    kd_name = kd["names"]["with_teacher"]  # the other name is the other student: never two models called "student"
+    assert {kd_name, plain} == ({"student", "student (KD)"} if kd["shipped"] == "plain"
+                                else {"student", "student (no teacher)"})
+    assert report.model(kd_name).accuracy == pytest.approx(kd["with_teacher"], abs=1e-3)
     assert e["accuracy"]["teacher"] == pytest.approx(report.model("teacher").accuracy, abs=1e-3)
     assert set(e["changes"]) == {"student_vs_baseline", "student_vs_teacher"}
     pc = e["per_class"]
@@ -78,5 +83,5 @@ def test_distill_records_calibration_and_per_class_changes(tmp_path: Path) -> No
     on_disk = json.loads((tmp_path / "tiny" / "report" / "report.json").read_text())
     assert on_disk["distillation_effects"]["ece"] == e["ece"]
     page = (tmp_path / "tiny" / "report" / "report.html").read_text()
-    assert "baseline (same student, labels only)" in page and "Not measured" not in page
-    assert "per-class change vs baseline" in page and "student vs baseline" in page
+    assert f"{plain}, labels only" in page and f"{kd_name}, with the teacher" in page and "Not measured" not in page
+    assert f"per-class change vs {plain}" in page and f"{kd_name} vs {plain}" in page

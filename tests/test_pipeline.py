@@ -29,7 +29,9 @@ def test_report_files_and_contents(finished_run) -> None:
         assert (run / "report" / f).exists()
     data = json.loads((run / "report" / "report.json").read_text())
     assert data["schema_version"] == SCHEMA_VERSION
-    assert {m["label"] for m in data["models"]} == {"teacher", "student", "baseline"}  # compare_baseline: auto
+    names = data["comparisons"]["distillation"]["names"]  # compare_baseline: auto: the second student, named
+    assert {m["label"] for m in data["models"]} == {"teacher", *names.values()}
+    assert "student" in names.values() and len(set(names.values())) == 2
     student = report.model("student")
     assert student.accuracy > 20 and student.runtime_accuracy["onnx fp32 (onnxruntime)"] == pytest.approx(student.accuracy)
     # every latency says what it is

@@ -19,6 +19,7 @@ from edgekd.reporting.gates import evaluate_gates
 from edgekd.reporting.rebase import rebased
 from edgekd.reporting.schema import ModelRow, Report
 from edgekd.reporting.sections import RunFacts, Section
+from edgekd.reporting.verdicts import NOT_STUDENTS
 
 
 def environment() -> dict[str, Any]:
@@ -53,7 +54,7 @@ def _model_rows(sections: list[Section]) -> list[ModelRow]:
     stats = {label: s for sec in sections for label, s in sec.model_stats.items()}
     for row in rows:
         row.name = row.name or display_name(row.model, row.kwargs)
-        s = stats.get(row.label, {}) if row.label != "baseline" else {}
+        s = stats.get(row.label, {}) if row.label not in NOT_STUDENTS[1:] else {}
         row.params = s.get("params", row.params)
         row.macs = s.get("macs", row.macs)
     for e in (e for sec in sections for e in sec.exports):

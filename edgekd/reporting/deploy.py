@@ -40,22 +40,31 @@ def _fastest(points: list[Point], model: str) -> Point | None:
 
 
 def unpaid(points: list[Point]) -> list[dict[str, Any]]:
-    """Stages whose output is slower *and* not more accurate than their input on this target.
+    """Stages whose output is slower *and* not more accurate than their input here: never shipped."""
+    return [u for u in slower_than_input(points) if u["excluded"]]
+
+
+def slower_than_input(points: list[Point]) -> list[dict[str, Any]]:
+    """Stages whose output is slower than their input on this target (an INT8 file slower than FP32).
 
     Each model is compared with the model its stage started from (the one before it in
-    ``CHAIN`` that this run has), each at its fastest file. Such an output is reported as "did
-    not pay" and is never the file to ship there; the input stays a candidate.
+    ``CHAIN`` that this run has), each at its fastest file. Such an output "did not pay" there;
+    when it is not more accurate either (``excluded``) it is never the file to ship, and the
+    input stays a candidate; when it is more accurate it stays a candidate too, and says so.
     """
     present = [m for m in CHAIN if _fastest(points, m) is not None]
     out = []
     for prev, model in zip(present, present[1:], strict=False):
         a, b = _fastest(points, prev), _fastest(points, model)
         assert a is not None and b is not None
-        if b.ms > a.ms and b.accuracy <= a.accuracy:  # type: ignore[operator]
+        if b.ms > a.ms:
+            excluded = b.accuracy <= a.accuracy  # type: ignore[operator]
+            tail = ("and not more accurate" if excluded else
+                    "though more accurate, so it stays a candidate: it bought accuracy, not speed")
             out.append({"model": model, "input": prev, "ms": b.ms, "input_ms": a.ms, "accuracy": b.accuracy,
-                        "input_accuracy": a.accuracy, "kind": b.kind,
+                        "input_accuracy": a.accuracy, "kind": b.kind, "excluded": excluded,
                         "reason": f"{model} is {b.ms / a.ms:.2f}× slower than its input {prev} "
-                                  f"({b.ms:.3g} vs {a.ms:.3g} ms, {b.kind}) and not more accurate "
+                                  f"({b.ms:.3g} vs {a.ms:.3g} ms, {b.kind}) {tail} "
                                   f"({b.accuracy:.2f}% vs {a.accuracy:.2f}%)"})
     return out
 
@@ -178,6 +187,7 @@ def recommend(r: Report, slack: float = ACCURACY_SLACK,
     for target in report_targets(r):
         pool = comparable(target_points(r, target))
         skipped = unpaid(pool)
+        traded = [u for u in slower_than_input(pool) if not u["excluded"]]
         dropped = {u["model"] for u in skipped}
         cands = [p for p in pool if p.accuracy is not None and p.model not in dropped]
         if not cands:
@@ -192,6 +202,8 @@ def recommend(r: Report, slack: float = ACCURACY_SLACK,
             why += "; " + "; ".join(m["reason"] for m in missed)
         if skipped:
             why += "; did not pay here: " + "; ".join(u["reason"] for u in skipped)
+        if traded:
+            why += "; slower than its input here: " + "; ".join(u["reason"] for u in traded)
         shaky = _unstable(r, target, [best, *([tbest] if tbest is not None else [])])
         if shaky:
             why += (f"; timings unstable on this machine ({shaky}): re-run `edgekd bench` on the run's config "
@@ -206,7 +218,7 @@ def recommend(r: Report, slack: float = ACCURACY_SLACK,
             "teacher_best": ({"backend": tbest.backend, "precision": tbest.precision, "median_ms": tbest.ms,
                               "kind": tbest.kind, "accuracy": tbest.accuracy} if tbest else None),
             "speedup_vs_teacher_best": round(tbest.ms / best.ms, 3) if tbest else None,
-            "did_not_pay": skipped, "timings_unstable": shaky or None, "missed_budget": missed,
+            "did_not_pay": skipped, "slower_than_input": traded, "timings_unstable": shaky or None, "missed_budget": missed,
             "accuracy_floor": ({"max_drop": max_drop, "teacher": t_acc, "floor": round(floor, 3), "met": floor_met}
                                if floor is not None else None),
         }

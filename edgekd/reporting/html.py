@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from edgekd.reporting.layout import answer_sections, detail_sections, evidence_sections
+from edgekd.reporting.outcome import effect_names
 from edgekd.reporting.plots import (
     accuracy_latency_panels,
     class_change_plot,
@@ -138,11 +139,13 @@ def _distillation(r: Report, evidence: list[Section]) -> list[str]:
         elif s.title.startswith("Beyond top-1"):
             out.append(f"<h3>{inline(s.title)}</h3>")
             out += _table(s)
-            figs = [(o, class_change_plot(r.distillation_effects, o)) for o in ("baseline", "teacher")]
+            shown = effect_names(r)
+            figs = [(o, class_change_plot(r.distillation_effects, o, shown)) for o in ("baseline", "teacher")]
             figs = [(o, img) for o, img in figs if img]
             if figs:
                 out.append("<div class='grid'>" + "".join(
-                    f"<figure>{_img(img, f'per-class change vs {o}')}</figure>" for o, img in figs) + "</div>")
+                    f"<figure>{_img(img, f'per-class change vs {shown.get(o, o)}')}</figure>" for o, img in figs)
+                    + "</div>")
         elif s.title not in ("Pruning steps",):
             out += _section(s)
     return out

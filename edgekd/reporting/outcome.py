@@ -81,14 +81,18 @@ def distillation_section(r: Report) -> Section:
     if d:
         s.headers = ["Model", "Accuracy (PyTorch)", "ECE (15 bins)"]
         ece = (r.distillation_effects or {}).get("ece", {})
-        for name, acc in (("teacher", d.get("teacher")), ("student (with the teacher)", d["with_teacher"]),
-                          ("baseline (same student, labels only)", d["without_teacher"])):
-            s.rows.append([name, num(acc, 2, "%"), num(_pct(ece.get(name.split(" ")[0])), 2, "%")])
+        names = d.get("names") or {"with_teacher": "student (with the teacher)",
+                                    "without_teacher": "baseline (same student, labels only)"}
+        for name, acc, role in (("teacher", d.get("teacher"), "teacher"),
+                                (f"{names['with_teacher']}, with the teacher", d["with_teacher"], "student"),
+                                (f"{names['without_teacher']}, labels only", d["without_teacher"], "baseline")):
+            s.rows.append([name, num(acc, 2, "%"), num(_pct(ece.get(role)), 2, "%")])
         s.lines.append(f"Distillation gained {d['gain_points']:+.2f} points over the same student trained on labels "
                        f"alone (same {d['epochs']} epoch{'s' if d['epochs'] != 1 else ''}, seed, optimizer and augmentation).")
         if d.get("shipped") == "plain":
             s.lines.append("Plain training won, so the student trained without the teacher is the one shipped "
-                           "(KD is never shipped below it); the distilled one is kept in `distill/kd/`.")
+                           "(`student`; KD is never shipped below it); the distilled one, `student (KD)`, is kept "
+                           "in `distill/kd/`.")
     else:
         s.lines.append("Not measured: the student was not also trained without the teacher. Set "
                        "`distill.compare_baseline: true` to train that baseline and report what distillation gained.")
@@ -99,6 +103,15 @@ def _pct(x: float | None) -> float | None:
     return None if x is None else 100 * x
 
 
+def effect_names(r: Report) -> dict[str, str]:
+    """The effects' roles (``student``: distilled, ``baseline``: labels only) under the names the rest
+    of the report gives those models (``student``, ``student (KD)``, ``student (no teacher)``)."""
+    names = (r.comparisons.get("distillation") or {}).get("names")
+    if not names:
+        return {}
+    return {"student": names["with_teacher"], "baseline": names["without_teacher"]}
+
+
 def effects_section(r: Report) -> Section:
     """ECE of each model and the student's largest per-class gains and losses."""
     e = r.distillation_effects or {}
@@ -106,12 +119,14 @@ def effects_section(r: Report) -> Section:
                 ["Comparison", "Largest gains (points, class)", "Largest losses (points, class)", "Classes unchanged"])
     if not e:
         return s
-    ece = ", ".join(f"{name} {100 * v:.2f}%" for name, v in e["ece"].items())
+    shown = effect_names(r)
+    ece = ", ".join(f"{shown.get(name, name)} {100 * v:.2f}%" for name, v in e["ece"].items())
     s.lines.append(f"Expected calibration error ({e['ece_bins']} equal-width confidence bins, "
                    f"{_images(e['samples'], r.data.get('val'))}; lower is better calibrated): {ece}.")
     for key, c in e.get("changes", {}).items():
         fmt = "; ".join
-        s.rows.append([key.replace("_", " "),
+        a, _, b = key.partition("_vs_")
+        s.rows.append([f"{shown.get(a, a)} vs {shown.get(b, b)}",
                        fmt(f"{g['points']:+.1f} ({g['class']}, {g['images']} img)" for g in c["gains"]) or "none",
                        fmt(f"{g['points']:+.1f} ({g['class']}, {g['images']} img)" for g in c["losses"]) or "none",
                        str(c["unchanged"])])

@@ -16,7 +16,7 @@ from edgekd.reporting.points import Point, comparable, pareto_front, report_targ
 from edgekd.reporting.schema import Report
 
 MODEL_COLOURS = {"teacher": "#7f7f7f", "student": "#1f77b4", "pruned": "#2ca02c", "quantized": "#d62728",
-                 "baseline": "#9467bd"}
+                 "baseline": "#9467bd", "student (no teacher)": "#9467bd", "student (KD)": "#17becf"}
 EXTRA_COLOURS = ["#8c564b", "#e377c2", "#bcbd22", "#17becf", "#ff7f0e"]
 MARKERS = ["o", "s", "D", "^", "v", "P", "X", "<", ">", "h"]
 
@@ -174,7 +174,7 @@ def pruning_plot(r: Report) -> str | None:
     return png(fig)
 
 
-def class_change_plot(effects: dict[str, Any], other: str) -> str | None:
+def class_change_plot(effects: dict[str, Any], other: str, names: dict[str, str] | None = None) -> str | None:
     """Per-class accuracy of the student minus ``other``'s, every class (for up to 40 classes)."""
     pc = effects.get("per_class") or {}
     if "student" not in pc or other not in pc or len(pc["classes"]) > 40:
@@ -187,7 +187,9 @@ def class_change_plot(effects: dict[str, Any], other: str) -> str | None:
     ax.axhline(0, color="#333", lw=0.8)
     ax.set_ylabel("points")
     ax.set_xlabel("class")
-    ax.set_title(f"per-class accuracy: student − {other}", fontsize=10, loc="left")
+    shown = names or {}
+    ax.set_title(f"per-class accuracy: {shown.get('student', 'student')} − {shown.get(other, other)}", fontsize=10,
+                 loc="left")
     ax.tick_params(axis="x", labelsize=8, rotation=90 if len(pairs) > 12 else 0)
     ax.grid(alpha=0.3, axis="y")
     return png(fig)

@@ -136,7 +136,8 @@ class Deployment(Row):
     reason: str = ""
     teacher_best: TeacherBest | None = None
     speedup_vs_teacher_best: float | None = None
-    did_not_pay: list[dict[str, Any]] = Field(default_factory=list)
+    did_not_pay: list[dict[str, Any]] = Field(default_factory=list)  # slower and not more accurate: never shipped
+    slower_than_input: list[dict[str, Any]] = Field(default_factory=list)  # slower but more accurate: a trade-off
     timings_unstable: str | None = None
     missed_budget: list[dict[str, Any]] = Field(default_factory=list)
     accuracy_floor: AccuracyFloor | None = None

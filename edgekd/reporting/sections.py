@@ -40,6 +40,15 @@ class Section(BaseModel):
     distillation_effects: dict[str, Any] = Field(default_factory=dict)  # ECE, per-class accuracy (distill)
 
 
+def student_names(shipped: str) -> dict[str, str]:
+    """What the two students of distill are called everywhere (tables, curves, effects, model rows):
+    ``student`` is always the one shipped; the other says what it is: ``student (KD)`` when the student
+    trained without the teacher shipped, ``student (no teacher)`` when the distilled one did."""
+    if shipped == "plain":
+        return {"with_teacher": "student (KD)", "without_teacher": "student"}
+    return {"with_teacher": "student", "without_teacher": "student (no teacher)"}
+
+
 def trained_model_section(stage: str, label: str, metrics: dict[str, Any], *,
                           comparison_key: str | None = None) -> Section:
     """The section of a stage that trains one model (teacher, prune, quantize)."""

@@ -13,7 +13,15 @@ from rich.table import Table
 
 from edgekd.reporting.points import figure
 from edgekd.reporting.schema import Report
-from edgekd.reporting.verdicts import ICON, budget_of, contradictions, export_status, model_order, row_status
+from edgekd.reporting.verdicts import (
+    ICON,
+    NOT_STUDENTS,
+    budget_of,
+    contradictions,
+    export_status,
+    model_order,
+    row_status,
+)
 
 COLUMNS = ("Model", "Target", "Runtime", "Precision", "Status", "Size (MB)", "Accuracy", "Latency (ms)", "Budget",
            "Kind")
@@ -23,7 +31,8 @@ RIGHT = ("Size (MB)", "Accuracy", "Latency (ms)")
 
 def model_names(r: Report) -> str:
     """``teacher: resnet18 · student: mobilenetv3 w0.5 d0.75 · ...``: what each row's model is."""
-    return " · ".join(f"{m.label}: {m.name or m.model}" for m in r.models if m.label != "baseline")
+    return " · ".join(f"{m.label}: {m.name or m.model}" for m in r.models
+                      if m.label not in NOT_STUDENTS or m.label == "teacher")
 
 
 def runtime_cell(backend: str, fmt: str) -> str:

@@ -20,7 +20,8 @@ from edgekd.reporting.schema import Report
 ICON = {"ok": "✅", "optional_failed": "❎", "deferred": "⏳", "failed": "❌"}
 FLOATS = ("fp32", "fp16")
 DEVICE_ACCURACY_GAP = 1.0  # points a device-kit row may lose against PyTorch on its 256 images (1 image = 0.39)
-NOT_STUDENTS = ("teacher", "baseline")
+# the teacher, and distill's second student (reporting/sections.py student_names): no file ships of them
+NOT_STUDENTS = ("teacher", "baseline", "student (KD)", "student (no teacher)")
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from edgekd.models.checkpoint import load_weights
 from edgekd.models.names import display_name
 from edgekd.models.stats import count_params, model_stats
 from edgekd.reporting.schema import ModelRow
-from edgekd.reporting.sections import Section, trained_model_section
+from edgekd.reporting.sections import Section, student_names, trained_model_section
 from edgekd.stages.base import RunContext, Stage, StageResult, warn_if_larger_than_teacher
 from edgekd.stages.distill.sources import prune_teacher
 from edgekd.train.effects import distillation_effects
@@ -70,12 +70,17 @@ class DistillStage(Stage):
             sec.comparisons["student_sources"] = {"sources": m["sources"], "chosen": m.get("source"),
                                                   "notes": m.get("notes", [])}
         if "baseline" in m:
-            sec.models.append(ModelRow(label="baseline", model=m["model"], kwargs=m.get("kwargs") or {},
-                                       accuracy=m["baseline"]["accuracy"],
-                                       params=m.get("params"), macs=m.get("macs"), stage="distill (no teacher)"))
-            if m["baseline"].get("history"):
-                sec.histories["student without teacher"] = m["baseline"]["history"]
-            sec.comparisons["distillation"] = {
+            names = student_names(m.get("shipped", "kd"))
+            other = "with_teacher" if m.get("shipped") == "plain" else "without_teacher"
+            kept = m.get("kd") if other == "with_teacher" else m["baseline"]  # the student that is not shipped
+            sec.models.append(ModelRow(label=names[other], model=m["model"], kwargs=m.get("kwargs") or {},
+                                       accuracy=kept.get("accuracy") if kept else m.get("kd_accuracy"),
+                                       params=m.get("params"), macs=m.get("macs"),
+                                       stage="distill (with the teacher)" if other == "with_teacher"
+                                       else "distill (no teacher)"))
+            if kept and kept.get("history"):
+                sec.histories[names[other]] = kept["history"]
+            sec.comparisons["distillation"] = {"names": names,
                 "student": m["model"], "with_teacher": m.get("kd_accuracy", m["accuracy"]),
                 "without_teacher": m["baseline"]["accuracy"], "shipped": m.get("shipped", "kd"),
                 "gain_points": m["kd_gain"], "teacher": m.get("teacher_accuracy"), "epochs": len(m["history"]),
@@ -226,6 +231,7 @@ class DistillStage(Stage):
             artifacts["baseline"] = save_model(baseline.model, baseline.spec(ctx, "baseline"), out / "baseline")
             if plain_wins:
                 artifacts["kd"] = save_model(chosen.model, chosen.spec(ctx, "student"), out / "kd")
+                metrics["kd"] = {"loss": [t.spec() for t in chosen.cfg.loss], **chosen.result.metrics()}
                 line = (f"trained without the teacher it reached {baseline.accuracy:.2f}% against "
                         f"{chosen.accuracy:.2f}% with it: the plain student is shipped")
                 notes.append(line)
