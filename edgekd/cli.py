@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
@@ -94,22 +93,15 @@ def _reporter(quiet: bool, log_format: str = "text") -> Reporter:
     return Reporter(quiet, console=Console(file=sys.stdout, soft_wrap=True, width=140))
 
 
-class _JsonLogs(logging.Formatter):
-    """A library's log record as one JSON object (``--log-format json``)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(record.created)),
-                           "event": "log", "level": record.levelname.lower(), "logger": record.name,
-                           "message": record.getMessage()}, ensure_ascii=False)
-
-
 def _setup_logging(verbose: bool, log_format: str = "text") -> None:
     from rich.logging import RichHandler
 
     handler: logging.Handler = RichHandler(console=err, show_path=False, show_time=False)
     if log_format == "json":
+        from edgekd.core.progress import JsonLogFormatter
+
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(_JsonLogs())
+        handler.setFormatter(JsonLogFormatter())
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
                         handlers=[handler], force=True)
     for noisy in ("nncf", "torch", "matplotlib", "PIL"):
@@ -132,9 +124,10 @@ def _guard(fn: Callable[[], Any], run_hint: str | None = None, verbose: bool = F
 
             err.print(Traceback.from_exception(type(cause), cause, cause.__traceback__))
         if log_format == "json":
-            print(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "event": "error", "kind": exc.kind,
-                              "message": exc.message, "fix": exc.hint, "exit_code": exc.exit_code,
-                              "finished_stages": exc.finished_stages}, ensure_ascii=False), file=sys.stderr)
+            from edgekd.core.progress import JsonReporter
+
+            JsonReporter(sys.stderr).emit("error", kind=exc.kind, message=exc.message, fix=exc.hint,
+                                          exit_code=exc.exit_code, finished_stages=exc.finished_stages)
             raise typer.Exit(exc.exit_code) from None
         err.print(f"[bold red]error[/] ({exc.kind}): {escape(exc.message)}", highlight=False)
         if exc.hint:
@@ -170,7 +163,7 @@ def _command() -> str:
 
 
 def _finish(report: Any, quiet: bool, as_json: bool, log_format: str = "text") -> None:
-    from edgekd.reporting.terminal import deploy_lines, search_table, summary_table
+    from edgekd.reporting.terminal import deploy_lines, result_events, search_table, summary_table
 
     if report is None:  # a torchrun rank other than 0: rank 0 prints the run
         return
@@ -180,10 +173,8 @@ def _finish(report: Any, quiet: bool, as_json: bool, log_format: str = "text") -
     if log_format == "json":
         from edgekd.core.progress import JsonReporter
 
-        events = JsonReporter(sys.stdout)
-        for target, d in report.deployment.items():
-            events.emit("deploy", target=target, **d)
-        events.emit("report", run_dir=report.run_dir, gates=[g.model_dump() for g in report.gates])
+        for event, fields in result_events(report):
+            JsonReporter(sys.stdout).emit(event, **fields)
         return
     if not quiet:
         if report.search:

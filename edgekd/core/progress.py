@@ -123,6 +123,17 @@ class Reporter:
 SILENT = Reporter(quiet=True)
 
 
+class JsonLogFormatter(logging.Formatter):
+    """A library's log record as one JSON object (``--log-format json``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+
+        return json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(record.created)),
+                           "event": "log", "level": record.levelname.lower(), "logger": record.name,
+                           "message": record.getMessage()}, ensure_ascii=False)
+
+
 class JsonReporter(Reporter):
     """``--log-format json``: one JSON object per line and event, for pipelines that parse logs.
 

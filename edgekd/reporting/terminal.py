@@ -155,3 +155,9 @@ def deploy_lines(r: Report) -> list[str]:
         out.append(f"{target} → {d.get('description') or d['file']} ({runtime_name(d['backend'])} {d['precision']}, "
                    f"{figure(d['median_ms'], kind, 4)} ms {kind}, {acc}{speed}{goal}){flag}")
     return out
+
+
+def result_events(r: Report) -> list[tuple[str, dict[str, Any]]]:
+    """The run's result as ``--log-format json`` events: one ``deploy`` per target, then ``report``."""
+    out = [("deploy", {"target": t, **d.model_dump()}) for t, d in r.deployment.items()]
+    return [*out, ("report", {"run_dir": r.run_dir, "gates": [g.model_dump() for g in r.gates]})]
