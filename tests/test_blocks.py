@@ -44,3 +44,29 @@ def test_the_pruned_teacher_loses_depth_only_when_that_brings_a_target_within_re
     both = RunBudgets({"host": _b("host", 0.2, 0.1, 0.08), "gpu": _b("gpu", 0.2, 0.3, 0.15)})
     limits, missed, shallow = reachable_limits(both)
     assert limits == {"host": 0.2, "gpu": 0.2} and shallow and not missed
+
+
+def test_fewer_stages_reach_further_on_a_launch_bound_gpu(tmp_path: Path) -> None:
+    """search.space: {name: resnet, stages: [2, 4]}: the two-stage candidates are fewer layers,
+    predicted faster on the Orin Nano than any four-stage one, and rebuild exactly from disk."""
+    from edgekd.core.profiles import resolve_target
+    from edgekd.latency.budgets import best_latency
+    from edgekd.models.build import build_model
+    from edgekd.search_spaces.spaces import ResNetParams, build_space
+
+    jetson = resolve_target("jetson")[0]
+    space = build_space("resnet", ResNetParams(stages=[2, 4], depths=[1], widths=[8], stems=["7x7"]))
+    ms = {}
+    for g in space.all_genomes():
+        name, kwargs = space.model(g)
+        torch.manual_seed(0)
+        model = build_model(name, 10, kwargs).eval()
+        ms[g["stages"]] = best_latency(model, jetson, 32).ms
+    assert ms[2] < 0.85 * ms[4], ms
+    spec = ModelSpec(name, 10, kwargs, {"size": [32, 32]})  # the last one built: four stages
+    name2, kwargs2 = space.model({**g, "stages": 2})
+    two = build_model(name2, 10, kwargs2).eval()
+    again, _ = load_model(save_model(two, ModelSpec(name2, 10, kwargs2, {"size": [32, 32]}), tmp_path / "two"))
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(two(x), again(x)) and spec.model == "resnet18"

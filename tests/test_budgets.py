@@ -114,6 +114,13 @@ def test_an_unreachable_default_on_a_gpu_target_ships_with_a_stated_reason(tmp_p
     d = report.deployment["jetson-orin-nano"]
     assert d["model"] == "student" and d["median_ms"] <= jet["latency_budget_ms"]
     assert report.search["chosen"]["latency"]["jetson-orin-nano"]["ms"] <= jet["latency_budget_ms"]
+    # the candidates probed before training are not timed again by the search: the same numbers
+    import json
+
+    run = Path(report.run_dir)
+    probes = json.loads((run / "budgets.json").read_text())["budgets"]["probes"]
+    timed = {c["key"]: c["latency"] for c in json.loads((run / "search" / "candidates.json").read_text())}
+    assert probes and all(timed[k] == v for k, v in probes.items())
 
 
 def test_an_unreachable_budget_the_user_wrote_exits_11_before_the_teacher_trains(tmp_path: Path) -> None:

@@ -102,6 +102,7 @@ class RunBudgets:
     targets: dict[str, TargetBudget] = field(default_factory=dict)
     teacher: dict[str, LatencyEstimate] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what was decided, in words (terminal and report)
+    probes: dict[str, dict[str, Any]] = field(default_factory=dict)  # candidate key -> target -> estimate
 
     def limits(self) -> dict[str, float]:
         """The limit in force per target, for targets that have one."""
@@ -115,12 +116,14 @@ class RunBudgets:
 
     def as_dict(self) -> dict[str, Any]:
         return {"targets": {n: b.as_dict() for n, b in self.targets.items()},
-                "teacher": {n: asdict(e) for n, e in self.teacher.items()}, "notes": list(self.notes)}
+                "teacher": {n: asdict(e) for n, e in self.teacher.items()}, "notes": list(self.notes),
+                "probes": self.probes}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunBudgets:
         return cls({n: TargetBudget.from_dict(b) for n, b in d.get("targets", {}).items()},
-                   {n: LatencyEstimate(**e) for n, e in d.get("teacher", {}).items()}, list(d.get("notes", [])))
+                   {n: LatencyEstimate(**e) for n, e in d.get("teacher", {}).items()}, list(d.get("notes", [])),
+                   dict(d.get("probes", {})))
 
     def with_targets(self, targets: dict[str, TargetBudget], notes: list[str]) -> RunBudgets:
-        return RunBudgets({**self.targets, **targets}, dict(self.teacher), [*self.notes, *notes])
+        return RunBudgets({**self.targets, **targets}, dict(self.teacher), [*self.notes, *notes], dict(self.probes))

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
 
 import torch
 from torch import nn
@@ -35,16 +37,20 @@ def latency_measure(input_size: int, threads: int | None,
 
 
 def space_reach(space: SearchSpace, build: Callable[[str, dict], nn.Module], targets: list[Profile],
-                measure: Measure) -> dict[str, tuple[float, str, str]]:
-    """Per target: (ms, candidate key, kind) of the fastest of the space's bounding candidates."""
+                measure: Measure, timed: dict[str, dict[str, Any]] | None = None) -> dict[str, tuple[float, str, str]]:
+    """Per target: (ms, candidate key, kind) of the fastest of the space's bounding candidates.
+    ``timed`` receives every probe's estimates by candidate key, for the search to reuse."""
     best: dict[str, tuple[float, str, str]] = {}
     for genome in space.fastest_genomes():
         name, kwargs = space.model(genome)
         model = build(name, kwargs)
+        key = space.key(genome)
         for p in targets:
             est = measure(model, p)
+            if timed is not None:
+                timed.setdefault(key, {})[p.name] = asdict(est)
             if p.name not in best or est.ms < best[p.name][0]:
-                best[p.name] = (est.ms, space.key(genome), est.kind)
+                best[p.name] = (est.ms, key, est.kind)
     return best
 
 

@@ -102,7 +102,9 @@ def resolve_budgets(config: Config, targets: list[Profile], *, input_size: int, 
         torch.manual_seed(config.seed + 1)
         return build_model(name, num_classes, kwargs, what="search candidate")
 
-    fastest = space_reach(space, build, targets, measure)
+    probes: dict[str, dict[str, Any]] = {}
+    fastest = space_reach(space, build, targets, measure, probes)
+    budgets.probes = probes
     pruned, shallow, cannot = {}, {}, None
     if config.distill.teacher_pruned is not False and "distill" in config.stages:
         torch.manual_seed(config.seed)

@@ -36,3 +36,18 @@ def efficientnet(num_classes: int, width: float = 1.0, depth: float = 1.0, **kw)
     """EfficientNet-B0 layout scaled by width and depth multipliers (resolution is the data's)."""
     gen = _timm_builder("efficientnet", "_gen_efficientnet")
     return gen("efficientnet_b0", width, depth, num_classes=num_classes, **kw)
+
+
+def resnet_stages(num_classes: int, variant: str = "resnet18", **kw) -> nn.Module:
+    """timm's ResNet with fewer than four stages (``layers``/``channels`` of length 2 or 3): the
+    stages it does not build are identities, so the head reads the last stage built."""
+    import timm
+
+    layers = kw.get("layers", [])
+    if not 1 <= len(layers) <= 4 or len(kw.get("channels", layers)) != len(layers):
+        raise ModelError(f"resnet_stages: layers and channels must list 1 to 4 stages alike, got {kw}")
+    model = timm.create_model(variant, pretrained=False, num_classes=num_classes, **kw)
+    for i in range(len(layers) + 1, 5):
+        setattr(model, f"layer{i}", nn.Identity())
+    return model
+

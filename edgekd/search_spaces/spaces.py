@@ -120,7 +120,16 @@ class ResNetParams(BaseModel):
                                          "width/2, width)")
     depths: list[int] = Field(default_factory=lambda: [1, 2], description="blocks per stage")
     widths: list[int] = Field(default_factory=lambda: [8, 16, 24, 32, 48, 64], description="first-stage channels")
-    stages: int = Field(4, ge=1, le=4)
+    stages: list[int] = Field(default_factory=lambda: [4], description="numbers of stages to try, 2-4: fewer stages "
+                              "are fewer layers, what a launch-bound GPU at batch 1 pays for (4: timm's ResNet)")
+
+    @field_validator("stages", mode="before")
+    @classmethod
+    def _stages(cls, v: Any) -> list[int]:
+        v = [v] if isinstance(v, int) else v
+        if not v or any(not isinstance(x, int) or not 2 <= x <= 4 for x in v):
+            raise ValueError(f"stages must be a non-empty list of 2, 3 and/or 4, got {v}")
+        return v
 
     _ne = field_validator("blocks", "stems", "depths", "widths")(_nonempty)
 
@@ -170,6 +179,8 @@ class ResNetSpace(SearchSpace):
         genes = [Gene("block", tuple(p.blocks)), Gene("stem", tuple(p.stems), default="7x7")]
         genes += [Gene(f"depth{i + 1}", tuple(sorted(set(p.depths)))) for i in range(4)]
         genes.append(Gene("width", tuple(sorted(set(p.widths)))))
+        if p.stages != [4]:  # only when asked: the default space keeps its genomes and keys
+            genes.append(Gene("stages", tuple(sorted(set(p.stages))), default=4))
         super().__init__(genes)
 
     def model(self, genome: Genome) -> tuple[str, dict[str, Any]]:
@@ -179,7 +190,12 @@ class ResNetSpace(SearchSpace):
                                   "channels": [w, 2 * w, 4 * w, 8 * w]}
         if genome["stem"] == "3x3":
             kwargs |= {"stem_type": "deep", "stem_width": max(1, w // 2)}
-        return ("resnet18" if genome["block"] == "basic" else "resnet50"), kwargs
+        name = "resnet18" if genome["block"] == "basic" else "resnet50"
+        n = genome.get("stages", 4)
+        if n < 4:  # timm's ResNet always runs four stages: an entry point leaves the last ones out
+            kwargs = {**kwargs, "layers": kwargs["layers"][:n], "channels": kwargs["channels"][:n]}
+            return "edgekd.search_spaces.builders:resnet_stages", {"variant": name, **kwargs}
+        return name, kwargs
 
 
 class MultiplierParams(BaseModel):

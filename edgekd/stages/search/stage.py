@@ -109,8 +109,9 @@ class SearchStage(Stage):
             return evaluate_candidate(space.key(genome), name, kwargs, genome, num_classes=data.num_classes,
                                       teacher=teacher_sig, x=x, y=y, budgets=budgets, seed=seed, built=last)
 
-        def measure(cand: Candidate) -> None:
-            time_candidate(cand, budgets, num_classes=data.num_classes, seed=seed, model=last.pop(cand.key, None))
+        def measure(cand: Candidate) -> None:  # a candidate the budgets probed before training is not timed again
+            time_candidate(cand, budgets, num_classes=data.num_classes, seed=seed, model=last.pop(cand.key, None),
+                           known=run_budgets.probes.get(cand.key))
 
         searcher = Searcher(space, evaluate, cfg, seed, ctx.reporter, measure)
         strategy = searcher.strategy()
