@@ -145,7 +145,7 @@ def deploy_lines(r: Report) -> list[str]:
         if b.get("asked_speedup"):
             reach = b.get("reachable_speedup")
             goal = f"; asked {b['asked_speedup']:g}×" + (
-                f", out of reach here: the space reaches {reach:.2g}×, the goal is that" if b.get("lowered") and reach
+                f", out of reach here: the best this target reaches is {reach:.2g}×" if b.get("lowered") and reach
                 else "")
         floor = d.get("accuracy_floor") or {}
         flag = " ✗ under the accuracy floor" if floor and not floor.get("met") else ""
