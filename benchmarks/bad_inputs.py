@@ -32,7 +32,10 @@ def tiny(tmp: Path, **over) -> dict:
     cfg = {"name": "bad", "output_dir": str(tmp / "runs"), "seed": 0, "data": {"source": "digits", "image_size": 16},
            "teacher": {**TEACHER, "train": {"epochs": 2, "batch_size": 64}}, "student": dict(STUDENT),
            "stages": ["distill", "export", "bench", "report"], "distill": {"epochs": 1, "batch_size": 64},
-           "bench": {"repeats": 3, "rounds": 1, "warmup": 1}}
+           "bench": {"repeats": 3, "rounds": 1, "warmup": 1},
+           # one or two epochs: accuracy is not what these cases are about, so no floor under the teacher
+           # (with it, a case expecting exit 0 ends 13 whenever timing noise ships the 1-epoch student)
+           "report": {"max_accuracy_drop": None}}
     cfg.update(over)
     return cfg
 
