@@ -75,12 +75,17 @@ def relative_budgets(budgets: RunBudgets, targets: list[Profile], speedup: float
                                  what=what, wall=True) for p in targets}
 
 
+def teacher_architecture(config: Config, num_classes: int) -> torch.nn.Module:
+    """The teacher's architecture at random init, seeded: the same network every time it is built."""
+    torch.manual_seed(config.seed)
+    t = config.teacher
+    return build_model(t.model, num_classes, t.kwargs, what="teacher.model")
+
+
 def teacher_latency(config: Config, targets: list[Profile], input_size: int,
                     num_classes: int) -> dict[str, LatencyEstimate]:
     """The teacher architecture (random init: latency does not depend on the weights) on every target."""
-    torch.manual_seed(config.seed)
-    t = config.teacher
-    model = build_model(t.model, num_classes, t.kwargs, what="teacher.model")
+    model = teacher_architecture(config, num_classes)
     return {p.name: best_latency(model, p, input_size, threads=config.bench.threads) for p in targets}
 
 
@@ -107,8 +112,7 @@ def resolve_budgets(config: Config, targets: list[Profile], *, input_size: int, 
     budgets.probes = probes
     pruned, shallow, cannot = {}, {}, None
     if config.distill.teacher_pruned is not False and "distill" in config.stages:
-        torch.manual_seed(config.seed)
-        arch = build_model(config.teacher.model, num_classes, config.teacher.kwargs, what="teacher.model")
+        arch = teacher_architecture(config, num_classes)
         pruned, cannot = pruned_teacher_reach(arch, input_size, round_to, targets, measure)
         if pruned and any(asked[n].ms is not None and ms > asked[n].ms for n, ms in pruned.items()):
             shallow, _ = pruned_teacher_reach(arch, input_size, round_to, targets, measure, shallow=True)

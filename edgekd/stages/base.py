@@ -175,11 +175,9 @@ class RunContext:
 
     def teacher_architecture(self) -> nn.Module:
         """The teacher's architecture at random init (seeded): what search scores against and budgets time."""
-        from edgekd.models.build import build_model
+        from edgekd.budgets.resolve import teacher_architecture
 
-        torch.manual_seed(self.config.seed)
-        t = self.config.teacher
-        return build_model(t.model, self.data.num_classes, t.kwargs, what="teacher.model")
+        return teacher_architecture(self.config, self.data.num_classes)
 
     def search_space(self):  # noqa: ANN201 - a SearchSpace
         """The space the run searches (search.space, else the one the teacher's family calls for)."""
