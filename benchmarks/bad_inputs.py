@@ -53,7 +53,7 @@ def compress(tmp: Path, cfg: dict | str, *extra: str) -> list[str]:
 def _state_dict_file(tmp: Path, num_classes: int, name: str) -> str:
     import torch
 
-    from edgekd.models.build import build_model
+    from edgekd.engines.models.build import build_model
 
     torch.save(build_model(TEACHER["model"], num_classes, TEACHER["kwargs"]).state_dict(), tmp / name)
     return str(tmp / name)
@@ -86,7 +86,7 @@ def _onnx_file(tmp: Path, name: str, batch_fixed: bool = False) -> str:
     if batch_fixed:  # as a plain torch.onnx.export writes it: no dynamic batch axis
         torch.onnx.export(m, (torch.zeros(1, 3, 16, 16),), str(path), dynamo=False, opset_version=17)
         return str(path)
-    from edgekd.onnx_io import export_onnx
+    from edgekd.engines.exporters.onnx_io import export_onnx
 
     export_onnx(m, torch.zeros(2, 3, 16, 16), path, 17)
     return str(path)
@@ -143,7 +143,7 @@ def _resume_changed(tmp: Path) -> list[str]:
 def _truncated_safetensors(tmp: Path) -> list[str]:
     from safetensors.torch import save_file
 
-    from edgekd.models.build import build_model
+    from edgekd.engines.models.build import build_model
 
     save_file(build_model(TEACHER["model"], 10, TEACHER["kwargs"]).state_dict(), tmp / "t.safetensors")
     data = (tmp / "t.safetensors").read_bytes()

@@ -38,9 +38,9 @@ def bench_once(run: Path, max_rounds: int) -> dict[str, Any]:
         raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr[-2000:]}")
     r = json.loads(p.stdout)
     pick, host = r["deployment"]["host"], next(t for t in r["targets"] if t["name"] == "host")
-    rows = {(x["model"], x["backend"], x["precision"]): x for x in r["latency"]}
+    rows = {(x["model"], x["runtime"], x["precision"]): x for x in r["latency"]}
     return {"max_rounds": max_rounds, "load_before": round(load, 2),
-            "pick": f"{pick['model']} {pick['backend']} {pick['precision']}", "ms": pick["median_ms"],
+            "pick": f"{pick['model']} {pick['runtime']} {pick['precision']}", "ms": pick["median_ms"],
             "speedup": pick["speedup_vs_teacher_best"], "budget_ms": host["latency_budget_ms"],
             "budget_ms_at_search": host.get("budget_ms_at_search"),
             "meets_rebased": pick["median_ms"] <= host["latency_budget_ms"],

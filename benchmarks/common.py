@@ -19,11 +19,11 @@ from typing import Any
 import torch
 
 from edgekd.core.config import DataConfig, LossTerm, TrainConfig
-from edgekd.data import DataBundle, load_data
-from edgekd.models.build import build_model
-from edgekd.models.checkpoint import read_state_dict, save_state_dict
-from edgekd.train.evaluate import evaluate
-from edgekd.train.trainer import train
+from edgekd.engines.data import DataBundle, load_data
+from edgekd.engines.models.build import build_model
+from edgekd.engines.models.checkpoint import read_state_dict, save_state_dict
+from edgekd.engines.train.evaluate import evaluate
+from edgekd.engines.train.trainer import train
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"
@@ -125,6 +125,6 @@ def fork_run(src: Path, dst: Path) -> None:
 
 
 def latency_of(report, model: str, backend: str, precision: str) -> float | None:
-    row = next((r for r in report.latency if r["model"] == model and r["backend"] == backend
+    row = next((r for r in report.latency if r["model"] == model and r["runtime"] == backend
                 and r["precision"] == precision and r["target"] == "host"), None)
     return row["median_ms"] if row else None

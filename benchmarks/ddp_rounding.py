@@ -43,9 +43,9 @@ def _worker(mode: str, seed: int, dtype: str, out: str) -> None:
 
     from edgekd.core import dist
     from edgekd.core.config import DataConfig, TeacherTrainConfig
-    from edgekd.data import load_data
-    from edgekd.models.build import build_model
-    from edgekd.train.trainer import train
+    from edgekd.engines.data import load_data
+    from edgekd.engines.models.build import build_model
+    from edgekd.engines.train.trainer import train
 
     if dist.launched_by_torchrun():
         dist.init(torch.device("cpu"))

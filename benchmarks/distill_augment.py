@@ -33,10 +33,10 @@ def _worker(teacher_path: str, shift: int, epochs: int) -> None:
     import torch
 
     from edgekd.core.config import DataConfig, LossTerm, TrainConfig
-    from edgekd.data import load_data
-    from edgekd.models.build import build_model
-    from edgekd.models.checkpoint import read_state_dict
-    from edgekd.train.trainer import train
+    from edgekd.engines.data import load_data
+    from edgekd.engines.models.build import build_model
+    from edgekd.engines.models.checkpoint import read_state_dict
+    from edgekd.engines.train.trainer import train
 
     torch.set_num_threads(1)
     ex = yaml.safe_load(EXAMPLE.read_text())

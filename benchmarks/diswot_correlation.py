@@ -19,10 +19,10 @@ import common
 import torch
 from scipy.stats import kendalltau, spearmanr
 
-from edgekd.models.build import build_model
-from edgekd.models.stats import count_macs, count_params
-from edgekd.search_spaces.spaces import ResNetParams, ResNetSpace
-from edgekd.stages.search.scoring import Normalizer, compare, signature
+from edgekd.engines.models.build import build_model
+from edgekd.engines.models.stats import count_macs, count_params
+from edgekd.engines.search.scoring import Normalizer, compare, signature
+from edgekd.engines.search.spaces import ResNetParams, ResNetSpace
 
 SPACE = ResNetParams(blocks=["basic", "bottleneck"], depths=[1, 2], widths=[16, 24, 32, 48])
 

@@ -44,12 +44,12 @@ def _eager(model: torch.nn.Module, dtype: torch.dtype):
 def latency(rounds: int = 5, repeats: int = 40) -> list[dict]:
     import copy
 
-    from edgekd.latency.timing import summarize, time_calls
-    from edgekd.models.build import build_model
-    from edgekd.onnx_io import export_onnx
-    from edgekd.runtimes.base import default_threads
-    from edgekd.runtimes.onnxruntime import OnnxRuntimeBackend
-    from edgekd.runtimes.torch import TorchBackend
+    from edgekd.engines.exporters.onnx_io import export_onnx
+    from edgekd.engines.latency.timing import summarize, time_calls
+    from edgekd.engines.models.build import build_model
+    from edgekd.engines.runtimes.base import default_threads
+    from edgekd.engines.runtimes.onnxruntime import OnnxRuntime
+    from edgekd.engines.runtimes.torch import TorchRuntime
 
     rows = []
     for name, size in MODELS:
@@ -63,9 +63,9 @@ def latency(rounds: int = 5, repeats: int = 40) -> list[dict]:
                     "torch eager fp32 (cuda)": (_eager(copy.deepcopy(model), torch.float32), torch.cuda.synchronize),
                     "torch eager fp16 (cuda)": (_eager(copy.deepcopy(model), torch.float16), torch.cuda.synchronize),
                 }
-                graph = TorchBackend().wrap(copy.deepcopy(model), precision="fp16", threads=None, device="cuda")
+                graph = TorchRuntime().wrap(copy.deepcopy(model), precision="fp16", threads=None, device="cuda")
                 runners["edgekd torch fp16 CUDA graph"] = (graph.run, graph.sync)
-                ort = OnnxRuntimeBackend().load(onnx_path, precision="fp32", threads=default_threads())
+                ort = OnnxRuntime().load(onnx_path, precision="fp32", threads=default_threads())
                 runners[f"onnxruntime fp32 (CPU, {ort.threads} threads)"] = (ort.run, None)
                 ref = runners["torch eager fp32 (cuda)"][0](x)
                 outs = {k: fn(x) for k, (fn, _) in runners.items()}  # also the warm-up / graph capture

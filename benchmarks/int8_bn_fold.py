@@ -17,15 +17,15 @@ import common
 import numpy as np
 import torch
 
-from edgekd.latency.timing import summarize, time_calls
-from edgekd.models.build import build_model
-from edgekd.onnx_io import export_onnx, strip_quantizers
-from edgekd.quantization.bn_fold import fold_batchnorm
-from edgekd.quantization.nncf_int8 import quantize
-from edgekd.runtimes.onnxruntime import OnnxRuntimeBackend, optimized_op_types, ort_session
+from edgekd.engines.exporters.onnx_io import export_onnx, strip_quantizers
+from edgekd.engines.latency.timing import summarize, time_calls
+from edgekd.engines.models.build import build_model
+from edgekd.engines.quantization.bn_fold import fold_batchnorm
+from edgekd.engines.quantization.nncf_int8 import quantize
+from edgekd.engines.runtimes.onnxruntime import OnnxRuntime, optimized_op_types, ort_session
 
 MODELS = [("resnet18", {}, 64), ("resnet18", {"channels": [32, 64, 128, 256]}, 32),
-          ("mobilenetv3_small_100", {}, 64), ("edgekd.search_spaces.builders:mobilenetv3",
+          ("mobilenetv3_small_100", {}, 64), ("edgekd.engines.search.builders:mobilenetv3",
                                                {"size": "small", "width": 0.5, "depth": 0.75}, 32)]
 
 
@@ -51,7 +51,7 @@ def main() -> None:
                 q = quantize(m, calib, symmetric=False, per_channel=True, ignored=[], quiet=True)
                 files[label] = export_onnx(strip_quantizers(q, x), x, Path(tmp) / f"{fold}.onnx", 17)
             ort_session(files["fp32"], 2)  # warm the library
-            runners = {k: OnnxRuntimeBackend().load(p, precision="fp32", threads=2) for k, p in files.items()}
+            runners = {k: OnnxRuntime().load(p, precision="fp32", threads=2) for k, p in files.items()}
             xi = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
             samples: dict[str, list[float]] = {k: [] for k in runners}
             for r in runners.values():

@@ -23,14 +23,14 @@ import numpy as np
 import torch
 from int8_bn_fold import integer_convs
 
-from edgekd.latency.timing import summarize, time_calls
-from edgekd.models.build import build_model
-from edgekd.onnx_io import export_onnx, strip_quantizers
-from edgekd.quantization.bn_fold import fold_batchnorm
-from edgekd.quantization.nncf_int8 import quantize
-from edgekd.runtimes.onnxruntime import OnnxRuntimeBackend
+from edgekd.engines.exporters.onnx_io import export_onnx, strip_quantizers
+from edgekd.engines.latency.timing import summarize, time_calls
+from edgekd.engines.models.build import build_model
+from edgekd.engines.quantization.bn_fold import fold_batchnorm
+from edgekd.engines.quantization.nncf_int8 import quantize
+from edgekd.engines.runtimes.onnxruntime import OnnxRuntime
 
-NAME, KW, SIZE = "edgekd.search_spaces.builders:mobilenetv3", {"size": "small", "width": 0.5, "depth": 0.75}, 32
+NAME, KW, SIZE = "edgekd.engines.search.builders:mobilenetv3", {"size": "small", "width": 0.5, "depth": 0.75}, 32
 
 
 def model(relu: bool = False) -> torch.nn.Module:
@@ -91,7 +91,7 @@ def main() -> None:
                              ignored=convs_before_hardswish(m) if ignore else [])
             files[label] = export_onnx(strip_quantizers(q, x), x, Path(tmp) / f"{i}.onnx", 17)
         files["fp32 ReLU"] = export_onnx(model(True), x, Path(tmp) / "relu.onnx", 17)
-        runners = {k: OnnxRuntimeBackend().load(p, precision="fp32", threads=2) for k, p in files.items()}
+        runners = {k: OnnxRuntime().load(p, precision="fp32", threads=2) for k, p in files.items()}
         xi = np.random.default_rng(0).standard_normal((1, 3, SIZE, SIZE)).astype(np.float32)
         samples: dict[str, list[float]] = {k: [] for k in runners}
         for r in runners.values():

@@ -27,8 +27,8 @@ import torch
 
 from edgekd.core.config import BenchConfig
 from edgekd.core.profiles import resolve_target
-from edgekd.latency.calibrate import Sample, errors, fit, summary
-from edgekd.latency.host_calibration import (
+from edgekd.engines.latency.calibrate import Sample, errors, fit, summary
+from edgekd.engines.latency.host_calibration import (
     ZOO,
     ZooModel,
     export_zoo,
@@ -38,9 +38,9 @@ from edgekd.latency.host_calibration import (
     measure_peaks,
     zoo_sample,
 )
-from edgekd.latency.measure import BenchItem, measure_items
-from edgekd.latency.onnx_graph import analyze
-from edgekd.runtimes.base import default_threads
+from edgekd.engines.latency.measure import BenchItem, measure_items
+from edgekd.engines.latency.onnx_graph import analyze
+from edgekd.engines.runtimes.base import default_threads
 
 PASSES = 10  # over calibration and evaluation models together
 LATER_PASSES = 5
@@ -52,7 +52,7 @@ def roofline_position(threads: int, peak: float) -> dict:
     run, as the bench stage makes it) is still the fastest in a second, independent run."""
     import openvino as ov
 
-    from edgekd.latency.choice import choose
+    from edgekd.engines.reporting.choice import choose
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -68,14 +68,14 @@ def roofline_position(threads: int, peak: float) -> dict:
             first = [r.as_dict() for r in measure_items(items, x, cfg)]
             second = [r.as_dict() for r in measure_items(items, x, cfg)]
             pick, again = choose(first)["host"][label], choose(second)["host"][label]
-            chosen, confirm = pick["backend"], again["backend"]
+            chosen, confirm = pick["runtime"], again["runtime"]
             best = min(first, key=lambda r: r["median_ms"])
             gflops = flops / (best["median_ms"] * 1e6)
-            out[label] = {"model": m.label, "gflop": round(flops / 1e9, 4), "backend": best["backend"],
+            out[label] = {"model": m.label, "gflop": round(flops / 1e9, 4), "runtime": best["runtime"],
                           "median_ms": best["median_ms"], "achieved_gflops": round(gflops, 2),
                           "fraction_of_peak": round(gflops / peak, 3),
-                          "run1_ms": {r["backend"]: r["median_ms"] for r in first},
-                          "run2_ms": {r["backend"]: r["median_ms"] for r in second},
+                          "run1_ms": {r["runtime"]: r["median_ms"] for r in first},
+                          "run2_ms": {r["runtime"]: r["median_ms"] for r in second},
                           "chosen": chosen, "fastest_in_second_run": confirm, "choice_confirmed": chosen == confirm,
                           "lead_run1": pick["lead"], "lead_run2": again["lead"], "close_call": pick["close_call"]}
     return out
@@ -144,7 +144,7 @@ def main() -> None:
     for r in rows:
         print(f"| {r['model']} | {r['precision']} | {r['measured_ms']:.4f} | {r['predicted_ms']:.4f} | {r['error']:+.1%} |")
     for label, p in position.items():
-        print(f"{label}: {p['model']} {p['gflop']} GFLOP, fastest {p['backend']} {p['median_ms']:.3f} ms = "
+        print(f"{label}: {p['model']} {p['gflop']} GFLOP, fastest {p['runtime']} {p['median_ms']:.3f} ms = "
               f"{p['achieved_gflops']} GFLOP/s = {p['fraction_of_peak']:.0%} of the {peaks['fp32_gflops']} GFLOP/s peak; "
               f"run 1 {p['run1_ms']}, run 2 {p['run2_ms']}: choice {p['chosen']} confirmed: {p['choice_confirmed']} "
               f"(lead {p['lead_run1']:.1%} / {p['lead_run2']:.1%}{', a close call' if p['close_call'] else ''})")

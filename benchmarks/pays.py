@@ -42,12 +42,12 @@ import common  # noqa: E402
 
 import edgekd  # noqa: E402
 from edgekd.core.config import Config, LossTerm, TrainConfig  # noqa: E402
-from edgekd.latency.timing import summarize, time_calls, warm_up  # noqa: E402
-from edgekd.models.artifact import load_model  # noqa: E402
-from edgekd.models.input_contract import load_run_data  # noqa: E402
-from edgekd.onnx_io import export_onnx  # noqa: E402
-from edgekd.runtimes.base import get_backend  # noqa: E402
-from edgekd.train.trainer import train  # noqa: E402
+from edgekd.engines.data.input_contract import load_run_data  # noqa: E402
+from edgekd.engines.exporters.onnx_io import export_onnx  # noqa: E402
+from edgekd.engines.latency.timing import summarize, time_calls, warm_up  # noqa: E402
+from edgekd.engines.models.artifact import load_model  # noqa: E402
+from edgekd.engines.runtimes.base import get_runtime  # noqa: E402
+from edgekd.engines.train.trainer import train  # noqa: E402
 
 SMALL_SYNTHETIC = {"train_size": 6000, "val_size": 2000}  # --small: about a third of the example's cost
 
@@ -70,7 +70,7 @@ def runners(path: Path, threads: int | None) -> dict[str, Any]:
     out = {}
     names = ["openvino"] if path.suffix == ".xml" else ["onnxruntime", "openvino"]
     for name in names:
-        b = get_backend(name)
+        b = get_runtime(name)
         if b.unavailable_reason() is None:
             out[name] = b.load(path, precision="fp32", threads=threads)
     return out
@@ -100,7 +100,7 @@ def side_by_side(files: dict[str, Path], x: np.ndarray, y: np.ndarray, rounds: i
 
 def best_host_ms(model: torch.nn.Module, size: int) -> float:
     from edgekd.core.profiles import resolve_target
-    from edgekd.latency.budgets import best_latency
+    from edgekd.engines.latency.budgets import best_latency
 
     return best_latency(model, resolve_target("host")[0], size).ms
 
@@ -200,7 +200,7 @@ def verdict(rows: list[dict[str, Any]], pick: dict[str, Any]) -> dict[str, Any]:
     """Speed-up of the shipped file over the teacher's best, its accuracy loss, and whether any
     user-without-edgekd point is both faster and more accurate (dominates it)."""
     teacher = min((r for r in rows if r["file"] == "teacher"), key=lambda r: r["median_ms"])
-    rt = "openvino" if pick["backend"] == "openvino" else "onnxruntime"
+    rt = "openvino" if pick["runtime"] == "openvino" else "onnxruntime"
     shipped = next(r for r in rows if r["file"] == "shipped" and r["runtime"] == rt)
     others = [r for r in rows if r["file"] not in ("teacher", "shipped")]
     dominated_by = [f"{r['file']} in {r['runtime']}" for r in others
@@ -217,7 +217,7 @@ def device_case(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     budgets = {t["name"]: t for t in report.targets}
     return {"case": args.case, "targets": args.targets, "speedup": raw["search"].get("constraints", {}).get("speedup"),
             "search": {k: report.search.get(k) for k in ("budgets", "chosen")}, "picks": {
-        t: {"model": c["model"], "backend": c["backend"], "precision": c["precision"], "ms": c["median_ms"],
+        t: {"model": c["model"], "runtime": c["runtime"], "precision": c["precision"], "ms": c["median_ms"],
             "kind": c["kind"], "speedup_vs_teacher_best": c["speedup_vs_teacher_best"],
             "budget_ms": budgets[t].get("latency_budget_ms"), "budget_basis": budgets[t].get("budget_basis"),
             "meets_budget": c["median_ms"] <= (budgets[t].get("latency_budget_ms") or float("inf")),

@@ -33,7 +33,7 @@ def run(extra: list[str], out: Path, name: str) -> tuple[float, dict]:
 
 def summary(rep: dict) -> dict:
     models = {m["label"]: m for m in rep["models"]}
-    lat = {(r["model"], r["backend"], r["precision"]): r["median_ms"] for r in rep["latency"] if r["target"] == "host"}
+    lat = {(r["model"], r["runtime"], r["precision"]): r["median_ms"] for r in rep["latency"] if r["target"] == "host"}
     return {"accuracy": {k: m["accuracy"] for k, m in models.items()},
             "runtime_accuracy": {k: m["runtime_accuracy"] for k, m in models.items()},
             "latency_ms": {" ".join(k): v for k, v in lat.items()}, "speedups": rep["speedups"],
@@ -52,7 +52,7 @@ def main() -> None:
         acc = r["accuracy"]
         st = r["speedups"].get("student", {})
         print(f"{k}: {r['wall_seconds']:.0f} s wall · accuracy {acc} · student best "
-              f"{st.get('best_median_ms')} ms ({st.get('best_backend')}), {st.get('speedup_vs_teacher_eager')}× vs "
+              f"{st.get('best_median_ms')} ms ({st.get('best_runtime')}), {st.get('speedup_vs_teacher_eager')}× vs "
               f"teacher eager, {st.get('speedup_vs_teacher_best')}× vs teacher's best")
     print(path)
 

@@ -26,17 +26,17 @@ import common
 import torch
 
 from edgekd.core.config import DataConfig, LossTerm, TrainConfig
-from edgekd.data import load_data
-from edgekd.models.build import build_model
-from edgekd.models.checkpoint import read_state_dict, save_state_dict
-from edgekd.quantization.nncf_int8 import calibration_batches
-from edgekd.quantization.recipe import QuantRecipe, apply_recipe
-from edgekd.train.trainer import train
+from edgekd.engines.data import load_data
+from edgekd.engines.models.build import build_model
+from edgekd.engines.models.checkpoint import read_state_dict, save_state_dict
+from edgekd.engines.quantization.nncf_int8 import calibration_batches
+from edgekd.engines.quantization.recipe import QuantRecipe, apply_recipe
+from edgekd.engines.train.trainer import train
 
 DATA = {**common.SYNTHETIC, "train_size": 4000, "val_size": 1000, "difficulty": 0.15}
 TEACHER = ("resnet18", {"layers": [1, 1, 1, 1], "channels": [16, 32, 64, 128]})
 STUDENTS = {"resnet": ("resnet18", {"layers": [1, 1, 1, 1], "channels": [8, 16, 32, 64], "stem_width": 16}),
-            "mobilenet": ("edgekd.search_spaces.builders:mobilenetv3", {"size": "small", "width": 0.5, "depth": 0.75})}
+            "mobilenet": ("edgekd.engines.search.builders:mobilenetv3", {"size": "small", "width": 0.5, "depth": 0.75})}
 KD = [{"name": "kl", "temperature": 4.0, "alpha": 0.9}]
 
 # name -> (TrainConfig overrides, freeze the quantizer ranges)

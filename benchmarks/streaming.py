@@ -73,9 +73,9 @@ def one(mode: str, n: int, steps: int, batch: int, workers: int) -> dict:
     import torch
 
     from edgekd.core.config import TrainConfig
-    from edgekd.data import load_data
-    from edgekd.models.build import build_model
-    from edgekd.train.trainer import train
+    from edgekd.engines.data import load_data
+    from edgekd.engines.models.build import build_model
+    from edgekd.engines.train.trainer import train
 
     torch.manual_seed(0)
     teacher, student = build_model(TEACHER, 10).eval(), build_model(STUDENT, 10)
@@ -100,9 +100,9 @@ def bare(n: int, steps: int, batch: int, workers: int, teacher, student, mem: Pe
     import torch.nn.functional as F
     from torch.utils.data import DataLoader, Dataset
 
-    from edgekd.data.imagefolder import EXTENSIONS
-    from edgekd.data.images import open_rgb
-    from edgekd.data.preprocess import Preprocess
+    from edgekd.engines.data.imagefolder import EXTENSIONS
+    from edgekd.engines.data.images import open_rgb
+    from edgekd.engines.data.preprocess import Preprocess
 
     classes = sorted(p.name for p in (FOLDER / "train").iterdir())
     files = [(f, i) for i, c in enumerate(classes)

@@ -41,9 +41,9 @@ import common  # noqa: E402
 import pays  # noqa: E402
 
 from edgekd.core.config import Config  # noqa: E402
-from edgekd.models.artifact import load_model  # noqa: E402
-from edgekd.models.input_contract import load_run_data  # noqa: E402
-from edgekd.onnx_io import export_onnx  # noqa: E402
+from edgekd.engines.data.input_contract import load_run_data  # noqa: E402
+from edgekd.engines.exporters.onnx_io import export_onnx  # noqa: E402
+from edgekd.engines.models.artifact import load_model  # noqa: E402
 
 TARGETS = ["host", "jetson", "rpi"]
 TEACHER_TRAIN = {
@@ -99,7 +99,7 @@ def default_case(raw: dict[str, Any], work: Path) -> dict[str, Any]:
     rows = {}
     for target, d in report.get("deployment", {}).items():
         b = budgets.get(target, {})
-        rows[target] = {"model": d["model"], "file": d["file"], "backend": d["backend"], "precision": d["precision"],
+        rows[target] = {"model": d["model"], "file": d["file"], "runtime": d["runtime"], "precision": d["precision"],
                         "ms": d["median_ms"], "kind": d["kind"], "accuracy": d["accuracy"],
                         "speedup_vs_teacher_best": d["speedup_vs_teacher_best"],
                         "teacher_best": d.get("teacher_best"), "budget": b.get("budget"),
@@ -126,7 +126,7 @@ def host_side_by_side(raw: dict[str, Any], work: Path, passes: int) -> dict[str,
         files["torch-pruning alone"] = export_onnx(tp_model, torch.randn(1, 3, size, size), Path(tmp) / "tp.onnx", 17)
         runs = [pays.side_by_side(files, x, y) for _ in range(passes)]
     rows = pays.median_rows(runs)
-    return {"pick": {k: pick[k] for k in ("model", "file", "backend", "precision", "median_ms", "accuracy")},
+    return {"pick": {k: pick[k] for k in ("model", "file", "runtime", "precision", "median_ms", "accuracy")},
             "torch_pruning": tp_info, "rows": rows, "verdict": pays.verdict(rows, pick)}
 
 

@@ -18,24 +18,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "edgekd"
 
-# Lower number = lower layer. A package may import only packages of a strictly lower layer.
-LAYERS: dict[str, int] = {
-    "core": 0,
-    "devicekit": 1,  # finds the device kit's file (export/edgekd_kit.py), which imports nothing of edgekd
-    "data": 2, "quantization": 2, "search_spaces": 2,
-    "models": 3,
-    "runtimes": 4, "onnx_io": 4, "plan": 4,
-    "train": 5, "pruning": 5, "latency": 5,
-    "exporters": 6, "reporting": 6, "tracking": 6, "budgets": 6,  # tracking: MLflow logging, called by the pipeline
-    "stages": 7,
-    "pipeline": 8,
-    "api": 9,
-    "cli": 10, "edgekd": 10,  # the front door (edgekd/__init__.py) re-exports the API lazily
-    "__main__": 11,
-}
-LAYER_NAMES = {0: "core", 1: "core", 2: "engines", 3: "engines", 4: "runtimes, ONNX I/O, plan", 5: "engines",
-               6: "engines",
-               7: "stages", 8: "stages", 9: "surfaces", 10: "surfaces", 11: "surfaces"}
+# The layers are the folders: edgekd/core, edgekd/engines/<job>, edgekd/stages, and the surfaces
+# at the root. A module may import its own tier or a lower one; packages of one tier may not
+# import each other in a circle (the engines form a DAG); a stage never imports another stage.
+TIERS = {"core": 0, "engines": 1, "stages": 2}
+SURFACE_TIER = 3
+TIER_NAMES = {0: "core", 1: "engines", 2: "stages", 3: "surfaces"}
+# What may sit loose at the root: the surfaces. Everything else lives in a package named for its job.
+SURFACES = {"edgekd", "edgekd.__main__", "edgekd.api", "edgekd.cli", "edgekd.pipeline"}
+SHARED_STAGE_MODULES = {"base", "context", "outputs"}  # the stage interface, shared by every stage
 
 
 def module_name(path: Path) -> str:
@@ -44,8 +35,23 @@ def module_name(path: Path) -> str:
 
 
 def package_of(module: str) -> str:
+    """``engines.latency`` for an engine, ``core``/``stages`` for those tiers, else the surface."""
     parts = module.split(".")
+    if len(parts) > 2 and parts[1] == "engines":
+        return f"engines.{parts[2]}"
     return parts[1] if len(parts) > 1 else "edgekd"
+
+
+def tier_of(package: str) -> int:
+    return TIERS.get(package.split(".")[0], SURFACE_TIER)
+
+
+def loose(module: str, is_package: bool = False) -> bool:
+    """A module below the surfaces that sits at the root, or straight in ``engines/`` (no job folder)."""
+    parts = module.split(".")
+    if len(parts) == 2 and not is_package:
+        return module not in SURFACES and parts[1] not in TIERS
+    return len(parts) == 3 and parts[1] == "engines" and not is_package
 
 
 def imports_of(path: Path, modules: set[str]) -> set[str]:
@@ -82,28 +88,36 @@ def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
     return out
 
 
-def problems(graph: dict[str, set[str]]) -> list[str]:
-    found = []
+def problems(graph: dict[str, set[str]], packages: set[str] | None = None) -> list[str]:
+    """Upward imports, cycles (of modules, and of packages within a tier), stages importing
+    stages, and loose modules. ``packages``: the modules that are packages (``__init__``)."""
+    packages = packages if packages is not None else {m for m in graph if _is_package(m)}
+    found = [f"{m}: a loose module below the surfaces; move it into the package of its job"
+             for m in sorted(graph) if loose(m, m in packages)]
     for mod, deps in sorted(graph.items()):
         src = package_of(mod)
-        if src not in LAYERS:
-            found.append(f"{mod}: package {src!r} has no layer in docs/import_graph.py LAYERS")
-            continue
         for d in sorted(deps):
             dst = package_of(d)
-            if dst != src and LAYERS.get(dst, 99) >= LAYERS[src]:
-                found.append(f"{mod} imports {d}: {src} (layer {LAYERS[src]}) may not import {dst} "
-                             f"(layer {LAYERS.get(dst, '?')})")
+            if tier_of(dst) > tier_of(src):
+                found.append(f"{mod} imports {d}: {TIER_NAMES[tier_of(src)]} may not import "
+                             f"{TIER_NAMES[tier_of(dst)]}")
             if src == dst == "stages" and _stage(mod) and _stage(d) and _stage(mod) != _stage(d):
                 found.append(f"{mod} imports {d}: a stage imports another stage")
     found += [f"import cycle: {' -> '.join(c)}" for c in cycles(graph)]
+    pkgs = package_graph(graph)
+    found += [f"package cycle: {' -> '.join(c)}" for c in cycles(pkgs)]
     return found
+
+
+def _is_package(module: str) -> bool:
+    rel = Path(*module.split(".")[1:])
+    return (ROOT / rel / "__init__.py").exists()
 
 
 def _stage(mod: str) -> str | None:
     """The stage a module of edgekd.stages belongs to (None for the shared base)."""
     parts = mod.split(".")
-    return None if len(parts) < 3 or parts[2] == "base" else parts[2]
+    return None if len(parts) < 3 or parts[2] in SHARED_STAGE_MODULES else parts[2]
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -142,25 +156,46 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
+def depth(pkgs: dict[str, set[str]]) -> dict[str, int]:
+    """How far above the bottom of its tier a package sits (0: imports nothing of its tier)."""
+    out: dict[str, int] = {}
+
+    def visit(p: str, seen: frozenset[str] = frozenset()) -> int:
+        if p not in out:
+            same = [d for d in pkgs.get(p, ()) if tier_of(d) == tier_of(p) and d not in seen]
+            out[p] = 1 + max((visit(d, seen | {p}) for d in same), default=-1)
+        return out[p]
+
+    for p in set(pkgs) | {d for ds in pkgs.values() for d in ds}:
+        visit(p)
+    return out
+
+
 def mermaid(graph: dict[str, set[str]]) -> str:
-    """Packages grouped by layer, top to bottom; every arrow points down."""
+    """Packages grouped by tier (the folders), top to bottom; within a tier, a package sits above
+    those it imports. Every arrow points down or sideways within a tier, never up."""
     pkgs = package_graph(graph)
+    level = depth(pkgs)
     lines = ["flowchart TD"]
-    by_layer: dict[int, list[str]] = defaultdict(list)
-    for p in sorted(set(pkgs) | {d for ds in pkgs.values() for d in ds}):
-        by_layer[LAYERS.get(p, 99)].append(p)
-    for layer in sorted(by_layer, reverse=True):
-        lines.append(f"  subgraph L{layer}[\"{LAYER_NAMES.get(layer, '?')} {layer}\"]")
-        lines += [f"    {p}[{p}]" for p in by_layer[layer]]
+    by_tier: dict[int, list[str]] = defaultdict(list)
+    for p in sorted(set(level) - {"engines"}, key=lambda p: (-level[p], p)):  # engines/__init__: the folder's docstring
+        by_tier[tier_of(p)].append(p)
+    for tier in sorted(by_tier, reverse=True):
+        lines.append(f"  subgraph T{tier}[\"{TIER_NAMES[tier]}\"]")
+        lines += [f"    {_node(p)}[{p}]" for p in by_tier[tier]]
         lines.append("  end")
     for src in sorted(pkgs):
-        lines += [f"  {src} --> {dst}" for dst in sorted(pkgs[src])]
+        lines += [f"  {_node(src)} --> {_node(dst)}" for dst in sorted(pkgs[src])]
     return "\n".join(lines)
+
+
+def _node(package: str) -> str:
+    return package.replace(".", "_")
 
 
 PAGE = """# The import graph of edgekd
 
-Packages by layer, top to bottom; every arrow points down (no cycle, no stage importing a stage).
+Packages by tier, which is their folder: `edgekd/core`, `edgekd/engines/<job>`, `edgekd/stages`,\nand the surfaces at the root (`cli`, `api`, `pipeline`). Every arrow points down or within a tier;\nno cycle, no stage importing a stage, no loose module below the surfaces.
 Generated by `python docs/import_graph.py --write`; `python docs/import_graph.py --check` applies
 the rules, and `tests/test_layers.py` fails when the drawing is stale or a lower layer imports a
 higher one.

@@ -38,7 +38,7 @@ def __getattr__(name: str) -> Any:
 
         return load_config
     if name == "Report":
-        from edgekd.reporting.schema import Report
+        from edgekd.engines.reporting.schema import Report
 
         return Report
     raise AttributeError(f"module 'edgekd' has no attribute {name!r}")

@@ -19,9 +19,9 @@ from edgekd.core.config import Config
 from edgekd.core.config_file import load_config
 from edgekd.core.errors import GateError
 from edgekd.core.progress import Reporter
+from edgekd.engines.reporting.gates import gate_spec, gates_message
+from edgekd.engines.reporting.schema import Report
 from edgekd.pipeline import Pipeline
-from edgekd.reporting.gates import gate_spec, gates_message
-from edgekd.reporting.schema import Report
 
 ConfigLike = str | Path | dict[str, Any] | Config
 
@@ -136,7 +136,7 @@ def report(run_dir: str | Path, *, imports: list[str | Path] = (), quiet: bool =
     import yaml
 
     from edgekd.core.errors import RunDirError
-    from edgekd.reporting.rerender import import_results
+    from edgekd.engines.reporting.rerender import import_results
 
     gates = gate_spec(fail_under_accuracy, fail_over_latency)
     run = Path(run_dir)
@@ -153,17 +153,23 @@ def report(run_dir: str | Path, *, imports: list[str | Path] = (), quiet: bool =
     return check_gates(pipe.run(only=["report"]))
 
 
-def bench_file(path: str | Path, targets: list[str] | None = None, *, backends: list[str] | None = None,
+def bench_file(path: str | Path, targets: list[str] | None = None, *, runtimes: list[str] | None = None,
                batch_size: int = 1, threads: int | None = None, repeats: int = 50, rounds: int = 3,
-               precision: str | None = None, quiet: bool = False) -> list[dict]:
-    """Latency of one exported file on each target (measured on host, predicted elsewhere)."""
+               precision: str | None = None, quiet: bool = False, backends: list[str] | None = None) -> list[dict]:
+    """Latency of one exported file on each target (measured on host, predicted elsewhere).
+    ``backends`` is the deprecated name of ``runtimes``."""
+    if backends is not None:
+        import warnings
+
+        warnings.warn("bench_file(backends=...) is deprecated: use runtimes=", DeprecationWarning, stacklevel=2)
+        runtimes = runtimes if runtimes is not None else backends
     from edgekd.core.config import BenchConfig
-    from edgekd.latency.bench_file import bench_file as _bench
+    from edgekd.engines.latency.bench_file import bench_file as _bench
     from edgekd.pipeline import resolve_targets
 
     reporter = Reporter(quiet)
     profiles = resolve_targets(targets or ["host"], reporter)
-    cfg = BenchConfig(**{k: v for k, v in {"backends": backends, "batch_size": batch_size, "threads": threads,
+    cfg = BenchConfig(**{k: v for k, v in {"runtimes": runtimes, "batch_size": batch_size, "threads": threads,
                                             "repeats": repeats, "rounds": rounds}.items() if v is not None})
     return [r.as_dict() for r in _bench(Path(path), profiles, cfg, precision=precision, reporter=reporter)]
 
@@ -171,7 +177,7 @@ def bench_file(path: str | Path, targets: list[str] | None = None, *, backends: 
 def calibrate_profile(target: str, *, results: list[str | Path] = (), exports: str | Path | None = None,
                       out: str | Path | None = None, threads: int | None = None, quiet: bool = False) -> dict:
     """Fit a profile's roofline factors: on host from measured zoo models, else from device-kit results."""
-    from edgekd.latency.profile_fit import calibrate
+    from edgekd.engines.latency.profile_fit import calibrate
 
     return calibrate(target, results=[Path(r) for r in results], exports=Path(exports) if exports else None,
                      out=Path(out) if out else None, threads=threads, reporter=Reporter(quiet))

@@ -163,7 +163,7 @@ def _command() -> str:
 
 
 def _finish(report: Any, quiet: bool, as_json: bool, log_format: str = "text") -> None:
-    from edgekd.reporting.terminal import deploy_lines, result_events, search_table, summary_table
+    from edgekd.engines.reporting.terminal import deploy_lines, result_events, search_table, summary_table
 
     if report is None:  # a torchrun rank other than 0: rank 0 prints the run
         return
@@ -264,7 +264,9 @@ for _stage, _doc in (
 def bench(
     path: Annotated[Path, typer.Argument(help="a model.yaml (runs the bench stage) or a model file: .onnx, .xml, .engine, edgekd model folder")],
     target: TargetOpt = None,
-    backend: Annotated[list[str] | None, typer.Option("--backend", "-b", help="backends to time (default: all that run the file)")] = None,
+    runtime: Annotated[list[str] | None, typer.Option("--runtime", "-r", "--backend", "-b",
+                                                      help="runtimes to time (default: all that run the file); "
+                                                           "--backend is its old name")] = None,
     batch: Annotated[int, typer.Option("--batch", help="batch size")] = 1,
     threads: Annotated[int | None, typer.Option("--threads", help="CPU threads (default: all cores)")] = None,
     repeats: Annotated[int, typer.Option("--repeats", help="timed calls per round")] = 50,
@@ -282,27 +284,27 @@ def bench(
                                            reporter=_reporter(quiet or as_json)))
         _finish(rep, quiet, as_json)
         return
-    rows = _guard(lambda: api.bench_file(path, target, backends=backend, batch_size=batch, threads=threads,
+    rows = _guard(lambda: api.bench_file(path, target, runtimes=runtime, batch_size=batch, threads=threads,
                                          repeats=repeats, precision=precision, quiet=quiet or as_json))
     if as_json:
         print(json.dumps(rows, indent=2))
         return
     from rich.table import Table
 
-    from edgekd.reporting.points import figure
+    from edgekd.engines.reporting.points import figure
 
     t = Table(title=escape(f"edgekd bench · {path.name}"), title_justify="left")
-    for col in ("Target", "Kind", "Backend", "Format", "Precision", "Batch", "Threads", "Median (ms)", "p90 (ms)", "img/s"):
+    for col in ("Target", "Kind", "Runtime", "Format", "Precision", "Batch", "Threads", "Median (ms)", "p90 (ms)", "img/s"):
         t.add_column(col)
     for r in rows:
         t.add_row(*(escape(c) for c in (
-            r["target"], r["kind"], f"{r['backend']} {r['backend_version']}", r["format"], r["precision"],
+            r["target"], r["kind"], f"{r['runtime']} {r['runtime_version']}", r["format"], r["precision"],
             str(r["batch_size"]), str(r["threads"] or "–"), figure(r["median_ms"], r["kind"], 4),
             figure(r.get("p90_ms"), r["kind"], 4), figure(r.get("throughput_ips"), r["kind"], 1))))
     out.print(t)
     for r in rows:
         if r.get("unstable"):
-            out.print(escape(f"{r['backend']}: {r['notes']}; re-run when the machine is idle to trust this median"))
+            out.print(escape(f"{r['runtime']}: {r['notes']}; re-run when the machine is idle to trust this median"))
 
 
 @app.command()
@@ -320,7 +322,7 @@ def report(
     from edgekd import api
 
     if schema:
-        from edgekd.reporting.schema import json_schema
+        from edgekd.engines.reporting.schema import json_schema
 
         print(json.dumps(json_schema(), indent=2))
         return

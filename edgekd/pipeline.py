@@ -27,21 +27,23 @@ from edgekd.core.errors import EdgeKDError
 from edgekd.core.profiles import Profile, resolve_target
 from edgekd.core.progress import Reporter
 from edgekd.core.rundir import NO_SPACE, RunDir, atomic_write_text, hash_obj, no_space_error, sha256_tree
-from edgekd.models.build import resolve_device
-from edgekd.reporting.build import build_report
-from edgekd.reporting.gates import GateSpec
-from edgekd.reporting.schema import Report
-from edgekd.stages.base import RunContext, Stage, StageResult
+from edgekd.engines.models.build import resolve_device
+from edgekd.engines.reporting.build import build_report
+from edgekd.engines.reporting.gates import GateSpec
+from edgekd.engines.reporting.schema import Report
+from edgekd.engines.tracking.mlflow_log import make_tracker
+from edgekd.engines.train import sync_bn
+from edgekd.stages.base import Stage, StageResult
 from edgekd.stages.bench import BenchStage
+from edgekd.stages.context import RunContext
 from edgekd.stages.distill import DistillStage
 from edgekd.stages.export import ExportStage
+from edgekd.stages.outputs import read_output
 from edgekd.stages.prune import PruneStage
 from edgekd.stages.quantize import QuantizeStage
 from edgekd.stages.report import ReportStage
 from edgekd.stages.search import SearchStage
 from edgekd.stages.teacher import TeacherStage
-from edgekd.tracking import make_tracker
-from edgekd.train import sync_bn
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +172,7 @@ class Pipeline:
             if name in only:
                 self._run_stage(STAGES[name](), ctx, upstream, allow_skip=False)
             elif order.index(name) < first and name in done:
-                ctx.results[name] = self._restore(done[name])
+                ctx.results[name] = self._restore(name, done[name])
                 ctx.sections[name] = STAGES[name]().section(ctx.results[name])
                 upstream[name] = {k: a["sha256"] for k, a in done[name]["artifacts"].items()}
                 self._recorded(name, ctx, done[name])
@@ -207,7 +209,7 @@ class Pipeline:
         result = ctx.results[name]
         if "resumed" in self.run_dir.manifest.get("run", {}) and ctx.original is None:
             self.run_dir.manifest["run"]["resumed"][name] = result.skipped
-        self.tracker.stage(name, settings=rec.get("settings"), metrics=result.metrics, artifacts=result.artifacts,
+        self.tracker.stage(name, settings=rec.get("settings"), metrics=result.output.as_dict(), artifacts=result.artifacts,
                            seconds=rec.get("seconds"), resumed=result.skipped)
 
     def _finish(self, ctx: RunContext) -> Report | None:
@@ -228,9 +230,11 @@ class Pipeline:
             after = "" if name == self.plan()[-1] else " and the stages after it"
             self.reporter.line(f"[yellow]{name}[/]: {escape(why)}, re-running {name}{after}")
 
-    def _restore(self, rec: dict) -> StageResult:
+    def _restore(self, name: str, rec: dict) -> StageResult:
+        """A stage done earlier, as the manifest recorded it (its output read back through its type)."""
         root = self.run_dir.root
-        return StageResult(rec["metrics"], {k: root / a["path"] for k, a in rec["artifacts"].items()}, skipped=True)
+        return StageResult(read_output(name, rec["metrics"]), {k: root / a["path"] for k, a in rec["artifacts"].items()},
+                           skipped=True)
 
     def _run_stage(self, stage: Stage, ctx: RunContext, upstream: dict[str, dict[str, str]], allow_skip: bool = True) -> None:
         if not self.world.main:
@@ -241,7 +245,7 @@ class Pipeline:
         if stage.name in COLLECTIVE:
             dist.broadcast(rec is None)  # the other ranks run it with rank 0, or restore it too
         if rec is not None:
-            ctx.results[stage.name] = self._restore(rec)
+            ctx.results[stage.name] = self._restore(stage.name, rec)
             self.reporter.line(f"[dim]{stage.name}: done earlier with the same inputs, skipped (--resume)[/]")
         else:
             if allow_skip:
@@ -254,7 +258,7 @@ class Pipeline:
             result = _run_checked(stage, ctx, out)
             self.reporter.stage_done(stage.name, time.perf_counter() - t0)
             self.run_dir.record_stage(stage.name, input_hash=h, artifacts=result.artifacts,
-                                      metrics=result.metrics, seconds=time.perf_counter() - t0,
+                                      metrics=result.output.as_dict(), seconds=time.perf_counter() - t0,
                                       device=str(ctx.device), settings=settings, upstream=upstream,
                                       world=self._world_record() if stage.name in COLLECTIVE else None)
             ctx.results[stage.name] = result
@@ -283,7 +287,7 @@ class Pipeline:
             dist.barrier()
             self.run_dir.load()
         rec = self.run_dir.manifest["stages"][stage.name]
-        ctx.results[stage.name] = self._restore(rec)
+        ctx.results[stage.name] = self._restore(stage.name, rec)
         ctx.sections[stage.name] = stage.section(ctx.results[stage.name])
         upstream[stage.name] = {k: a["sha256"] for k, a in rec["artifacts"].items()}
 

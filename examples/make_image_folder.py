@@ -25,7 +25,7 @@ CHUNK = 256
 def _write_chunk(job: tuple) -> int:
     from PIL import Image
 
-    from edgekd.data.synthetic import class_names, generate
+    from edgekd.engines.data.synthetic import class_names, generate
 
     out, start, n, render, size, classes, difficulty, seed, odd = job
     names = class_names(classes)

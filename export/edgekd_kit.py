@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-SCHEMA = "edgekd-kit-results/1"
+SCHEMA = "edgekd-kit-results/2"  # 2: "runtime" / "runtime_version" (1 said "backend")
 # file suffix -> (format, runtime): a copy of edgekd's formats table (edgekd/core/formats.py),
 # kept equal by a test, since this file imports nothing of edgekd
 SUFFIX_FORMAT = {".onnx": ("onnx", "onnxruntime"), ".xml": ("openvino", "openvino"),
@@ -75,7 +75,7 @@ def host_info() -> dict:
 
 # ---------------------------------------------------------------- runners
 class OrtRunner:
-    backend = "onnxruntime"
+    runtime = "onnxruntime"
 
     def __init__(self, path: Path, threads: int | None) -> None:
         import onnxruntime as ort
@@ -116,7 +116,7 @@ def _signal_stack(restore=None):
 
 
 class OpenVINORunner:
-    backend = "openvino"
+    runtime = "openvino"
 
     def __init__(self, path: Path, threads: int | None, precision: str, device: str = "CPU") -> None:
         import openvino as ov
@@ -193,7 +193,7 @@ class _CudaMem:
 class TensorRTRunner:
     """Runs a serialized engine; timings include the host<->device copies (what an app pays)."""
 
-    backend = "tensorrt"
+    runtime = "tensorrt"
 
     def __init__(self, path: Path) -> None:
         import tensorrt as trt
@@ -333,13 +333,13 @@ def describe(path: Path, index: dict) -> dict:
             "precision": (m.group("prec") if m and m.group("prec") else "fp32")}
 
 
-def make_runner(path: Path, backend: str, precision: str, threads: int | None):
+def make_runner(path: Path, runtime: str, precision: str, threads: int | None):
     suffix = path.suffix
-    if backend == "auto":
-        backend = SUFFIX_FORMAT[suffix][1]
-    if backend == "onnxruntime":
+    if runtime == "auto":
+        runtime = SUFFIX_FORMAT[suffix][1]
+    if runtime == "onnxruntime":
         return OrtRunner(path, threads)
-    if backend == "openvino":
+    if runtime == "openvino":
         return OpenVINORunner(path, threads, precision)
     return TensorRTRunner(path)
 
@@ -426,8 +426,8 @@ def bench(paths: list, args: argparse.Namespace, index: dict, bundle: dict | Non
     loaded = []
     for p in paths:
         d = describe(p, index)
-        backends = [args.backend] if args.backend != "auto" or p.suffix != ".onnx" else ["onnxruntime"]
-        for b in backends:
+        runtimes = [args.runtime] if args.runtime != "auto" or p.suffix != ".onnx" else ["onnxruntime"]
+        for b in runtimes:
             before = rss_mb()
             try:
                 runner = make_runner(p, b, d["precision"], args.threads)
@@ -455,14 +455,14 @@ def bench(paths: list, args: argparse.Namespace, index: dict, bundle: dict | Non
     records = []
     for (p, d, runner, x), s in zip(loaded, samples):  # noqa: B905 (the kit supports Python 3.8)
         med = statistics.median(s)
-        rec = {"model": d["model"], "backend": runner.backend, "format": d["format"], "precision": d["precision"],
+        rec = {"model": d["model"], "runtime": runner.runtime, "format": d["format"], "precision": d["precision"],
                "batch_size": int(x.shape[0]), "threads": runner.threads, "device": runner.device,
                "target": args.target, "kind": "measured", "median_ms": round(med, 5),
                "p90_ms": round(percentile(s, 90), 5), "p99_ms": round(percentile(s, 99), 5),
                "mean_ms": round(statistics.fmean(s), 5), "throughput_ips": round(x.shape[0] / med * 1e3, 2),
-               "samples": len(s), "backend_version": runner.version, "artifact": p.name,
+               "samples": len(s), "runtime_version": runner.version, "artifact": p.name,
                "rss_increase_mb": d["rss_increase_mb"],
-               "notes": "device kit; includes host<->device copies" if runner.backend == "tensorrt" else "device kit"}
+               "notes": "device kit; includes host<->device copies" if runner.runtime == "tensorrt" else "device kit"}
         if bundle is not None:
             rec["validation"] = validate(runner, bundle, d["model"], model_meta(p.parent, d["model"]))
         records.append(rec)
@@ -504,13 +504,13 @@ def cmd_eval_images(args: argparse.Namespace) -> None:
     if unknown:
         raise SystemExit(f"{root} has class folders the model does not know: {unknown[:5]}")
     files = files[: args.limit] if args.limit else files
-    runner = make_runner(path, args.backend, d["precision"], args.threads)
+    runner = make_runner(path, args.runtime, d["precision"], args.threads)
     correct = 0
     for i in range(0, len(files), 32):
         chunk = files[i:i + 32]
         x = np.stack([preprocess_image(Image.open(f), prep) for f, _ in chunk])
         correct += int((runner(x).argmax(1) == np.asarray([c for _, c in chunk])).sum())
-    res = {"model": d["model"], "artifact": path.name, "backend": runner.backend, "images": len(files),
+    res = {"model": d["model"], "artifact": path.name, "runtime": runner.runtime, "images": len(files),
            "accuracy": round(100.0 * correct / max(1, len(files)), 3), "preprocessing": prep}
     print(json.dumps(res, indent=2))
 
@@ -541,7 +541,7 @@ def _write(args: argparse.Namespace, records: list) -> None:
         print(text)
     for r in records:
         acc = f"  acc {r['validation']['accuracy']:.2f}%" if "validation" in r else ""
-        print(f"{r['model']:>10} {r['format']:>9} {r['precision']:>5} {r['backend']:>12}: "
+        print(f"{r['model']:>10} {r['format']:>9} {r['precision']:>5} {r['runtime']:>12}: "
               f"{r['median_ms']:.3f} ms median (p90 {r['p90_ms']:.3f}){acc}", file=sys.stderr)
 
 
@@ -565,7 +565,7 @@ def main(argv: list | None = None) -> None:
             p.add_argument("folder", nargs="?", default=".")
             p.add_argument("--only", default=None, help="suffixes to include, e.g. engine,xml")
         p.add_argument("--target", required=True, help="the profile name this device is, e.g. jetson-orin-nano")
-        p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "openvino", "tensorrt"])
+        p.add_argument("--runtime", "--backend", dest="runtime", default="auto", choices=["auto", "onnxruntime", "openvino", "tensorrt"])
         p.add_argument("--batch", type=int, default=1)
         p.add_argument("--threads", type=int, default=None)
         p.add_argument("--warmup", type=int, default=10)
@@ -575,7 +575,7 @@ def main(argv: list | None = None) -> None:
     e = sub.add_parser("eval-images", help="accuracy of a model on a folder of class sub-folders (needs Pillow)")
     e.add_argument("model")
     e.add_argument("--images", required=True, help="a folder with one sub-folder per class")
-    e.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "openvino", "tensorrt"])
+    e.add_argument("--runtime", "--backend", dest="runtime", default="auto", choices=["auto", "onnxruntime", "openvino", "tensorrt"])
     e.add_argument("--threads", type=int, default=None)
     e.add_argument("--limit", type=int, default=None)
     args = ap.parse_args(argv)

@@ -61,7 +61,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory):
 def export_plan(export: Any = None, targets: list[Any] | None = None) -> Any:
     """The run plan for an exporter test: this export section, these target profiles."""
     from edgekd.core.config import Config
-    from edgekd.plan import plan_run
+    from edgekd.engines.plan.deployment import plan_run
 
     cfg = tiny_config(Path("/nonexistent"))
     if export is not None:

@@ -44,7 +44,7 @@ def main() -> None:
         _audit(os.path.abspath(root), f"{out}.rank{rank}")
     if os.environ.get("EDGEKD_TEST_FAIL_RANK") == str(rank):
         from edgekd.core.errors import TrainingError
-        from edgekd.train import trainer
+        from edgekd.engines.train import trainer
 
         real = trainer._Loop.epoch
 

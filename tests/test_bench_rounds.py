@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from edgekd.core.config import BenchConfig
-from edgekd.latency import measure
-from edgekd.latency.measure import BenchItem, measure_items, spread
+from edgekd.engines.latency import measure
+from edgekd.engines.latency.measure import BenchItem, measure_items, spread
 
 
 class _Runner:
@@ -42,7 +42,7 @@ def _bench(monkeypatch: pytest.MonkeyPatch, ms: dict[str, list[float]], **cfg: A
         calls[name] = i + 1
         return [ms[name][min(i, len(ms[name]) - 1)]] * repeats
 
-    monkeypatch.setattr(measure, "get_backend", lambda name: _Backend())
+    monkeypatch.setattr(measure, "get_runtime", lambda name: _Backend())
     monkeypatch.setattr(measure, "time_calls", fake_time_calls)
     monkeypatch.setattr(measure, "warm_up", lambda *a, **k: None)
     items = [BenchItem(n, "onnx", "fp32", Path(f"{n}.onnx"), "onnxruntime") for n in ms]

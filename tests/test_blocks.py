@@ -7,11 +7,11 @@ from pathlib import Path
 import timm
 import torch
 
-from edgekd.budgets import RunBudgets, TargetBudget
-from edgekd.budgets.model import Reach
-from edgekd.models.artifact import ModelSpec, load_model, save_model
-from edgekd.pruning.blocks import drop_blocks, droppable_blocks
-from edgekd.pruning.structured import magnitude_pruner
+from edgekd.core.budgets import Reach
+from edgekd.engines.budgets import RunBudgets, TargetBudget
+from edgekd.engines.models.artifact import ModelSpec, load_model, save_model
+from edgekd.engines.pruning.blocks import drop_blocks, droppable_blocks
+from edgekd.engines.pruning.structured import magnitude_pruner
 from edgekd.stages.distill.sources import reachable_limits
 
 
@@ -50,9 +50,9 @@ def test_fewer_stages_reach_further_on_a_launch_bound_gpu(tmp_path: Path) -> Non
     """search.space: {name: resnet, stages: [2, 4]}: the two-stage candidates are fewer layers,
     predicted faster on the Orin Nano than any four-stage one, and rebuild exactly from disk."""
     from edgekd.core.profiles import resolve_target
-    from edgekd.latency.budgets import best_latency
-    from edgekd.models.build import build_model
-    from edgekd.search_spaces.spaces import ResNetParams, build_space
+    from edgekd.engines.latency.budgets import best_latency
+    from edgekd.engines.models.build import build_model
+    from edgekd.engines.search.spaces import ResNetParams, build_space
 
     jetson = resolve_target("jetson")[0]
     space = build_space("resnet", ResNetParams(stages=[2, 4], depths=[1], widths=[8], stems=["7x7"]))

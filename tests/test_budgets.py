@@ -17,22 +17,22 @@ from conftest import TEACHER, tiny_config
 from typer.testing import CliRunner
 
 import edgekd
-from edgekd.budgets import RunBudgets, TargetBudget
-from edgekd.budgets.model import Reach
-from edgekd.budgets.resolve import GOAL_MARGIN, settle_at_start, written_by_user
-from edgekd.budgets.settle import settle_jointly
 from edgekd.cli import app
+from edgekd.core.budgets import Reach
 from edgekd.core.config import Config
 from edgekd.core.profiles import resolve_target
-from edgekd.reporting.deploy import recommend
-from edgekd.reporting.gates import GateSpec, evaluate_gates
-from edgekd.reporting.schema import ModelRow, Report
+from edgekd.engines.budgets import RunBudgets, TargetBudget
+from edgekd.engines.budgets.resolve import GOAL_MARGIN, settle_at_start, written_by_user
+from edgekd.engines.budgets.settle import settle_jointly
+from edgekd.engines.reporting.deploy import recommend
+from edgekd.engines.reporting.gates import GateSpec, evaluate_gates
+from edgekd.engines.reporting.schema import ModelRow, Report
 
 SPACE = {"name": "resnet", "depths": [1], "widths": [8, 16], "stems": ["7x7", "3x3"]}  # 4 candidates
 
 
 def _lat(ms: float, kind: str = "predicted") -> dict:
-    return {"ms": ms, "kind": kind, "backend": "x", "precision": "fp32", "target": "t"}
+    return {"ms": ms, "kind": kind, "runtime": "x", "precision": "fp32", "target": "t"}
 
 
 def _budget(target: str, ms: float, *, wall: bool = False, teacher_ms: float = 1.0, fastest: float | None = None
@@ -142,7 +142,7 @@ def test_an_unreachable_budget_the_user_wrote_exits_11_before_the_teacher_trains
 
 
 def _floor_report(student_acc: float) -> Report:
-    rows = [{"model": m, "target": "host", "backend": "onnxruntime", "format": "onnx", "precision": "fp32",
+    rows = [{"model": m, "target": "host", "runtime": "onnxruntime", "format": "onnx", "precision": "fp32",
              "median_ms": ms, "kind": "measured", "batch_size": 1} for m, ms in (("teacher", 2.0), ("student", 0.3))]
     acc = {"teacher": 97.5, "student": student_acc}
     exports = [{"model": r["model"], "format": "onnx", "precision": "fp32", "status": "ok", "path": f"{r['model']}.onnx",

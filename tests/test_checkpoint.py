@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from edgekd.core.errors import ModelError
-from edgekd.models.artifact import ModelSpec, load_model, save_model
-from edgekd.models.build import build_model
-from edgekd.models.checkpoint import load_weights, read_state_dict, save_state_dict
+from edgekd.engines.models.artifact import ModelSpec, load_model, save_model
+from edgekd.engines.models.build import build_model
+from edgekd.engines.models.checkpoint import load_weights, read_state_dict, save_state_dict
 
 KW = {"layers": [1, 1, 1, 1], "channels": [8, 16, 32, 64]}
 

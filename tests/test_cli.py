@@ -11,7 +11,7 @@ from conftest import tiny_config
 from typer.testing import CliRunner
 
 from edgekd.cli import app
-from edgekd.reporting.schema import SCHEMA_VERSION
+from edgekd.engines.reporting.schema import SCHEMA_VERSION
 
 runner = CliRunner()
 
@@ -131,7 +131,7 @@ def test_bench_any_file_measured_and_predicted(finished_run) -> None:
     r = runner.invoke(app, ["bench", str(onnx_path), "--target", "host", "--target", "rpi", "--repeats", "5", "--json"])
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout[r.stdout.index("["):])
-    kinds = {(x["target"], x["kind"], x["backend"]) for x in rows}
+    kinds = {(x["target"], x["kind"], x["runtime"]) for x in rows}
     assert ("host", "measured", "onnxruntime") in kinds and ("raspberry-pi-5", "predicted", "onnxruntime") in kinds
     r = runner.invoke(app, ["bench", str(run / "export" / "nope.onnx")])
     assert r.exit_code == 9 and "not found" in r.output

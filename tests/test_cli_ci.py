@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from edgekd.cli import app
 from edgekd.core.errors import GateError
-from edgekd.reporting.schema import json_schema
+from edgekd.engines.reporting.schema import json_schema
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]

@@ -84,8 +84,8 @@ def test_unknown_data_source_lists_choices(tmp_path: Path) -> None:
 
 def test_unknown_backend_and_exporter(tmp_path: Path) -> None:
     raw = tiny_config(tmp_path)
-    raw["bench"]["backends"] = ["tflite"]
-    with pytest.raises(ConfigError, match=r"(?s)bench\.backends.*unknown benchmark backend 'tflite'.*onnxruntime"):
+    raw["bench"]["runtimes"] = ["tflite"]
+    with pytest.raises(ConfigError, match=r"(?s)bench\.runtimes.*unknown runtime 'tflite'.*onnxruntime"):
         load_config(raw)
 
 
@@ -210,8 +210,8 @@ def test_partial_qat_section_keeps_the_qat_defaults(tmp_path: Path) -> None:
 
 def test_speedup_per_target() -> None:
     """A GPU at batch 1 has a latency floor: the speed-up can be asked per target, by name or alias."""
-    from edgekd.budgets import DEFAULT_SPEEDUP, speedup_for
     from edgekd.core.profiles import resolve_target
+    from edgekd.engines.budgets import DEFAULT_SPEEDUP, speedup_for
 
     def cfg(speedup):
         return load_config({"name": "t", "data": {"source": "digits"}, "teacher": {"model": "resnet18"},
@@ -245,3 +245,14 @@ def test_the_starter_shows_the_defaults_and_the_readme_agrees() -> None:
     assert f"flops_ratio: {d['prune']['flops_ratio']}, steps: {d['prune']['steps']}" in readme
     assert f"max_accuracy_drop: {d['report']['max_accuracy_drop']}" in readme
     assert f"accuracy_slack: {d['report']['accuracy_slack']}" in readme
+
+
+def test_bench_backends_is_read_as_runtimes_with_a_deprecation_message(tmp_path: Path, caplog) -> None:
+    raw = tiny_config(tmp_path)
+    raw["bench"] = {"backends": ["onnxruntime"]}
+    with caplog.at_level("WARNING"):
+        assert load_config(raw).bench.runtimes == ["onnxruntime"]
+    assert "bench.backends is deprecated: rename it to bench.runtimes" in caplog.text
+    raw["bench"] = {"backends": ["onnxruntime"], "runtimes": ["openvino"]}
+    with pytest.raises(ConfigError, match="bench.backends and bench.runtimes are both set"):
+        load_config(raw)

@@ -41,7 +41,7 @@ def _registry_words() -> list[str]:
     """Registered names and their parameters' keys, the words components are written in."""
     words = []
     for reg in (registries.DATASETS, registries.LOSSES, registries.SEARCH_SPACES, registries.IMPORTANCES,
-                registries.EXPORTERS, registries.BACKENDS):
+                registries.EXPORTERS, registries.RUNTIMES):
         for name in reg.names():
             words += [name, *reg.entry(name).params.model_fields]
     return words

@@ -10,9 +10,9 @@ import torch
 
 from edgekd.core.config import AugmentConfig, DataConfig
 from edgekd.core.errors import DataError
-from edgekd.data import load_data
-from edgekd.data.bundle import DataBundle, augment
-from edgekd.data.preprocess import Preprocess
+from edgekd.engines.data import load_data
+from edgekd.engines.data.bundle import DataBundle, augment
+from edgekd.engines.data.preprocess import Preprocess
 
 
 def test_digits_shapes_split_and_determinism() -> None:
@@ -104,7 +104,7 @@ def test_a_validation_folder_without_some_classes_is_only_a_warning(tmp_path: Pa
     _write_folder(tmp_path / "val", classes=2, per_class=2)  # no class2 in val
     (tmp_path / "val" / "class1" / "0.png").unlink()
     (tmp_path / "val" / "class1" / "1.png").unlink()  # an empty class folder counts as missing
-    with caplog.at_level("WARNING", logger="edgekd.data.imagefolder"):
+    with caplog.at_level("WARNING", logger="edgekd.engines.data.imagefolder"):
         d = load_data(DataConfig(source="imagefolder", image_size=16, path=tmp_path / "train",
                                  val_path=tmp_path / "val"))
     assert d.class_names == ["class0", "class1", "class2"] and d.val_y.tolist() == [0, 0]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgekd.reporting.deploy import recommend, unpaid
-from edgekd.reporting.points import Point, pareto_front
-from edgekd.reporting.schema import ModelRow, Report
+from edgekd.engines.reporting.deploy import recommend, unpaid
+from edgekd.engines.reporting.points import Point, pareto_front
+from edgekd.engines.reporting.schema import ModelRow, Report
 
 
 def _row(model: str, ms: float, prec: str = "fp32", target: str = "host") -> dict[str, Any]:
-    return {"model": model, "target": target, "backend": "onnxruntime", "format": "onnx", "precision": prec,
+    return {"model": model, "target": target, "runtime": "onnxruntime", "format": "onnx", "precision": prec,
             "median_ms": ms, "kind": "measured", "batch_size": 1}
 
 
@@ -78,12 +78,12 @@ def test_a_relative_budget_follows_the_teacher_timed_in_the_same_bench() -> None
     slower, teacher included. Against the old milliseconds nothing met "4x faster than the teacher"
     while the same bench said the pruned file was 4.5x faster; against the teacher timed beside it
     the pruned file meets the budget, and the basis says the machine moved."""
-    from edgekd.reporting.rebase import rebased
+    from edgekd.engines.reporting.rebase import rebased
 
     set_at_search = {"ms": 0.19, "basis": "teacher 0.76 ms (measured, onnxruntime fp32) / 4", "speedup": 4.0,
-                     "teacher": {"ms": 0.76, "kind": "measured", "backend": "onnxruntime 1.2", "precision": "fp32"}}
+                     "teacher": {"ms": 0.76, "kind": "measured", "runtime": "onnxruntime 1.2", "precision": "fp32"}}
     rows = [_row("teacher", 1.00), _row("student", 0.30), _row("pruned", 0.222)]
-    rows.append({**_row("teacher", 3.0), "backend": "torch"})  # eager is slower: the best backend counts
+    rows.append({**_row("teacher", 3.0), "runtime": "torch"})  # eager is slower: the best backend counts
     acc = {"teacher": 91.8, "student": 91.5, "pruned": 91.0}
     old = _report(rows, acc, budget=0.19)
     assert "nothing meets" in recommend(old)["host"]["reason"]
@@ -100,7 +100,7 @@ def test_a_relative_budget_follows_the_teacher_timed_in_the_same_bench() -> None
 
 
 def test_an_absolute_or_teacherless_budget_is_not_rebased() -> None:
-    from edgekd.reporting.rebase import rebased
+    from edgekd.engines.reporting.rebase import rebased
 
     absolute = {"ms": 0.5, "basis": "search.constraints.latency_ms", "speedup": None, "teacher": None}
     rows = [_row("teacher", 1.0), _row("pruned", 0.4)]
@@ -132,12 +132,12 @@ def test_the_report_targets_carry_the_rebased_budget() -> None:
     from types import SimpleNamespace
 
     from edgekd.core.profiles import resolve_target
-    from edgekd.reporting.build import _targets
+    from edgekd.engines.reporting.build import _targets
 
     facts = SimpleNamespace(targets=[resolve_target("host")[0]], budgets={"host": {
         "ms": 0.19, "basis": "teacher 0.76 ms / 4", "speedup": 4.0,
-        "teacher": {"ms": 0.76, "kind": "measured", "backend": "onnxruntime 1.23"}}})  # timed in the CPU runtimes
-    gpu = {**_row("teacher", 0.2), "backend": "torch", "precision": "fp16", "device": "cuda"}
+        "teacher": {"ms": 0.76, "kind": "measured", "runtime": "onnxruntime 1.23"}}})  # timed in the CPU runtimes
+    gpu = {**_row("teacher", 0.2), "runtime": "torch", "precision": "fp16", "device": "cuda"}
     (host,) = _targets(facts, [_row("teacher", 1.2), gpu, _row("pruned", 0.25)])
     assert host["name"] == "host" and host["latency_budget_ms"] == 0.3 and host["budget_ms_at_search"] == 0.19
     assert "read 58% slower in bench" in host["budget_basis"]
@@ -147,7 +147,7 @@ def test_the_report_targets_carry_the_rebased_budget() -> None:
 
 
 def test_a_prediction_that_moved_is_not_blamed_on_the_machine() -> None:
-    from edgekd.reporting.rebase import rebased
+    from edgekd.engines.reporting.rebase import rebased
 
     predicted = {"ms": 0.2, "basis": "teacher 0.8 ms / 4", "speedup": 4.0, "teacher": {"ms": 0.8, "kind": "predicted"}}
     got = rebased(predicted, [{**_row("teacher", 0.5, target="jetson"), "kind": "predicted"}], "jetson")

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import edgekd
-from edgekd.devicekit import kit_path, load_kit
-from edgekd.exporters.tensorrt_rules import check_qdq
+from edgekd.core.devicekit import kit_path, load_kit
+from edgekd.engines.exporters.tensorrt_rules import check_qdq
 
 # torch and edgekd made unimportable, as on a device that only has a runtime
 NO_TORCH = ("import sys, runpy; sys.modules['torch'] = None; sys.modules['edgekd'] = None; "
@@ -45,8 +45,8 @@ def kit_results(finished_run, tmp_path_factory):
 def test_kit_runs_without_torch_on_onnxruntime_and_openvino(kit_results, finished_run) -> None:
     doc, _ = kit_results
     _, report, _ = finished_run
-    assert doc["schema"] == "edgekd-kit-results/1" and doc["target"] == "raspberry-pi-5"
-    seen = {(r["model"], r["backend"], r["precision"]) for r in doc["results"]}
+    assert doc["schema"] == "edgekd-kit-results/2" and doc["target"] == "raspberry-pi-5"
+    seen = {(r["model"], r["runtime"], r["precision"]) for r in doc["results"]}
     assert {("teacher", "onnxruntime", "fp32"), ("student", "onnxruntime", "fp32"),
             ("teacher", "openvino", "fp32"), ("student", "openvino", "fp32")} <= seen
     for r in doc["results"]:
@@ -99,7 +99,7 @@ def test_kit_results_of_another_schema_say_so(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from edgekd import cli
-    from edgekd.devicekit import KIT_SCHEMA
+    from edgekd.core.devicekit import KIT_SCHEMA
 
     assert load_kit().SCHEMA == KIT_SCHEMA  # edgekd reads what the kit it ships writes
     run = tmp_path / "tiny"
@@ -107,17 +107,17 @@ def test_kit_results_of_another_schema_say_so(tmp_path: Path) -> None:
     (run / "config.yaml").write_text("{}\n")
     (run / "manifest.json").write_text('{"stages": {}}\n')
     newer = tmp_path / "results.json"
-    newer.write_text(json.dumps({"schema": "edgekd-kit-results/2", "target": "raspberry-pi-5", "results": []}))
+    newer.write_text(json.dumps({"schema": "edgekd-kit-results/3", "target": "raspberry-pi-5", "results": []}))
     runner = CliRunner()
     r = runner.invoke(cli.app, ["report", str(run), "--import", str(newer)])
     assert r.exit_code == 2, r.output
     flat = " ".join(r.output.split())
-    assert "was written by device kit schema 2; this edgekd reads schema 1" in flat
+    assert "was written by device kit schema 3; this edgekd reads schema 2" in flat
     assert "not device-kit output" not in flat and "export folder" in flat
     assert not (run / "imports").exists() or not any((run / "imports").iterdir())
     r = runner.invoke(cli.app, ["profiles", "calibrate", "raspberry-pi-5", "--from", str(newer), "--exports", str(run)])
     assert r.exit_code == 10, r.output
-    assert "was written by device kit schema 2; this edgekd reads schema 1" in " ".join(r.output.split())
+    assert "was written by device kit schema 3; this edgekd reads schema 2" in " ".join(r.output.split())
     garbled = tmp_path / "garbled.json"
     garbled.write_text("{not json")
     r = runner.invoke(cli.app, ["profiles", "calibrate", "raspberry-pi-5", "--from", str(garbled), "--exports", str(run)])
@@ -156,3 +156,14 @@ def test_tensorrt_targets_get_deferred_engines_and_valid_qdq(finished_run, tmp_p
     assert onnx.load(str(tmp_path / "tiny" / "export" / "student.onnx")).opset_import[0].version == 13  # Nano's cap
     assert all(r["kind"] == "predicted" for r in report.latency)
     assert report.choices["jetson-orin-nano"]["quantized"]["precision"] == "int8"
+
+
+def test_kit_results_of_schema_1_are_read_with_the_runtime_key(tmp_path: Path) -> None:
+    """Kits already on devices write schema 1, whose rows say "backend": read as "runtime"."""
+    from edgekd.core.devicekit import read_kit_results
+
+    old = tmp_path / "results.json"
+    old.write_text(json.dumps({"schema": "edgekd-kit-results/1", "target": "raspberry-pi-5", "results": [
+        {"model": "student", "backend": "onnxruntime", "backend_version": "1.20", "format": "onnx"}]}))
+    row = read_kit_results(old)["results"][0]
+    assert row["runtime"] == "onnxruntime" and row["runtime_version"] == "1.20" and "backend" not in row

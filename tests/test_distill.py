@@ -70,10 +70,10 @@ def test_the_pruned_teacher_competes_with_the_searched_student(tmp_path: Path, b
 
     assert report.model("student").accuracy == pytest.approx(max(can_ship(tp), can_ship(searched)), abs=1e-3)
     assert sources["chosen"] == ("teacher_pruned" if can_ship(tp) >= can_ship(searched) else "search")
-    from edgekd.reporting.markdown import render_markdown
+    from edgekd.engines.reporting.markdown import render_markdown
     md = render_markdown(report)
     assert "Student sources: searched vs the teacher pruned" in md and "| the trained teacher, pruned |" in md
     # the shipped model reloads with its pruning history
-    from edgekd.models.artifact import load_model
+    from edgekd.engines.models.artifact import load_model
     model, spec = load_model(tmp_path / "tiny" / "distill" / "model")
     assert (spec.pruning_history is not None) == (sources["chosen"] == "teacher_pruned")

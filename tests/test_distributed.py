@@ -191,10 +191,10 @@ def _qat_worker(rank: int, world: int, port: int, out: str) -> None:
     tdist.init_process_group("gloo", rank=rank, world_size=world)
     torch.set_num_threads(1)
     from edgekd.core.config import DataConfig, LossTerm, TrainConfig
-    from edgekd.data import load_data
-    from edgekd.models.build import build_model
-    from edgekd.quantization.recipe import QuantRecipe, apply_recipe
-    from edgekd.train.trainer import train
+    from edgekd.engines.data import load_data
+    from edgekd.engines.models.build import build_model
+    from edgekd.engines.quantization.recipe import QuantRecipe, apply_recipe
+    from edgekd.engines.train.trainer import train
 
     data = load_data(DataConfig(source="digits", image_size=16))
     torch.manual_seed(0)
@@ -240,9 +240,9 @@ def _float64_worker(rank: int, world: int, port: int, out: str) -> None:
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float64)
     from edgekd.core.config import DataConfig, TeacherTrainConfig, TrainConfig
-    from edgekd.data import load_data
-    from edgekd.models.build import build_model
-    from edgekd.train.trainer import train
+    from edgekd.engines.data import load_data
+    from edgekd.engines.models.build import build_model
+    from edgekd.engines.train.trainer import train
 
     data = load_data(DataConfig(source="digits", image_size=16))
     torch.manual_seed(0)

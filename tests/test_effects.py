@@ -10,7 +10,12 @@ import torch
 from conftest import tiny_config
 
 import edgekd
-from edgekd.train.effects import class_changes, distillation_effects, expected_calibration_error, per_class_accuracy
+from edgekd.engines.train.effects import (
+    class_changes,
+    distillation_effects,
+    expected_calibration_error,
+    per_class_accuracy,
+)
 
 
 def _logits_with_confidence(conf: list[float], pred: list[int], classes: int = 2) -> torch.Tensor:

@@ -12,13 +12,13 @@ from conftest import export_plan
 
 from edgekd.core.config import DataConfig, ExportConfig
 from edgekd.core.errors import ExportError
-from edgekd.data import load_data
-from edgekd.exporters.base import ExportJob, validate
-from edgekd.exporters.onnx import OnnxExporter
-from edgekd.models.artifact import ModelSpec
-from edgekd.models.build import build_model
-from edgekd.runtimes.base import Runner
-from edgekd.train.evaluate import accuracy, predict_logits
+from edgekd.engines.data import load_data
+from edgekd.engines.exporters.base import ExportJob, validate
+from edgekd.engines.exporters.onnx import OnnxExporter
+from edgekd.engines.models.artifact import ModelSpec
+from edgekd.engines.models.build import build_model
+from edgekd.engines.runtimes.base import Runner
+from edgekd.engines.train.evaluate import accuracy, predict_logits
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def test_int8_export_with_vendor_quantizers_is_refused_by_name(tmp_path: Path) -
     which ONNX Runtime cannot load: the export names the layers instead of failing inside ORT."""
     from onnx import TensorProto, helper
 
-    from edgekd.onnx_io import refuse_vendor_ops
+    from edgekd.engines.exporters.onnx_io import refuse_vendor_ops
 
     name = "/blocks/blocks.0/blocks.0.0/ghost1/cheap_operation/cheap_operation.2/blocks/0/0/ghost1/cheap_operation/2/relu_/0__0.0/FakeQuantize"
     node = helper.make_node("FakeQuantize", ["x", "lo", "hi", "lo", "hi"], ["y"], name=name, domain="org.openvinotoolkit",
@@ -83,7 +83,7 @@ def test_openvino_runner_leaves_the_signal_stack_as_it_was(tmp_path: Path) -> No
     import sys
 
     from edgekd.core.signal_stack import _StackT
-    from edgekd.runtimes.openvino import OpenVINOBackend
+    from edgekd.engines.runtimes.openvino import OpenVINORuntime
 
     if not sys.platform.startswith("linux"):
         pytest.skip("sigaltstack checked on Linux")
@@ -97,7 +97,7 @@ def test_openvino_runner_leaves_the_signal_stack_as_it_was(tmp_path: Path) -> No
     model = build_model("resnet18", 10, {"layers": [1, 1, 1, 1], "channels": [8, 8, 8, 8]}).eval()
     torch.onnx.export(model, torch.randn(1, 3, 16, 16), tmp_path / "m.onnx", input_names=["input"], dynamo=False)
     before = stack()
-    runner = OpenVINOBackend().load(tmp_path / "m.onnx", precision="fp32", threads=2)
+    runner = OpenVINORuntime().load(tmp_path / "m.onnx", precision="fp32", threads=2)
     runner.run(np.zeros((1, 3, 16, 16), np.float32))
     assert stack() == before
 

@@ -8,10 +8,10 @@ import timm
 import torch
 
 from edgekd.core.config import SearchConfig
-from edgekd.models.build import build_model
-from edgekd.models.families import family_of, search_space
-from edgekd.search_spaces.spaces import ResNetParams, build_space
-from edgekd.search_spaces.union import UnionSpace
+from edgekd.engines.models.build import build_model
+from edgekd.engines.search.families import family_of, search_space
+from edgekd.engines.search.spaces import ResNetParams, build_space
+from edgekd.engines.search.union import UnionSpace
 
 
 def test_the_family_is_read_from_the_blocks_not_the_name() -> None:

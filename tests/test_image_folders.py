@@ -16,9 +16,9 @@ from conftest import STUDENT, TEACHER, tiny_config
 import edgekd
 from edgekd.core.config import DataConfig, TrainConfig
 from edgekd.core.errors import ConfigError, DataError
-from edgekd.data import load_data
-from edgekd.models.build import build_model
-from edgekd.train.trainer import train
+from edgekd.engines.data import load_data
+from edgekd.engines.models.build import build_model
+from edgekd.engines.train.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -134,7 +134,7 @@ def test_kit_preprocessing_matches_edgekd_and_the_exported_teacher_scores_the_sa
 
 
 def _val_files(folder: Path) -> list[Path]:
-    from edgekd.data.imagefolder import EXTENSIONS
+    from edgekd.engines.data.imagefolder import EXTENSIONS
 
     classes = sorted(p.name for p in (folder / "val").iterdir())
     return [f for c in classes for f in sorted((folder / "val" / c).rglob("*")) if f.suffix.lower() in EXTENSIONS]
@@ -144,7 +144,7 @@ def test_random_crops_repeat_for_the_same_seed_and_skipped_files_keep_validation
         folder: Path, tmp_path: Path) -> None:
     import shutil
 
-    from edgekd.train.evaluate import predict
+    from edgekd.engines.train.evaluate import predict
 
     for workers in (0, 2):
         d = load_data(_cfg(folder, stream=True, workers=workers))

@@ -13,10 +13,10 @@ from safetensors.torch import save_file
 import edgekd
 from edgekd.core.config import Config
 from edgekd.core.errors import ModelError
-from edgekd.data import load_data
-from edgekd.models.build import build_model
-from edgekd.models.checkpoint import read_record, read_state_dict
-from edgekd.models.input_contract import load_run_data, resolve_contract
+from edgekd.engines.data import load_data
+from edgekd.engines.data.input_contract import load_run_data, resolve_contract
+from edgekd.engines.models.build import build_model
+from edgekd.engines.models.checkpoint import read_record, read_state_dict
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 PERM = [3, 7, 0, 9, 1, 5, 2, 8, 4, 6]  # the outside script's class i is digit PERM[i]
@@ -185,7 +185,7 @@ def test_near_chance_floor_leaves_real_binary_and_ten_class_teachers_alone() -> 
 
 
 def test_bgr_reverses_channels_after_normalising_with_rgb_statistics() -> None:
-    from edgekd.data.preprocess import Preprocess
+    from edgekd.engines.data.preprocess import Preprocess
 
     x = torch.randint(0, 256, (2, 3, 4, 4), dtype=torch.uint8)
     rgb = Preprocess(4, mean=IMAGENET[0], std=IMAGENET[1])
@@ -258,7 +258,7 @@ def test_a_guessed_contract_is_verified_on_the_teacher_and_the_best_is_used(tmp_
     guess that cuts away what the classes differ in. Read under every plausible contract, the
     script's own one wins and the teacher reads within 0.5 points of the script's figure."""
     from edgekd.core.config import TrainConfig
-    from edgekd.train.trainer import train
+    from edgekd.engines.train.trainer import train
 
     _margin_folder(tmp_path / "train", 60, 0)
     _margin_folder(tmp_path / "val", 20, 1)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from edgekd.core.config import Config, PruneConfig, QuantizeConfig
-from edgekd.stages.base import ALPHA_AFTER_PLAIN_WON, StageResult, kd_adapted
+from edgekd.engines.train.policy import ALPHA_AFTER_PLAIN_WON, kd_adapted
 
 
-def _ctx(shipped: str | None) -> SimpleNamespace:
-    results = {} if shipped is None else {"distill": StageResult({"shipped": shipped}, {})}
-    return SimpleNamespace(results=results)
+def _ctx(shipped: str | None) -> str | None:
+    """What distill shipped (None: the run has no distill stage): all the policy reads."""
+    return shipped
 
 
 def _alphas(cfg) -> list[float | None]:

@@ -45,7 +45,7 @@ def _config(tmp_path: Path) -> Path:
     cfg["distill"] = {"epochs": 2, "batch_size": 64}
     cfg["prune"] = {"flops_ratio": 1.5, "steps": 1, "finetune": {"epochs": 2}}
     cfg["quantize"] = {"train": {"epochs": 1}, "calibration_size": 64}
-    cfg["bench"] = {"backends": ["onnxruntime"], "repeats": 3, "rounds": 1, "warmup": 1}
+    cfg["bench"] = {"runtimes": ["onnxruntime"], "repeats": 3, "rounds": 1, "warmup": 1}
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path

@@ -9,12 +9,12 @@ import torch
 from torch import nn
 
 from edgekd.core.profiles import Calibration, resolve_target
-from edgekd.latency.calibrate import Sample, errors, fit, summary
-from edgekd.latency.choice import choose
-from edgekd.latency.onnx_graph import LayerCost, analyze
-from edgekd.latency.roofline import efficiency, predict
-from edgekd.models.build import build_model
-from edgekd.onnx_io import export_onnx
+from edgekd.engines.exporters.onnx_io import export_onnx
+from edgekd.engines.latency.calibrate import Sample, errors, fit, summary
+from edgekd.engines.latency.onnx_graph import LayerCost, analyze
+from edgekd.engines.latency.roofline import efficiency, predict
+from edgekd.engines.models.build import build_model
+from edgekd.engines.reporting.choice import choose
 
 DEVICES = ["jetson-orin-nano", "jetson-agx-orin", "jetson-nano", "raspberry-pi-5", "intel-x86-cpu"]
 
@@ -146,13 +146,13 @@ def test_fitting_recovers_known_factors() -> None:
 
 def test_choice_prefers_fastest_and_measured_over_predicted() -> None:
     rows = [
-        {"target": "host", "model": "s", "backend": "onnxruntime", "precision": "fp32", "format": "onnx", "median_ms": 0.3, "kind": "measured"},
-        {"target": "host", "model": "s", "backend": "openvino", "precision": "fp32", "format": "openvino", "median_ms": 0.2, "kind": "measured"},
-        {"target": "pi", "model": "s", "backend": "onnxruntime", "precision": "fp32", "format": "onnx", "median_ms": 1.0, "kind": "predicted"},
-        {"target": "pi", "model": "s", "backend": "onnxruntime", "precision": "fp32", "format": "onnx", "median_ms": 3.0, "kind": "measured"},
+        {"target": "host", "model": "s", "runtime": "onnxruntime", "precision": "fp32", "format": "onnx", "median_ms": 0.3, "kind": "measured"},
+        {"target": "host", "model": "s", "runtime": "openvino", "precision": "fp32", "format": "openvino", "median_ms": 0.2, "kind": "measured"},
+        {"target": "pi", "model": "s", "runtime": "onnxruntime", "precision": "fp32", "format": "onnx", "median_ms": 1.0, "kind": "predicted"},
+        {"target": "pi", "model": "s", "runtime": "onnxruntime", "precision": "fp32", "format": "onnx", "median_ms": 3.0, "kind": "measured"},
     ]
     c = choose(rows)
-    assert c["host"]["s"]["backend"] == "openvino" and c["host"]["s"]["alternatives"][0]["backend"] == "onnxruntime"
+    assert c["host"]["s"]["runtime"] == "openvino" and c["host"]["s"]["alternatives"][0]["runtime"] == "onnxruntime"
     assert c["pi"]["s"]["kind"] == "measured" and c["pi"]["s"]["median_ms"] == 3.0
     assert c["host"]["s"]["lead"] == 0.5 and not c["host"]["s"]["close_call"]
     rows[0]["median_ms"] = 0.204  # 2% behind: a close call, reported as such
@@ -218,7 +218,7 @@ def test_int8_block_costs_what_onnxruntime_runs(tmp_path: Path) -> None:
     kernels ONNX Runtime actually picks for the same graph."""
     import onnx
 
-    from edgekd.runtimes.onnxruntime import optimized_op_types
+    from edgekd.engines.runtimes.onnxruntime import optimized_op_types
 
     for per_channel in (False, True):
         model = _int8_block(per_channel)

@@ -29,12 +29,19 @@ def test_no_upward_import_no_cycle_no_stage_importing_a_stage() -> None:
 
 
 def test_the_checker_catches_what_it_forbids() -> None:
-    """The same checks on small made-up graphs: an upward arrow, a cycle, stage → stage."""
+    """The same checks on small made-up graphs: an upward arrow, a cycle of modules or of engine
+    packages, stage → stage, and a module left loose outside the package of its job."""
     up = {"edgekd.core.config": {"edgekd.stages.base"}, "edgekd.stages.base": set()}
     assert any("may not import" in p for p in G.problems(up))
-    same_layer = {"edgekd.latency.oracle": {"edgekd.train.trainer"}, "edgekd.train.trainer": set()}
-    assert any("may not import" in p for p in G.problems(same_layer))
-    loop = {"edgekd.latency.a": {"edgekd.latency.b"}, "edgekd.latency.b": {"edgekd.latency.a"}}
+    engine_up = {"edgekd.engines.latency.oracle": {"edgekd.stages.base"}, "edgekd.stages.base": set()}
+    assert any("engines may not import stages" in p for p in G.problems(engine_up, packages=set()))
+    engines_circle = {"edgekd.engines.latency.oracle": {"edgekd.engines.train.trainer"},
+                      "edgekd.engines.train.trainer": {"edgekd.engines.latency.timing"},
+                      "edgekd.engines.latency.timing": set()}
+    assert any(p.startswith("package cycle: engines.latency -> engines.train") for p in G.problems(engines_circle))
+    loose = {"edgekd.helpers": set(), "edgekd.engines.util": set(), "edgekd.cli": set()}
+    assert sorted(p.split(":")[0] for p in G.problems(loose, packages=set())) == ["edgekd.engines.util", "edgekd.helpers"]
+    loop = {"edgekd.engines.latency.a": {"edgekd.engines.latency.b"}, "edgekd.engines.latency.b": {"edgekd.engines.latency.a"}}
     assert any("cycle" in p for p in G.problems(loop))
     stage = {"edgekd.stages.quantize": {"edgekd.stages.export"}, "edgekd.stages.export": {"edgekd.stages.base"},
              "edgekd.stages.base": set()}
@@ -64,8 +71,8 @@ def test_the_drawing_in_docs_is_current() -> None:
 
 def test_device_kit_formats_match_the_table() -> None:
     """The kit imports nothing of edgekd, so it keeps a copy of the suffix table: the same one."""
+    from edgekd.core.devicekit import load_kit
     from edgekd.core.formats import FORMATS
-    from edgekd.devicekit import load_kit
 
     kit = load_kit()
     ours = {s: (f.name, f.runtimes[0]) for f in FORMATS for s in f.suffixes}
@@ -90,7 +97,7 @@ def test_one_table_drives_formats_backends_and_exporters() -> None:
     from edgekd.core.formats import FORMATS, RUNTIMES, format_of_path
 
     assert registries.EXPORTERS.names() == sorted(f.name for f in FORMATS if f.exporter)
-    assert registries.BACKENDS.names() == sorted(r.name for r in RUNTIMES)
+    assert registries.RUNTIMES.names() == sorted(r.name for r in RUNTIMES)
     assert {r for f in FORMATS for r in f.runtimes} == {r.name for r in RUNTIMES}
     assert format_of_path(Path("m_int8.xml")).name == "openvino" and format_of_path(Path("x.plan")).name == "tensorrt"
     assert format_of_path(Path("x.tflite")) is None

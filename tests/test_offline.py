@@ -32,13 +32,13 @@ def test_openvino_export_does_not_use_the_reporting_converter(monkeypatch: pytes
     from conftest import export_plan
 
     from edgekd.core.config import DataConfig, ExportConfig
-    from edgekd.data import load_data
-    from edgekd.exporters.base import ExportJob
-    from edgekd.exporters.onnx import OnnxExporter
-    from edgekd.exporters.openvino_ir import OpenVINOExporter
-    from edgekd.models.artifact import ModelSpec
-    from edgekd.models.build import build_model
-    from edgekd.train.evaluate import predict_logits
+    from edgekd.engines.data import load_data
+    from edgekd.engines.exporters.base import ExportJob
+    from edgekd.engines.exporters.onnx import OnnxExporter
+    from edgekd.engines.exporters.openvino_ir import OpenVINOExporter
+    from edgekd.engines.models.artifact import ModelSpec
+    from edgekd.engines.models.build import build_model
+    from edgekd.engines.train.evaluate import predict_logits
 
     def refuse(*_a, **_k):
         raise AssertionError("ov.convert_model reports usage to Google Analytics")
@@ -59,8 +59,8 @@ def test_quantizing_builds_no_nncf_extension(tmp_path: Path) -> None:
     60 s timeout), not Inductor kernels for NNCF's torch.compile'd fallback (24 s)."""
     script = (
         "import torch, edgekd\n"
-        "from edgekd.models.build import build_model\n"
-        "from edgekd.quantization.nncf_int8 import quantize\n"
+        "from edgekd.engines.models.build import build_model\n"
+        "from edgekd.engines.quantization.nncf_int8 import quantize\n"
         "m = build_model('resnet18', 10, {'layers': [1, 1, 1, 1], 'channels': [4, 8, 8, 8]}).eval()\n"
         "q = quantize(m, [torch.randn(4, 3, 16, 16)], symmetric=False, per_channel=True, ignored=[], quiet=True)\n"
         "q.train(); q(torch.randn(4, 3, 16, 16)).sum().backward()\n"

@@ -19,8 +19,8 @@ from rich.console import Console
 import edgekd
 from edgekd.core.errors import ExportError, RunDirError
 from edgekd.core.progress import Reporter
+from edgekd.engines.reporting.schema import SCHEMA_VERSION
 from edgekd.pipeline import rerun_reason, settings_diff
-from edgekd.reporting.schema import SCHEMA_VERSION
 
 
 def test_report_files_and_contents(finished_run) -> None:
@@ -37,15 +37,15 @@ def test_report_files_and_contents(finished_run) -> None:
     # every latency says what it is
     for row in data["latency"]:
         assert row["kind"] == "measured" and row["target"] == "host"
-        assert row["batch_size"] == 1 and row["backend_version"] and row["device"] in ("cpu", "cuda")
+        assert row["batch_size"] == 1 and row["runtime_version"] and row["device"] in ("cpu", "cuda")
         assert row["threads"] or row["device"] == "cuda"  # CPU threads say nothing about a GPU run
         assert row["p90_ms"] >= row["median_ms"] > 0
-    assert {(r["model"], r["backend"]) for r in data["latency"]} == {
+    assert {(r["model"], r["runtime"]) for r in data["latency"]} == {
         (m, b) for m in ("teacher", "student") for b in ("torch", "onnxruntime", "openvino")}
     # the student in ONNX Runtime is faster than the teacher in PyTorch eager
     assert report.speedups["student"]["speedup_vs_teacher_eager"] > 1.5
     md = (run / "report" / "report.md").read_text()
-    assert "| student | resnet18 d1-1-1-1 w8 |" in md and "teacher on its best backend" in md  # readable name
+    assert "| student | resnet18 d1-1-1-1 w8 |" in md and "teacher on its best runtime" in md  # readable name
     manifest = json.loads((run / "manifest.json").read_text())
     assert list(manifest["stages"]) == ["teacher", "distill", "export", "bench", "report"]
     assert all(len(a["sha256"]) == 64 for s in manifest["stages"].values() for a in s["artifacts"].values())

@@ -13,7 +13,7 @@ from conftest import tiny_config
 from edgekd.core.config import Config
 from edgekd.core.hostinfo import host_channel_multiple
 from edgekd.core.profiles import resolve_target
-from edgekd.plan import plan_run
+from edgekd.engines.plan.deployment import plan_run
 
 
 def _plan(targets: list[str], host_vnni: bool | None = True, **over):
@@ -91,8 +91,8 @@ def test_report_records_the_plan(finished_run) -> None:
 EXPORTER = '''
 import shutil
 from edgekd.core.registries import EXPORTERS
-from edgekd.exporters.base import Exported, Exporter, file_size_mb, validate
-from edgekd.runtimes.onnxruntime import OnnxRuntimeBackend
+from edgekd.engines.exporters.base import Exported, Exporter, file_size_mb, validate
+from edgekd.engines.runtimes.onnxruntime import OnnxRuntime
 
 
 @EXPORTERS.register("onnxcopy", help="a copy of the ONNX file under another suffix")
@@ -103,7 +103,7 @@ class CopyExporter(Exporter):
         src = job.onnx_artifact()
         dst = job.out_dir / f"{job.label}.onnxcopy"
         shutil.copy(src.path, dst)
-        runner = OnnxRuntimeBackend().load(dst, precision="fp32", threads=None)
+        runner = OnnxRuntime().load(dst, precision="fp32", threads=None)
         parity = validate(runner, job, what=dst.name, precision="fp32")
         return [Exported(job.label, "onnxcopy", "fp32", dst, "ok", file_size_mb(dst), parity)]
 '''
@@ -129,5 +129,5 @@ def test_a_new_format_is_its_file_plus_one_row(tmp_path: Path, monkeypatch: pyte
     copied = [e for e in report.exports if e["format"] == "onnxcopy"]
     assert {e["model"] for e in copied} == {"teacher", "student"} and all(e["status"] == "ok" for e in copied)
     path = Path(report.run_dir) / copied[0]["path"]
-    records = api.bench_file(path, targets=["host"], backends=["onnxruntime"], repeats=3, rounds=1)
-    assert [(r["format"], r["backend"], r["kind"]) for r in records] == [("onnxcopy", "onnxruntime", "measured")]
+    records = api.bench_file(path, targets=["host"], runtimes=["onnxruntime"], repeats=3, rounds=1)
+    assert [(r["format"], r["runtime"], r["kind"]) for r in records] == [("onnxcopy", "onnxruntime", "measured")]

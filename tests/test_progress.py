@@ -88,8 +88,8 @@ def test_reporter_draws_bars_on_a_terminal_and_lines_elsewhere() -> None:
 def test_nncf_output_is_folded_into_the_calibration_count(capfd) -> None:
     import torch
 
-    from edgekd.models.build import build_model
-    from edgekd.quantization.nncf_int8 import CalibrationLog, calibration_batches, quantize
+    from edgekd.engines.models.build import build_model
+    from edgekd.engines.quantization.nncf_int8 import CalibrationLog, calibration_batches, quantize
 
     model = build_model("resnet18", 10, {"layers": [1, 1, 1, 1], "channels": [8, 16, 32, 64]})
     calib = calibration_batches(torch.randn(150, 3, 16, 16), 150)  # 64 + 64 + 22 images

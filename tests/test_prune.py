@@ -13,13 +13,13 @@ from torch import nn
 
 import edgekd
 from edgekd.core.errors import PruningError
-from edgekd.models.artifact import ModelSpec, load_model, save_model
-from edgekd.models.build import build_model
-from edgekd.models.stats import count_macs
-from edgekd.onnx_io import export_onnx
-from edgekd.pruning.importance import Magnitude, MagnitudeParams
-from edgekd.pruning.structured import ChannelPruner
-from edgekd.runtimes.onnxruntime import OnnxRuntimeBackend
+from edgekd.engines.exporters.onnx_io import export_onnx
+from edgekd.engines.models.artifact import ModelSpec, load_model, save_model
+from edgekd.engines.models.build import build_model
+from edgekd.engines.models.stats import count_macs
+from edgekd.engines.pruning.importance import Magnitude, MagnitudeParams
+from edgekd.engines.pruning.structured import ChannelPruner
+from edgekd.engines.runtimes.onnxruntime import OnnxRuntime
 
 FAMILIES = [
     ("resnet18", {"layers": [1, 1, 1, 1], "channels": [16, 32, 64, 128]}, 16),
@@ -50,7 +50,7 @@ def test_prune_family_to_half_the_macs(name: str, kwargs: dict, size: int, tmp_p
     assert torch.allclose(model(x), again(x), atol=1e-5)
     # and exports to ONNX with parity
     path = export_onnx(again, x, tmp_path / "m.onnx", 17)
-    out = OnnxRuntimeBackend().load(path, precision="fp32", threads=1).run(x.numpy())
+    out = OnnxRuntime().load(path, precision="fp32", threads=1).run(x.numpy())
     assert np.abs(out - model(x).detach().numpy()).max() < 1e-4
 
 
@@ -139,9 +139,9 @@ def test_taylor_importance_with_distillation_gradients() -> None:
     """Taylor importance: gradients of the distillation loss between micro-steps (the model is
     left in train mode by them; the shape check must still run on a batch of one)."""
     from edgekd.core.config import DataConfig, LossTerm, TrainConfig
-    from edgekd.data import load_data
-    from edgekd.pruning.importance import Taylor, TaylorParams
-    from edgekd.train.trainer import loss_gradients
+    from edgekd.engines.data import load_data
+    from edgekd.engines.pruning.importance import Taylor, TaylorParams
+    from edgekd.engines.train.trainer import loss_gradients
 
     data = load_data(DataConfig(source="digits", image_size=16))
     teacher = build_model("resnet18", 10, {"layers": [1, 1, 1, 1], "channels": [16, 32, 64, 128]}).eval()
@@ -171,10 +171,10 @@ def test_pruned_channels_are_multiples_of_the_rounding() -> None:
 
 
 def test_step_verdict_noise_margins() -> None:
-    from edgekd.pruning.payoff import step_verdict
+    from edgekd.engines.pruning.payoff import step_verdict
 
     def est(ms: float, kind: str) -> dict:
-        return {"ms": ms, "kind": kind, "backend": "x", "precision": "fp32", "target": "t"}
+        return {"ms": ms, "kind": kind, "runtime": "x", "precision": "fp32", "target": "t"}
 
     assert not step_verdict({"host": est(1.0, "measured")}, {"host": est(0.96, "measured")}).pays  # within noise
     assert step_verdict({"host": est(1.0, "measured")}, {"host": est(0.9, "measured")}).pays
@@ -197,8 +197,8 @@ def _prune_run(finished_run, tmp_path: Path, prune: dict) -> dict:
 def _fake_clock(monkeypatch: pytest.MonkeyPatch, ms, teacher_ms=None) -> None:
     """best_latency replaced: ``ms(model, size)`` milliseconds, predicted, for the prune stage;
     ``teacher_ms`` (default: the same) for the teacher's timing the budgets divide."""
-    from edgekd.budgets import resolve
-    from edgekd.latency.oracle import LatencyEstimate
+    from edgekd.engines.budgets import resolve
+    from edgekd.engines.latency.oracle import LatencyEstimate
     from edgekd.stages.prune import latency
 
     def clock(fn):
@@ -236,7 +236,7 @@ def test_a_step_that_does_not_pay_is_undone(finished_run, tmp_path: Path, monkey
 
 def test_no_step_paid_keeps_the_input(finished_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Even step 1 made it slower: the unpruned input is saved as the pruned model (no history)."""
-    from edgekd.reporting.outcome import pruning_section
+    from edgekd.engines.reporting.outcome import pruning_section
 
     seq = iter([1.0, 1.3])
     _fake_clock(monkeypatch, lambda m, s: next(seq), teacher_ms=lambda m, s: 10.0)
@@ -312,7 +312,7 @@ def test_a_step_already_reached_by_the_last_cut_is_fine_tuned_not_judged(finishe
     assert [s["step"] for s in steps] == [1, 2, 3] and not report.pruning.get("stopped")
     assert steps[0]["cut"] and not any(s["cut"] for s in steps[1:]), [s["cut"] for s in steps]
     assert len({s["macs"] for s in steps}) == 1 and len(timed) == 2  # the input and step 1's cut, once each
-    from edgekd.reporting.outcome import pruning_section
+    from edgekd.engines.reporting.outcome import pruning_section
 
     section = pruning_section(report)
     assert [row[4] for row in section.rows[2:]] == ["nothing cut"] * 2

@@ -16,20 +16,20 @@ from conftest import export_plan
 import edgekd
 from edgekd.core.config import DataConfig, ExportConfig
 from edgekd.core.errors import ExportError, QuantizationError
-from edgekd.data import load_data
-from edgekd.exporters.base import SIGNIFICANCE, ExportJob, validate
-from edgekd.exporters.onnx import OnnxExporter
-from edgekd.exporters.openvino_ir import OpenVINOExporter
-from edgekd.models.artifact import ModelSpec, load_model, save_model
-from edgekd.models.build import build_model
-from edgekd.plan import overflow_fix as resolve_overflow_fix
-from edgekd.plan import plan_target
-from edgekd.quantization.bn_fold import fold_batchnorm
-from edgekd.quantization.nncf_int8 import calibration_batches, quantize, quantized_layers, quantizer_config
-from edgekd.quantization.overflow import host_has_vnni
-from edgekd.runtimes.base import Runner
-from edgekd.runtimes.onnxruntime import optimized_op_types
-from edgekd.train.evaluate import predict_logits
+from edgekd.engines.data import load_data
+from edgekd.engines.exporters.base import SIGNIFICANCE, ExportJob, validate
+from edgekd.engines.exporters.onnx import OnnxExporter
+from edgekd.engines.exporters.openvino_ir import OpenVINOExporter
+from edgekd.engines.models.artifact import ModelSpec, load_model, save_model
+from edgekd.engines.models.build import build_model
+from edgekd.engines.plan.deployment import overflow_fix as resolve_overflow_fix
+from edgekd.engines.plan.deployment import plan_target
+from edgekd.engines.quantization.bn_fold import fold_batchnorm
+from edgekd.engines.quantization.nncf_int8 import calibration_batches, quantize, quantized_layers, quantizer_config
+from edgekd.engines.quantization.overflow import host_has_vnni
+from edgekd.engines.runtimes.base import Runner
+from edgekd.engines.runtimes.onnxruntime import optimized_op_types
+from edgekd.engines.train.evaluate import predict_logits
 
 KW = {"layers": [1, 1, 1, 1], "channels": [8, 16, 32, 64]}
 
@@ -38,7 +38,7 @@ KW = {"layers": [1, 1, 1, 1], "channels": [8, 16, 32, 64]}
 def quantized(tmp_path_factory):
     """A small trained student, NNCF-quantized with one layer kept in float, saved and reloaded."""
     from edgekd.core.config import LossTerm, TrainConfig
-    from edgekd.train.trainer import train
+    from edgekd.engines.train.trainer import train
 
     torch.manual_seed(0)  # the same model on every run: parity on a tiny model depends on its near-ties
     data = load_data(DataConfig(source="digits", image_size=16))
@@ -120,7 +120,7 @@ def integer_convs(path: Path) -> int:
 
 
 def test_batchnorm_folding_is_exact_and_keeps_activations() -> None:
-    from edgekd.quantization.bn_fold import conv_bn_pairs
+    from edgekd.engines.quantization.bn_fold import conv_bn_pairs
 
     torch.manual_seed(0)
     x = torch.randn(4, 3, 32, 32)
@@ -140,8 +140,8 @@ def test_batchnorm_folding_is_exact_and_keeps_activations() -> None:
 
 def test_unfolded_int8_convs_stay_float_in_onnxruntime(tmp_path: Path) -> None:
     """Why the quantize stage folds: with BN between conv and quantizer ORT cannot use INT8 kernels."""
-    from edgekd.latency.onnx_graph import analyze
-    from edgekd.onnx_io import export_onnx, strip_quantizers
+    from edgekd.engines.exporters.onnx_io import export_onnx, strip_quantizers
+    from edgekd.engines.latency.onnx_graph import analyze
 
     x = torch.randn(2, 3, 16, 16)
     counts = {}
@@ -192,7 +192,7 @@ def test_quantize_stage_qat_with_teacher(finished_run, tmp_path: Path) -> None:
     else:
         assert ov["status"] == "ok" and "openvino int8 (openvino)" in row.runtime_accuracy
         expected = {("onnxruntime", "int8"), ("openvino", "int8")}
-    assert {(x["backend"], x["precision"]) for x in report.latency if x["model"] == "quantized"} == expected
+    assert {(x["runtime"], x["precision"]) for x in report.latency if x["model"] == "quantized"} == expected
 
 
 def test_overflow_fix_follows_the_cpu(tmp_path: Path) -> None:
@@ -217,7 +217,7 @@ def test_overflow_fix_follows_the_cpu(tmp_path: Path) -> None:
 
 
 def test_sign_test_tells_rounding_from_a_broken_export() -> None:
-    from edgekd.exporters.base import SIGNIFICANCE, sign_test_p
+    from edgekd.engines.exporters.base import SIGNIFICANCE, sign_test_p
 
     assert sign_test_p(0, 0) == 1.0
     assert sign_test_p(4, 1) > SIGNIFICANCE  # 3 images net lost to rounding: not significant
@@ -229,7 +229,7 @@ def test_qat_below_ptq_keeps_the_calibrated_model(finished_run, tmp_path: Path) 
     """QAT never ships below PTQ: an absurd learning rate wrecks QAT, the calibrated model is saved instead."""
     import json
 
-    from edgekd.train.evaluate import evaluate
+    from edgekd.engines.train.evaluate import evaluate
 
     cfg, _, run = finished_run
     shutil.copytree(run, tmp_path / "tiny")

@@ -14,16 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from edgekd.reporting.deploy import recommend
-from edgekd.reporting.html import inline, render_html
-from edgekd.reporting.markdown import render_markdown
-from edgekd.reporting.points import pareto_front, target_points
-from edgekd.reporting.schema import SCHEMA_VERSION, ModelRow, Report
+from edgekd.engines.reporting.deploy import recommend
+from edgekd.engines.reporting.html import inline, render_html
+from edgekd.engines.reporting.markdown import render_markdown
+from edgekd.engines.reporting.points import pareto_front, target_points
+from edgekd.engines.reporting.schema import SCHEMA_VERSION, ModelRow, Report
 
 
 def _row(model: str, target: str, backend: str, fmt: str, precision: str, ms: float, kind: str = "measured",
          **extra) -> dict:
-    return {"model": model, "target": target, "backend": backend, "format": fmt, "precision": precision,
+    return {"model": model, "target": target, "runtime": backend, "format": fmt, "precision": precision,
             "median_ms": ms, "kind": kind, "batch_size": 1, **extra}
 
 
@@ -71,7 +71,7 @@ def sample_report(**over) -> Report:
 
 def test_each_point_has_the_accuracy_of_its_file_in_its_runtime() -> None:
     r = sample_report()
-    host = {(p.model, p.backend): p for p in target_points(r, "host")}
+    host = {(p.model, p.runtime): p for p in target_points(r, "host")}
     assert host["quantized", "onnxruntime"].accuracy == 93.5  # not the fake-quantized PyTorch 96.0
     assert "ONNX Runtime on the exported ONNX file" in host["quantized", "onnxruntime"].source
     assert host["student", "torch"].accuracy == 97.7 and host["student", "torch"].source == "PyTorch"
@@ -84,7 +84,7 @@ def test_each_point_has_the_accuracy_of_its_file_in_its_runtime() -> None:
     kit = [p for p in target_points(r, "jetson") if p.kind == "measured"][0]
     assert kit.accuracy == 94.1 and kit.subset and "device kit" in kit.source
     front = pareto_front(target_points(r, "host"))
-    assert [(p.model, p.backend) for p in front] == [
+    assert [(p.model, p.runtime) for p in front] == [
         ("quantized", "onnxruntime"), ("student", "onnxruntime"), ("teacher", "onnxruntime")]
 
 
@@ -167,7 +167,7 @@ def _search(**over) -> dict:
          "budgets": {"latency_ms": {"host": 0.25}}, "top": [],
          "chosen": {"key": "a", "model": "resnet18", "kwargs": {}, "score": -1.0, "latency": lat},
          "front": {"host": ["b", "a"]}, "points": {"host": pts},
-         "teacher_point": {"latency": {"host": {"ms": 1.0, "kind": "measured", "backend": "onnxruntime 1"}},
+         "teacher_point": {"latency": {"host": {"ms": 1.0, "kind": "measured", "runtime": "onnxruntime 1"}},
                            "params": 1, "macs": 1, "combined": 0.0}}
     return {**s, **over}
 
@@ -180,7 +180,7 @@ def test_search_trade_off_per_target() -> None:
     assert line in md and inline(line) in page
     from rich.console import Console
 
-    from edgekd.reporting.terminal import search_table
+    from edgekd.engines.reporting.terminal import search_table
 
     console = Console(file=io.StringIO(), width=400)
     console.print(search_table(r))  # `edgekd search` prints it under the ranking
@@ -205,7 +205,7 @@ def test_a_subset_check_is_labelled_with_its_size() -> None:
 def test_finished_run_report(finished_run) -> None:
     _, report, run = finished_run
     data = json.loads((run / "report" / "report.json").read_text())
-    assert data["schema_version"] == SCHEMA_VERSION == "1.4"
+    assert data["schema_version"] == SCHEMA_VERSION == "2.0"
     assert data["deployment"]["host"]["model"] in ("teacher", "student")
     assert set(data["distillation_effects"]["ece"]) == {"teacher", "student", "baseline"}
     assert all(e["parity"]["samples"] == e["parity"]["of"] == data["data"]["val"]

@@ -8,17 +8,17 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from edgekd.latency.choice import choose
-from edgekd.models.names import display_name
-from edgekd.reporting.gates import evaluate_gates, gate_spec
-from edgekd.reporting.markdown import render_markdown
-from edgekd.reporting.schema import ModelRow, Report
-from edgekd.reporting.terminal import summary_table
-from edgekd.reporting.verdicts import contradictions, row_status
+from edgekd.engines.models.names import display_name
+from edgekd.engines.reporting.choice import choose
+from edgekd.engines.reporting.gates import evaluate_gates, gate_spec
+from edgekd.engines.reporting.markdown import render_markdown
+from edgekd.engines.reporting.schema import ModelRow, Report
+from edgekd.engines.reporting.terminal import summary_table
+from edgekd.engines.reporting.verdicts import contradictions, row_status
 
 
 def _row(model: str, target: str, backend: str, fmt: str, prec: str, ms: float, kind: str, **extra: Any) -> dict:
-    return {"model": model, "target": target, "backend": backend, "format": fmt, "precision": prec,
+    return {"model": model, "target": target, "runtime": backend, "format": fmt, "precision": prec,
             "median_ms": ms, "kind": kind, "batch_size": 1, **extra}
 
 
@@ -46,10 +46,10 @@ def report(**over: Any) -> Report:
                        command="python3 edgekd_kit.py build-engine quantized.onnx --precision int8"),
                _export("student", "openvino", "fp16", "failed", parity={"accuracy": 61.0})]
     models = [ModelRow(label="teacher", model="resnet18", name="resnet18", accuracy=98.0),
-              ModelRow(label="student", model="edgekd.search_spaces.builders:mobilenetv3",
+              ModelRow(label="student", model="edgekd.engines.search.builders:mobilenetv3",
                        kwargs={"size": "small", "width": 0.5, "depth": 0.75}, name="mobilenetv3 w0.5 d0.75",
                        accuracy=93.0, runtime_accuracy={"onnx fp32 (onnxruntime)": 92.9}),
-              ModelRow(label="quantized", model="edgekd.search_spaces.builders:mobilenetv3",
+              ModelRow(label="quantized", model="edgekd.engines.search.builders:mobilenetv3",
                        name="mobilenetv3 w0.5 d0.75", accuracy=92.0, runtime_accuracy={"onnx int8 (onnxruntime)": 91.5})]
     fields: dict[str, Any] = dict(
         edgekd_version="0", run_name="[bold]demo[/bold]", run_dir="runs/demo", created="now", latency=latency,
@@ -102,7 +102,7 @@ def test_contradictions_name_the_pair() -> None:
 
 
 def test_readable_names() -> None:
-    b = "edgekd.search_spaces.builders:"
+    b = "edgekd.engines.search.builders:"
     assert display_name(f"{b}mobilenetv3", {"size": "small", "width": 0.5, "depth": 0.75}) == "mobilenetv3 w0.5 d0.75"
     assert display_name(f"{b}mobilenetv3", {"size": "large", "width": 1.0, "depth": 1.0}) == "mobilenetv3 large w1 d1"
     assert display_name(f"{b}efficientnet", {"width": 1.1, "depth": 1.2}) == "efficientnet w1.1 d1.2"

@@ -183,7 +183,7 @@ def test_full_disk_during_onnx_export(tmp_path: Path, monkeypatch: pytest.Monkey
     """The exporter's catch-all does not turn a full disk into an export failure (exit 8)."""
     import torch
 
-    from edgekd.onnx_io import export_onnx
+    from edgekd.engines.exporters.onnx_io import export_onnx
 
     def full(*a: object, **k: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

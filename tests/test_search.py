@@ -15,14 +15,14 @@ from edgekd.core.config import LossTerm, SearchConfig
 from edgekd.core.config_file import load_config
 from edgekd.core.errors import ConfigError, SearchError
 from edgekd.core.registries import SEARCH_SPACES
-from edgekd.models.build import build_model
-from edgekd.models.stats import count_macs, count_params
-from edgekd.search_spaces.spaces import ResNetParams, ResNetSpace, build_space
-from edgekd.stages.search.evaluate import Candidate
-from edgekd.stages.search.evolution import Searcher
-from edgekd.stages.search.scoring import compare, signature
-from edgekd.stages.search.tradeoff import mark_front, pareto_flags
-from edgekd.train.losses import LossInputs, build_loss_terms
+from edgekd.engines.models.build import build_model
+from edgekd.engines.models.stats import count_macs, count_params
+from edgekd.engines.search.evaluate import Candidate
+from edgekd.engines.search.evolution import Searcher
+from edgekd.engines.search.scoring import compare, signature
+from edgekd.engines.search.spaces import ResNetParams, ResNetSpace, build_space
+from edgekd.engines.search.tradeoff import mark_front, pareto_flags
+from edgekd.engines.train.losses import LossInputs, build_loss_terms
 
 
 @pytest.fixture(scope="module")
@@ -220,8 +220,8 @@ def test_search_stage_chooses_a_feasible_student(tmp_path: Path) -> None:
 
 
 def test_search_stage_writes_the_front_and_the_teacher_point(tmp_path: Path) -> None:
-    from edgekd.reporting.markdown import render_markdown
-    from edgekd.reporting.search_plots import search_panels
+    from edgekd.engines.reporting.markdown import render_markdown
+    from edgekd.engines.reporting.search_plots import search_panels
 
     raw = _search_cfg(tmp_path, max_params_m=0.2)
     raw["search"]["space"]["stems"] = ["7x7", "3x3"]  # 6 candidates, the two widest over the params budget

@@ -31,7 +31,7 @@ def test_digits_demo_from_the_command_line(tmp_path: Path) -> None:
     assert chosen["params"] < 0.25 * rep["search"]["teacher_point"]["params"]
     macs = {m["label"]: m["macs"] for m in rep["models"]}
     assert macs["student"] / macs["pruned"] >= 1.9
-    from edgekd.quantization.overflow import host_has_vnni
+    from edgekd.engines.quantization.overflow import host_has_vnni
 
     for e in rep["exports"]:
         if (e["model"], e["format"], e["status"]) == ("quantized", "openvino", "failed") and host_has_vnni() is False:

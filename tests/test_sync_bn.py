@@ -54,7 +54,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     import torch.distributed as tdist
     from torch.nn.parallel import DistributedDataParallel
 
-    from edgekd.train.sync_bn import SyncedBatchNorm
+    from edgekd.engines.train.sync_bn import SyncedBatchNorm
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     tdist.init_process_group("gloo", rank=rank, world_size=world)
@@ -98,9 +98,9 @@ def _nncf_worker(rank: int, port: int, out: str) -> None:
 
     import torch.distributed as tdist
 
-    from edgekd.models.build import build_model
-    from edgekd.quantization.recipe import QuantRecipe, apply_recipe
-    from edgekd.train.sync_bn import SyncedBatchNorm
+    from edgekd.engines.models.build import build_model
+    from edgekd.engines.quantization.recipe import QuantRecipe, apply_recipe
+    from edgekd.engines.train.sync_bn import SyncedBatchNorm
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     tdist.init_process_group("gloo", rank=rank, world_size=1)
@@ -134,9 +134,9 @@ def test_nncf_quantizers_on_batchnorm_outputs_still_apply(tmp_path: Path) -> Non
 def test_one_process_trains_without_the_mode() -> None:
     """No process group: the trainer enters no mode and records nothing."""
     from edgekd.core.config import DataConfig, LossTerm, TrainConfig
-    from edgekd.data import load_data
-    from edgekd.train import sync_bn
-    from edgekd.train.trainer import train
+    from edgekd.engines.data import load_data
+    from edgekd.engines.train import sync_bn
+    from edgekd.engines.train.trainer import train
 
     sync_bn.take_record()
     data = load_data(DataConfig(source="digits", image_size=8))

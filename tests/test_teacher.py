@@ -86,7 +86,7 @@ def test_a_weak_teacher_edgekd_trained_is_loaded_again_with_a_warning(
 def test_a_recorded_accuracy_excuses_only_a_teacher_that_still_reads_it() -> None:
     from edgekd.core.config import DataConfig, TeacherConfig
     from edgekd.core.errors import ModelError
-    from edgekd.data import load_data
+    from edgekd.engines.data import load_data
     from edgekd.stages.teacher import check_loaded_teacher
 
     data, cfg = load_data(DataConfig(source="digits", image_size=8)), TeacherConfig(model="resnet18")

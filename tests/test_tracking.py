@@ -24,7 +24,7 @@ def test_tracking_key_without_mlflow_is_a_config_error(tmp_path: Path, monkeypat
 
 def test_no_tracking_without_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from edgekd.core.config import Config
-    from edgekd.tracking import Tracker, make_tracker
+    from edgekd.engines.tracking.mlflow_log import Tracker, make_tracker
 
     monkeypatch.setitem(sys.modules, "mlflow", None)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")  # the variable alone: no tracking

@@ -7,12 +7,12 @@ import torch
 
 from edgekd.core.config import DataConfig, LossTerm, TrainConfig
 from edgekd.core.errors import ConfigError, TrainingError
-from edgekd.data import load_data
-from edgekd.models.build import build_model
-from edgekd.train.evaluate import evaluate
-from edgekd.train.losses import LossInputs, build_loss_terms
-from edgekd.train.similarity import matrix_distance, relation_matrix
-from edgekd.train.trainer import train
+from edgekd.engines.data import load_data
+from edgekd.engines.models.build import build_model
+from edgekd.engines.train.evaluate import evaluate
+from edgekd.engines.train.losses import LossInputs, build_loss_terms
+from edgekd.engines.train.similarity import matrix_distance, relation_matrix
+from edgekd.engines.train.trainer import train
 
 KW = {"layers": [1, 1, 1, 1], "channels": [8, 16, 32, 64]}
 
@@ -88,7 +88,7 @@ def test_relation_matrix_is_row_normalised_and_permutation_equivariant() -> None
 
 def test_cached_teacher_logits_match_per_batch_teacher(digits16, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without augmentation the teacher's logits are computed once; training is unchanged by it."""
-    import edgekd.train.trainer as trainer_mod
+    import edgekd.engines.train.trainer as trainer_mod
 
     teacher = build_model("resnet18", 10, {"layers": [1, 1, 1, 1], "channels": [16, 32, 64, 128]}).eval()
     cfg = TrainConfig(epochs=2, batch_size=64, augment={"shift": 0}, loss=[LossTerm(name="kl")])

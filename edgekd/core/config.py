@@ -11,6 +11,7 @@ Relative paths are taken relative to the current working directory, like most CL
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -32,20 +33,22 @@ from edgekd.core.config_parts import (  # noqa: F401 - re-exported: config.py is
     _parse_params,
     _registered,
 )
+from edgekd.core.config_train import (  # noqa: F401 - re-exported: config.py is where callers import them
+    AugmentConfig,
+    LossTerm,
+    OptimizerConfig,
+    ScheduleConfig,
+    TeacherTrainConfig,
+    TrainConfig,
+    _default_ce_loss,
+    _default_kd_loss,
+)
 from edgekd.core.registry import Registry
+
+log = logging.getLogger(__name__)
 
 STAGE_ORDER: tuple[str, ...] = ("search", "distill", "prune", "quantize", "export", "bench", "report")
 StageName = Literal["search", "distill", "prune", "quantize", "export", "bench", "report"]
-
-
-class LossTerm(Component):
-    """One weighted term of the training loss."""
-
-    registry: ClassVar[Registry] = registries.LOSSES
-    weight: NonNegativeFloat = 1.0
-
-    def spec(self) -> dict[str, Any]:
-        return {**super().spec(), "weight": self.weight}
 
 
 class ModelRef(StrictModel):
@@ -54,77 +57,6 @@ class ModelRef(StrictModel):
     model: str = Field(description="timm model name, or 'package.module:function'")
     kwargs: dict[str, Any] = Field(default_factory=dict)
     checkpoint: Path | None = None
-
-
-class OptimizerConfig(StrictModel):
-    name: Literal["sgd", "adamw"] = "sgd"
-    lr: PositiveFloat = 0.05
-    momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: NonNegativeFloat = 5e-4
-    nesterov: bool = True
-
-
-class ScheduleConfig(StrictModel):
-    name: Literal["cosine", "constant", "step"] = "cosine"
-    warmup_epochs: NonNegativeFloat = 0.0
-    step_epochs: PositiveInt = 30
-    gamma: PositiveFloat = 0.1
-
-
-class AugmentConfig(StrictModel):
-    """Batched, on-device augmentation (cheap even on a GPU doing 15k img/s)."""
-
-    shift: int = Field(2, ge=0, description="random translation in pixels (pad-and-crop)")
-    hflip: bool = False
-    crop_scale: tuple[float, float] | None = Field(
-        None, description="streamed image folders: timm's random-resized crop over this area fraction, "
-        "e.g. [0.25, 1.0], decoded per image by the workers (in-memory data is stored at the input size)")
-
-    @field_validator("crop_scale")
-    @classmethod
-    def _fraction(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
-        if v is not None and not (0 < v[0] <= v[1] <= 1):
-            raise ValueError(f"crop_scale needs 0 < low <= high <= 1; got {list(v)}")
-        return v
-
-
-def _default_kd_loss() -> list[LossTerm]:
-    return [LossTerm(name="kl", temperature=4.0, alpha=0.9)]
-
-
-def _default_ce_loss() -> list[LossTerm]:
-    return [LossTerm(name="ce")]
-
-
-class TrainConfig(StrictModel):
-    """Settings of the one distillation trainer (distill, prune fine-tune, QAT)."""
-
-    epochs: PositiveInt = 10
-    batch_size: PositiveInt = 128
-    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
-    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
-    augment: AugmentConfig = Field(default_factory=AugmentConfig)
-    loss: list[LossTerm] = Field(default_factory=_default_kd_loss, min_length=1)
-    grad_clip: PositiveFloat | None = 5.0
-    max_steps_per_epoch: PositiveInt | None = Field(
-        None, description="stop each epoch after this many batches (a quick probe of a large data set)")
-
-    @property
-    def uses_teacher(self) -> bool:
-        return any(registries.LOSSES.get(t.name).needs_teacher for t in self.loss)
-
-
-class TeacherTrainConfig(TrainConfig):
-    """Training the teacher itself: no teacher signal, plain labels."""
-
-    loss: list[LossTerm] = Field(default_factory=_default_ce_loss, min_length=1)
-
-    @model_validator(mode="after")
-    def _no_teacher_losses(self) -> TeacherTrainConfig:
-        bad = [t.name for t in self.loss if registries.LOSSES.get(t.name).needs_teacher]
-        if bad:
-            raise ValueError(f"the teacher cannot be distilled from itself: remove {bad} (use ce)")
-        return self
 
 
 class TeacherConfig(ModelRef):
@@ -241,6 +173,11 @@ class PruneConfig(StrictModel):
                 raise ValueError(f"{f} must be > 1 (2.0 halves the model); got {v}")
         return self
 
+    def training_sections(self) -> dict[str, TrainConfig]:
+        """Every training stage's settings, by config key."""
+        out = {"distill": self.distill, "prune.finetune": self.prune.finetune, "quantize.train": self.quantize.train}
+        return {"teacher.train": self.teacher.train, **out} if self.teacher.train else out
+
 
 def _default_qat() -> TrainConfig:
     """QAT starts from calibrated ranges on a trained student: small steps (SGD 5e-4, no weight
@@ -324,19 +261,34 @@ class ExportConfig(StrictModel):
 
 
 class BenchConfig(StrictModel):
-    backends: list[str] = Field(default_factory=lambda: ["torch", "onnxruntime", "openvino"])
-    batch_size: PositiveInt = 1
+    """Timing on this machine: which runtimes, how many calls, how many interleaved rounds."""
+
+    runtimes: list[str] = Field(default_factory=lambda: ["torch", "onnxruntime", "openvino"],
+                                description="runtimes to time each file in on this machine (those that run its format)")
+    batch_size: PositiveInt = Field(1, description="images per call")
     threads: PositiveInt | None = Field(None, description="CPU threads; default: all cores")
-    warmup: int = Field(10, ge=0)
-    repeats: PositiveInt = 50
+    warmup: int = Field(10, ge=0, description="untimed calls before each timed round")
+    repeats: PositiveInt = Field(50, description="timed calls per round")
     rounds: PositiveInt = Field(3, description="interleaved rounds over all models")
     max_rounds: PositiveInt = Field(9, description="rounds in all, at most, while a model's spread > stable_spread")
     stable_spread: PositiveFloat = Field(0.25, description="upper/lower quartile of round medians - 1 (measure.spread)")
 
-    @field_validator("backends")
+    @model_validator(mode="before")
+    @classmethod
+    def _old_key(cls, data: Any) -> Any:
+        """``bench.backends`` is the old name of ``bench.runtimes``: read, with a deprecation message."""
+        if isinstance(data, dict) and "backends" in data:
+            if "runtimes" in data:
+                raise ValueError("bench.backends and bench.runtimes are both set: keep bench.runtimes "
+                                 "(backends is its deprecated name)")
+            log.warning("bench.backends is deprecated: rename it to bench.runtimes (same values)")
+            data = {("runtimes" if k == "backends" else k): v for k, v in data.items()}
+        return data
+
+    @field_validator("runtimes")
     @classmethod
     def _known(cls, v: list[str]) -> list[str]:
-        return _registered(registries.BACKENDS, "bench.backends", v)
+        return _registered(registries.RUNTIMES, "bench.runtimes", v)
 
 
 class ReportConfig(StrictModel):
@@ -352,7 +304,7 @@ class ReportConfig(StrictModel):
 
 
 class MlflowConfig(StrictModel):
-    """Log the run to MLflow: one run, a nested run per stage (edgekd/tracking.py)."""
+    """Log the run to MLflow: one run, a nested run per stage (edgekd/engines/tracking/mlflow_log.py)."""
 
     uri: str | None = Field(None, description="tracking URI, e.g. sqlite:///mlflow.db or http://host:5000; "
                             "default: $MLFLOW_TRACKING_URI, else MLflow's own default")
@@ -404,3 +356,8 @@ class Config(StrictModel):
                 "or add 'search' to stages so it is chosen for you"
             )
         return self
+
+    def training_sections(self) -> dict[str, TrainConfig]:
+        """Every training stage's settings, by config key."""
+        out = {"distill": self.distill, "prune.finetune": self.prune.finetune, "quantize.train": self.quantize.train}
+        return {"teacher.train": self.teacher.train, **out} if self.teacher.train else out

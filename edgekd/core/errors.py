@@ -71,7 +71,7 @@ class ExportError(EdgeKDError):
 
 
 class BenchError(EdgeKDError):
-    """A benchmark backend is missing or failed to run a model."""
+    """A runtime is missing or failed to run a model."""
 
     exit_code = 9
     kind = "bench"

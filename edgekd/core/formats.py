@@ -1,7 +1,7 @@
 """The one table of model formats and the runtimes that run them.
 
 In the spirit of Ultralytics' ``export_formats()``: each format names its file suffixes,
-the runtimes (benchmark backends) that run it, the precisions it carries, whether it needs
+the runtimes that run it, the precisions it carries, whether it needs
 a GPU, what it is built from and the module that registers its exporter. The export stage,
 ``edgekd bench``, the latency predictor, the profile validator and the registries all read
 this table; adding a format is its exporter's file plus one row here (and a runtime, if
@@ -26,30 +26,33 @@ class Format:
     built_from: str | None = None  # converted from this format's file, not from PyTorch
     exporter: str | None = None  # module that registers its exporter; None: not an export format
     help: str = ""
+    display: str = ""  # what people read: "ONNX file", "OpenVINO IR"
 
 
 @dataclass(frozen=True)
 class Runtime:
-    name: str  # as in profiles' runtimes and bench.backends
-    module: str  # module that registers its backend
+    name: str  # as in profiles' runtimes and bench.runtimes
+    module: str  # module that registers its runtime class
     help: str = ""
+    display: str = ""  # what people read: "ONNX Runtime"
 
 
 FORMATS: tuple[Format, ...] = (
-    Format("torch", (), ("torch",), ("fp32", "fp16", "int8"), help="edgekd model folder (PyTorch)"),
-    Format("onnx", (".onnx",), ("onnxruntime",), ("fp32", "int8"), exporter="edgekd.exporters.onnx",
-           help="ONNX: FP32, INT8 as QuantizeLinear/DequantizeLinear"),
+    Format("torch", (), ("torch",), ("fp32", "fp16", "int8"), help="edgekd model folder (PyTorch)",
+           display="edgekd model folder"),
+    Format("onnx", (".onnx",), ("onnxruntime",), ("fp32", "int8"), exporter="edgekd.engines.exporters.onnx",
+           help="ONNX: FP32, INT8 as QuantizeLinear/DequantizeLinear", display="ONNX file"),
     Format("openvino", (".xml",), ("openvino",), ("fp32", "fp16", "int8"), built_from="onnx",
-           exporter="edgekd.exporters.openvino_ir", help="OpenVINO IR (.xml + .bin)"),
+           exporter="edgekd.engines.exporters.openvino_ir", help="OpenVINO IR (.xml + .bin)", display="OpenVINO IR"),
     Format("tensorrt", (".engine", ".plan"), ("tensorrt",), ("fp16", "fp32", "int8"), needs_gpu=True,
-           built_from="onnx", exporter="edgekd.exporters.tensorrt", help="TensorRT engine"),
+           built_from="onnx", exporter="edgekd.engines.exporters.tensorrt", help="TensorRT engine", display="TensorRT engine"),
 )
 
 RUNTIMES: tuple[Runtime, ...] = (
-    Runtime("torch", "edgekd.runtimes.torch", "PyTorch eager on CPU; FP16 CUDA graph on a GPU"),
-    Runtime("onnxruntime", "edgekd.runtimes.onnxruntime", "ONNX Runtime, CPU execution provider"),
-    Runtime("openvino", "edgekd.runtimes.openvino", "OpenVINO runtime, CPU plugin"),
-    Runtime("tensorrt", "edgekd.runtimes.tensorrt", "TensorRT, CUDA GPU with the tensorrt package"),
+    Runtime("torch", "edgekd.engines.runtimes.torch", "PyTorch eager on CPU; FP16 CUDA graph on a GPU", "PyTorch"),
+    Runtime("onnxruntime", "edgekd.engines.runtimes.onnxruntime", "ONNX Runtime, CPU execution provider", "ONNX Runtime"),
+    Runtime("openvino", "edgekd.engines.runtimes.openvino", "OpenVINO runtime, CPU plugin", "OpenVINO"),
+    Runtime("tensorrt", "edgekd.engines.runtimes.tensorrt", "TensorRT, CUDA GPU with the tensorrt package", "TensorRT"),
 )
 
 
@@ -58,6 +61,16 @@ def format_named(name: str) -> Format:
         if f.name == name:
             return f
     raise KeyError(name)
+
+
+def runtime_display(name: str) -> str:
+    """A runtime's name for people (``ONNX Runtime``); an unknown name as it is."""
+    return next((r.display for r in RUNTIMES if r.name == name and r.display), name)
+
+
+def format_display(name: str) -> str:
+    """A format's file kind for people (``OpenVINO IR``); an unknown format as ``<name> file``."""
+    return next((f.display for f in FORMATS if f.name == name and f.display), f"{name} file")
 
 
 def runtime_names() -> list[str]:
@@ -96,3 +109,5 @@ def unknown_runtime_message(name: str) -> str | None:
     close = difflib.get_close_matches(name, names, n=1)
     return (f"unknown runtime {name!r}" + (f"; did you mean {close[0]!r}?" if close else "")
             + f" (known runtimes: {', '.join(names)})")
+
+HOST_RUNTIMES = ("onnxruntime", "openvino")  # the runtimes a teacher is timed in on the host

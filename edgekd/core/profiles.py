@@ -63,7 +63,7 @@ class Profile(BaseModel):
     aliases: list[str] = Field(default_factory=list)
     kind: Literal["cpu", "gpu"]
     measured_here: bool = Field(False, description="true only for `host`: latencies are measured")
-    runtimes: list[str] = Field(min_length=1, description="benchmark backends, preferred first")
+    runtimes: list[str] = Field(min_length=1, description="runtimes, preferred first")
     precisions: list[Precision] = Field(min_length=1)
     default_precision: Precision = Field("fp32", description="what a model is deployed in by default")
     peak_gops: dict[Precision, PositiveFloat] = Field(

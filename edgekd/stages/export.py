@@ -1,7 +1,7 @@
 """Export: every model of the run (or only the final one) in each configured format.
 
 The teacher is exported too: speed-ups are stated against the teacher on its own best
-backend, not only against PyTorch eager. Each artifact is validated against PyTorch on
+runtime, not only against PyTorch eager. Each artifact is validated against PyTorch on
 real validation images with its own runtime; a mismatch fails the stage (the file stays
 for inspection). ``exports.json`` lists what was written, with parity numbers.
 """
@@ -18,14 +18,16 @@ import torch
 from rich.markup import escape
 
 from edgekd.core import registries
+from edgekd.core.devicekit import KIT_NAME, kit_path
 from edgekd.core.errors import ExportError
 from edgekd.core.rundir import atomic_path, atomic_write_json
-from edgekd.devicekit import KIT_NAME, kit_path
-from edgekd.exporters.base import Exported, ExportJob
-from edgekd.models.artifact import load_model
-from edgekd.reporting.sections import Section
-from edgekd.stages.base import RunContext, Stage, StageResult
-from edgekd.train.evaluate import predict_logits
+from edgekd.engines.exporters.base import Exported, ExportJob
+from edgekd.engines.models.artifact import load_model
+from edgekd.engines.reporting.sections import Section
+from edgekd.engines.train.evaluate import predict_logits
+from edgekd.stages.base import Stage, StageResult
+from edgekd.stages.context import RunContext
+from edgekd.stages.outputs import ExportOutput
 
 VALIDATION_BUNDLE = 256  # images shipped with the exports so the device kit can check accuracy on the device
 
@@ -38,7 +40,8 @@ class ExportStage(Stage):
                 "targets": [t.model_dump(mode="json") for t in ctx.targets]}  # the plan derives from both
 
     def section(self, result: StageResult) -> Section:
-        return Section(stage="export", exports=result.metrics.get("exports", []))
+        assert isinstance(result.output, ExportOutput)
+        return Section(stage="export", exports=result.output.exports)
 
     def run(self, ctx: RunContext, out: Path) -> StageResult:
         cfg = ctx.config.export
@@ -97,7 +100,7 @@ class ExportStage(Stage):
             acc = f"{p['accuracy']:.2f}% (torch {p['torch_accuracy']:.2f}%)" if p else r.status
             fallback = f" ({escape(r.note)})" if r.note.startswith("dynamo exporter") else ""
             ctx.reporter.line(f"[green]export[/]: {r.model} {r.format} {r.precision}: {acc}{fallback}")
-        return StageResult({"exports": [r.as_dict(ctx.run.root) for r in records]}, artifacts)
+        return StageResult(ExportOutput(exports=[r.as_dict(ctx.run.root) for r in records]), artifacts)
 
     @staticmethod
     def _write_sidecar(out: Path, label: str, spec, ctx: RunContext) -> None:

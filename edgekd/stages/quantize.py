@@ -22,15 +22,23 @@ from rich.markup import escape
 
 from edgekd.core import dist
 from edgekd.core.errors import QuantizationError
-from edgekd.models.artifact import ModelSpec, load_model, reload_outputs, save_model
-from edgekd.models.names import display_name
-from edgekd.quantization.kernels import select_kernels
-from edgekd.quantization.nncf_int8 import CalibrationLog, calibration_batches, quantized_layers, quantizer_config
-from edgekd.quantization.recipe import apply_recipe
-from edgekd.reporting.sections import Section, trained_model_section
-from edgekd.stages.base import RunContext, Stage, StageResult, kd_adapted
-from edgekd.train.evaluate import evaluate
-from edgekd.train.trainer import train
+from edgekd.engines.models.artifact import ModelSpec, load_model, reload_outputs, save_model
+from edgekd.engines.models.names import display_name
+from edgekd.engines.quantization.kernels import select_kernels
+from edgekd.engines.quantization.nncf_int8 import (
+    CalibrationLog,
+    calibration_batches,
+    quantized_layers,
+    quantizer_config,
+)
+from edgekd.engines.quantization.recipe import apply_recipe
+from edgekd.engines.reporting.sections import Section, trained_model_section
+from edgekd.engines.train.evaluate import evaluate
+from edgekd.engines.train.policy import kd_adapted
+from edgekd.engines.train.trainer import train
+from edgekd.stages.base import Stage, StageResult
+from edgekd.stages.context import RunContext, shipped_by_distill
+from edgekd.stages.outputs import QuantizeOutput
 
 
 class QuantizeStage(Stage):
@@ -42,7 +50,7 @@ class QuantizeStage(Stage):
                 "student": ctx.config.student.model_dump(mode="json") if ctx.config.student else None}
 
     def section(self, result: StageResult) -> Section:
-        return trained_model_section("quantize", "quantized", result.metrics, comparison_key="quantize")
+        return trained_model_section("quantize", "quantized", result.output.as_dict(), comparison_key="quantize")
 
     def run(self, ctx: RunContext, out: Path) -> StageResult:
         cfg = ctx.config.quantize
@@ -96,7 +104,7 @@ class QuantizeStage(Stage):
             "summary": _summary(metrics, fp32_acc, ptq_acc) + (f"; {why}" if overflow_fix == "enable" else ""),
         }
         ctx.reporter.line(f"[green]quantize[/]: {escape(metrics['comparison']['summary'])}")
-        return StageResult(metrics, {"model:quantized": saved})
+        return StageResult(QuantizeOutput(**metrics), {"model:quantized": saved})
 
     @staticmethod
     def _qat(ctx: RunContext, qmodel: torch.nn.Module, name: str, metrics: dict[str, Any], ptq_acc: float) -> None:
@@ -109,7 +117,7 @@ class QuantizeStage(Stage):
         """
         cfg = ctx.config.quantize
         ptq_state = {k: v.detach().clone() for k, v in qmodel.state_dict().items()}  # NNCF ranges included
-        tuning, adapted = kd_adapted(ctx, cfg.train)
+        tuning, adapted = kd_adapted(shipped_by_distill(ctx), cfg.train)
         if adapted:
             ctx.reporter.line(f"[yellow]quantize[/]: {escape(adapted)}")
             metrics["loss_adapted"] = adapted

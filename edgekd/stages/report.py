@@ -8,10 +8,12 @@ from typing import Any
 from rich.markup import escape
 
 from edgekd.core.rundir import atomic_write_text, sha256_tree
-from edgekd.reporting.build import build_report, training_histories
-from edgekd.reporting.html import render_html
-from edgekd.reporting.markdown import render_markdown
-from edgekd.stages.base import RunContext, Stage, StageResult
+from edgekd.engines.reporting.build import build_report, training_histories
+from edgekd.engines.reporting.html import render_html
+from edgekd.engines.reporting.markdown import render_markdown
+from edgekd.stages.base import Stage, StageResult
+from edgekd.stages.context import RunContext
+from edgekd.stages.outputs import ReportOutput
 
 
 class ReportStage(Stage):
@@ -40,4 +42,4 @@ class ReportStage(Stage):
             atomic_write_text(out / "report.html", render_html(report, training_histories(facts.sections)))
             artifacts["html"] = out / "report.html"
         ctx.reporter.line(f"[green]report[/]: {escape(', '.join(str(p) for p in artifacts.values()))}")
-        return StageResult({"files": {k: str(v) for k, v in artifacts.items()}}, artifacts)
+        return StageResult(ReportOutput(files={k: str(v) for k, v in artifacts.items()}), artifacts)

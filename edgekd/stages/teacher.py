@@ -15,16 +15,19 @@ from rich.markup import escape
 from edgekd.core import dist
 from edgekd.core.config import TeacherConfig
 from edgekd.core.errors import ConfigError, ModelError
-from edgekd.data.bundle import Data
-from edgekd.models.artifact import ModelSpec, save_model
-from edgekd.models.build import build_model
-from edgekd.models.checkpoint import load_weights, read_record, save_format, save_state_dict
-from edgekd.models.names import display_name
-from edgekd.models.stats import model_stats
-from edgekd.reporting.sections import Section, trained_model_section
-from edgekd.stages.base import RunContext, Stage, StageResult, input_sources
-from edgekd.train.evaluate import evaluate
-from edgekd.train.trainer import train
+from edgekd.engines.data.bundle import Data
+from edgekd.engines.data.input_contract import input_sources
+from edgekd.engines.models.artifact import ModelSpec, save_model
+from edgekd.engines.models.build import build_model
+from edgekd.engines.models.checkpoint import load_weights, read_record, save_format, save_state_dict
+from edgekd.engines.models.names import display_name
+from edgekd.engines.models.stats import model_stats
+from edgekd.engines.reporting.sections import Section, trained_model_section
+from edgekd.engines.train.evaluate import evaluate
+from edgekd.engines.train.trainer import train
+from edgekd.stages.base import Stage, StageResult
+from edgekd.stages.context import RunContext
+from edgekd.stages.outputs import TeacherOutput
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,7 @@ class TeacherStage(Stage):
         }
 
     def section(self, result: StageResult) -> Section:
-        return trained_model_section("teacher", "teacher", result.metrics)
+        return trained_model_section("teacher", "teacher", result.output.as_dict())
 
     def run(self, ctx: RunContext, out: Path) -> StageResult:
         cfg = ctx.config.teacher
@@ -104,7 +107,7 @@ class TeacherStage(Stage):
         folder = save_model(model, spec, out / "model")
         (out / "best.safetensors").unlink(missing_ok=True)
         ctx.reporter.line(f"[green]teacher[/]: {name} {metrics['accuracy']:.2f}% ({escape(metrics['source'])})")
-        return StageResult(metrics, {"model:teacher": folder})
+        return StageResult(TeacherOutput(**metrics), {"model:teacher": folder})
 
 
 def teacher_record(data: Data, accuracy: float) -> dict[str, str]:

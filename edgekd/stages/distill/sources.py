@@ -21,16 +21,16 @@ from typing import Any
 
 from torch import nn
 
-from edgekd.budgets import RunBudgets
 from edgekd.core import dist
 from edgekd.core.errors import PruningError
-from edgekd.latency.budgets import best_latency
-from edgekd.models.artifact import ModelSpec, load_model
-from edgekd.models.pruned import replay_pruning
-from edgekd.models.stats import count_macs
-from edgekd.pruning.blocks import drop_blocks
-from edgekd.pruning.structured import magnitude_pruner
-from edgekd.stages.base import RunContext
+from edgekd.engines.budgets import RunBudgets
+from edgekd.engines.latency.budgets import best_latency
+from edgekd.engines.models.artifact import ModelSpec, load_model
+from edgekd.engines.models.pruned import replay_pruning
+from edgekd.engines.models.stats import count_macs
+from edgekd.engines.pruning.blocks import drop_blocks
+from edgekd.engines.pruning.structured import magnitude_pruner
+from edgekd.stages.context import RunContext
 
 
 @dataclass

@@ -21,18 +21,20 @@ from rich.markup import escape
 
 from edgekd.core.config import LossTerm, ModelRef, TrainConfig
 from edgekd.core.errors import ModelError
-from edgekd.models.artifact import ModelSpec, save_model
-from edgekd.models.build import build_model
-from edgekd.models.checkpoint import load_weights
-from edgekd.models.names import display_name
-from edgekd.models.stats import count_params, model_stats
-from edgekd.reporting.schema import ModelRow
-from edgekd.reporting.sections import Section, student_names, trained_model_section
-from edgekd.stages.base import RunContext, Stage, StageResult, warn_if_larger_than_teacher
+from edgekd.engines.models.artifact import ModelSpec, save_model
+from edgekd.engines.models.build import build_model
+from edgekd.engines.models.checkpoint import load_weights
+from edgekd.engines.models.names import display_name
+from edgekd.engines.models.stats import count_params, model_stats
+from edgekd.engines.reporting.schema import ModelRow
+from edgekd.engines.reporting.sections import Section, student_names, trained_model_section
+from edgekd.engines.train.effects import distillation_effects
+from edgekd.engines.train.evaluate import predict
+from edgekd.engines.train.trainer import TrainResult, train
+from edgekd.stages.base import Stage, StageResult
+from edgekd.stages.context import RunContext, warn_if_larger_than_teacher
 from edgekd.stages.distill.sources import prune_teacher
-from edgekd.train.effects import distillation_effects
-from edgekd.train.evaluate import predict
-from edgekd.train.trainer import TrainResult, train
+from edgekd.stages.outputs import DistillOutput, TeacherOutput
 
 
 def search_choice(ctx: RunContext) -> dict[str, Any] | None:
@@ -64,7 +66,7 @@ class DistillStage(Stage):
 
     def section(self, result: StageResult) -> Section:
         """The student, and (when measured) its no-teacher baseline and what KD gained."""
-        m = result.metrics
+        m = result.output.as_dict()
         sec = trained_model_section("distill", "student", m)
         if len(m.get("sources") or {}) > 1:
             sec.comparisons["student_sources"] = {"sources": m["sources"], "chosen": m.get("source"),
@@ -121,7 +123,8 @@ class DistillStage(Stage):
                 load_weights(m, ref.checkpoint, num_classes=ctx.data.num_classes, what="student checkpoint")
             return m
 
-        teacher_params = ctx.results["teacher"].metrics.get("params") if "teacher" in ctx.results else None
+        teacher_out = ctx.output(TeacherOutput)
+        teacher_params = teacher_out.params if teacher_out is not None else None
         searched = Trained("search" if "search" in ctx.results else "configured", ref.model, dict(ref.kwargs), fresh,
                            cfg)
         warn_if_larger_than_teacher(ctx, "distill", count_params(searched.model), teacher_params, key)
@@ -216,7 +219,8 @@ class DistillStage(Stage):
         plain_wins = baseline is not None and baseline.accuracy > chosen.accuracy
         shipped = baseline if plain_wins else chosen
         assert shipped is not None and shipped.result is not None
-        teacher_acc = ctx.results["teacher"].metrics.get("accuracy") if "teacher" in ctx.results else None
+        teacher_out = ctx.output(TeacherOutput)
+        teacher_acc = teacher_out.accuracy if teacher_out is not None else None
         metrics: dict[str, Any] = {
             "model": shipped.model_name, "kwargs": shipped.kwargs, "source": shipped.source,
             "loss": [t.spec() for t in shipped.cfg.loss], **shipped.result.metrics(),
@@ -254,7 +258,7 @@ class DistillStage(Stage):
         gain = f", without the teacher {baseline.accuracy:.2f}%" if baseline is not None else ""
         ctx.reporter.line(f"[green]distill[/]: {escape(name)} ({shipped.source}) {chosen.accuracy:.2f}% "
                           f"with the teacher{gain}")
-        return StageResult(metrics, artifacts)
+        return StageResult(DistillOutput(**metrics), artifacts)
 
 
 @dataclass

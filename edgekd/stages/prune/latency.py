@@ -13,9 +13,9 @@ from typing import Any
 from torch import nn
 
 from edgekd.core import dist
-from edgekd.latency.budgets import best_latency
-from edgekd.pruning.payoff import step_verdict
-from edgekd.stages.base import RunContext
+from edgekd.engines.latency.budgets import best_latency
+from edgekd.engines.pruning.payoff import step_verdict
+from edgekd.stages.context import RunContext
 
 Latencies = dict[str, dict[str, Any]]  # target -> LatencyEstimate as a dict
 

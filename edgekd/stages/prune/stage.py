@@ -3,7 +3,7 @@ recover accuracy by distillation from the teacher with the shared trainer, in N 
 
 After every cut the model is timed on every target (``prune.latency_check``); a step that
 did not make it faster is undone and pruning stops there, because fewer MACs is not fewer
-milliseconds (see edgekd/pruning/payoff.py). The check runs right after the cut, before
+milliseconds (see edgekd/engines/pruning/payoff.py). The check runs right after the cut, before
 the fine-tune: fine-tuning changes weights, not shapes, so it cannot change the latency,
 and an undone step costs no training. After every kept step the accuracy (right after
 pruning, and after fine-tuning), MACs, parameters and latency per target are recorded.
@@ -25,17 +25,20 @@ from edgekd.core import dist
 from edgekd.core.config import TrainConfig
 from edgekd.core.errors import PruningError
 from edgekd.core.registries import IMPORTANCES
-from edgekd.models.artifact import ModelSpec, load_model, reload_outputs, save_model
-from edgekd.models.names import display_name
-from edgekd.models.pruned import replay_pruning
-from edgekd.models.stats import count_macs, count_params
-from edgekd.pruning.structured import ChannelPruner
-from edgekd.reporting.sections import Section, trained_model_section
-from edgekd.stages.base import RunContext, Stage, StageResult, kd_adapted
+from edgekd.engines.models.artifact import ModelSpec, load_model, reload_outputs, save_model
+from edgekd.engines.models.names import display_name
+from edgekd.engines.models.pruned import replay_pruning
+from edgekd.engines.models.stats import count_macs, count_params
+from edgekd.engines.pruning.structured import ChannelPruner
+from edgekd.engines.reporting.sections import Section, trained_model_section
+from edgekd.engines.train.evaluate import evaluate
+from edgekd.engines.train.policy import kd_adapted
+from edgekd.engines.train.trainer import loss_gradients, train
+from edgekd.stages.base import Stage, StageResult
+from edgekd.stages.context import RunContext, shipped_by_distill
+from edgekd.stages.outputs import PruneOutput
 from edgekd.stages.prune.latency import Latencies, describe, judge_step, shared_latency
 from edgekd.stages.prune.targets import PruneGoal, prune_goal, unreachable
-from edgekd.train.evaluate import evaluate
-from edgekd.train.trainer import loss_gradients, train
 
 HINT = "ask for less (prune.flops_ratio / params_ratio / latency_ms / speedup) or ignore fewer layers"
 
@@ -52,8 +55,9 @@ class PruneStage(Stage):
                 "targets": [t.model_dump(mode="json") for t in ctx.targets] if timed else None}
 
     def section(self, result: StageResult) -> Section:
-        sec = trained_model_section("prune", "pruned", result.metrics, comparison_key="prune")
-        sec.pruning = result.metrics.get("steps_summary", {})
+        assert isinstance(result.output, PruneOutput)
+        sec = trained_model_section("prune", "pruned", result.output.as_dict(), comparison_key="prune")
+        sec.pruning = result.output.steps_summary
         return sec
 
     def run(self, ctx: RunContext, out: Path) -> StageResult:
@@ -65,7 +69,7 @@ class PruneStage(Stage):
                                hint="list the stages as [..., prune, quantize, ...]")
         data, device = ctx.device_data, ctx.device
         model.to(device)
-        finetune, adapted = kd_adapted(ctx, cfg.finetune)
+        finetune, adapted = kd_adapted(shipped_by_distill(ctx), cfg.finetune)
         if adapted:
             ctx.reporter.line(f"[yellow]prune[/]: {escape(adapted)}")
         teacher = ctx.teacher() if finetune.uses_teacher else None
@@ -95,7 +99,7 @@ class PruneStage(Stage):
         metrics = self._metrics(ctx, spec.model, src_label, goal, base, steps, stopped, finetune)
         if adapted:
             metrics["finetune_adapted"] = adapted
-        return StageResult({**metrics, "kwargs": spec.kwargs}, {"model:pruned": saved})
+        return StageResult(PruneOutput(**metrics, kwargs=spec.kwargs), {"model:pruned": saved})
 
     def _steps(self, ctx: RunContext, model, pruner: ChannelPruner, goal: PruneGoal, tuning: tuple[Any, TrainConfig],
                spec: ModelSpec,

@@ -10,10 +10,10 @@ from typing import Any
 
 from torch import nn
 
-from edgekd.budgets import TargetBudget, relative_budgets
-from edgekd.latency.oracle import LatencyOracle
-from edgekd.pruning.structured import size_measure
-from edgekd.stages.base import RunContext
+from edgekd.core.budgets import TargetBudget
+from edgekd.engines.latency.oracle import LatencyOracle
+from edgekd.engines.pruning.structured import size_measure
+from edgekd.stages.context import RunContext
 from edgekd.stages.prune.latency import Latencies, time_targets
 
 SEARCH_REPEATS = 15  # timing repeats inside the micro-step search (the step's own check uses 30)
@@ -44,8 +44,8 @@ class PruneGoal:
 def prune_goal(ctx: RunContext, model: nn.Module, size: int, latency: Latencies) -> PruneGoal:
     """The configured target; ``latency``: the input model's latency per target (speedup starts there)."""
     cfg = ctx.config.prune
-    if cfg.speedup is not None:
-        budgets = relative_budgets(ctx.budgets(), ctx.targets, cfg.speedup, "prune")
+    budgets = ctx.budgets().prune  # prune.speedup's limits, resolved with the run's budgets
+    if budgets:
         return PruneGoal("speedup", speedup_measure(ctx, size, budgets), worst_ratio(latency, budgets), 1.0, budgets)
     if cfg.latency_ms is not None:
         oracle = LatencyOracle(ctx.targets[0], threads=ctx.config.bench.threads)

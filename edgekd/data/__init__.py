@@ -1,5 +1,0 @@
-"""Data sets: in memory as uint8 tensors (small), or streamed from image folders (large)."""
-
-from edgekd.data.bundle import Data, DataBundle, load_data
-
-__all__ = ["Data", "DataBundle", "load_data"]

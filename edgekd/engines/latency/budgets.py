@@ -1,0 +1,75 @@
+"""A model's latency on a target's best runtime: what relative budgets divide and compare.
+
+A user wants "k times faster than the model I have" on *each* target, so a budget divides
+the teacher's latency there, on its best runtime (edgekd/engines/budgets/ resolves the budgets):
+
+* on ``host`` the teacher is exported and timed in every host runtime that is installed
+  (ONNX Runtime and OpenVINO, FP32) and the fastest counts: speed-ups are stated against
+  the teacher on its best runtime, never against PyTorch eager;
+* elsewhere its graph goes through the target's roofline predictor (calibrated when the
+  device kit's results were imported), on the runtime and precision the target deploys.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgekd.core.formats import HOST_RUNTIMES
+from edgekd.core.profiles import Profile
+from edgekd.engines.latency.oracle import LatencyEstimate, LatencyOracle
+from edgekd.engines.latency.timing import summarize, time_calls, warm_up
+
+
+def _time_host(path: Path, input_size: int, batch: int, threads: int, repeats: int,
+               names: tuple[str, ...] = HOST_RUNTIMES) -> list[LatencyEstimate]:
+    """The ONNX file timed in each installed host runtime of ``names``, FP32, interleaved rounds, medians."""
+    from edgekd.engines.runtimes.base import get_runtime
+
+    x = np.random.default_rng(0).standard_normal((batch, 3, input_size, input_size)).astype(np.float32)
+    runners = {}
+    for name in names:
+        runtime = get_runtime(name)
+        if runtime.unavailable_reason() is None:
+            runners[name] = runtime.load(path, precision="fp32", threads=threads)
+    samples: dict[str, list[float]] = {n: [] for n in runners}
+    for r in runners.values():
+        for _ in range(5):
+            r.run(x)
+    for _ in range(3):  # interleaved rounds: a load change hits every runtime alike
+        for n, r in runners.items():
+            if len(runners) > 1:  # a runtime just switched to reads slow (see warm_up); one alone stays warm
+                warm_up(lambda r=r: r.run(x))
+            samples[n] += time_calls(lambda r=r: r.run(x), max(1, repeats // 3))
+    out = []
+    for n, r in runners.items():
+        st = summarize(samples[n])
+        out.append(LatencyEstimate(st.median_ms, "measured", f"{n} {r.version}", "fp32", "host"))
+    return out
+
+
+def best_latency(model: nn.Module, profile: Profile, input_size: int, *, threads: int | None = None,
+                 batch: int = 1, repeats: int = 30, runtimes: tuple[str, ...] = HOST_RUNTIMES) -> LatencyEstimate:
+    """The model's latency on ``profile`` on its best runtime of ``runtimes`` (measured on host, else
+    predicted). Search candidates pass the one runtime the teacher was fastest in: the budget is
+    the teacher's there, and one runtime halves the cost of scoring a space."""
+    oracle = LatencyOracle(profile, threads=threads, batch=batch, repeats=repeats)
+    if not profile.measured_here:
+        return oracle(model, input_size)
+    was_training = model.training
+    model.eval()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            from edgekd.engines.exporters.onnx_io import export_onnx
+
+            path = export_onnx(model, torch.randn(1, 3, input_size, input_size), Path(tmp) / "m.onnx", oracle.opset)
+            timed = _time_host(path, input_size, batch, oracle.threads, repeats, runtimes)
+    finally:
+        model.train(was_training)
+    best = min(timed, key=lambda e: e.ms)
+    best.target = profile.name
+    return best

@@ -1,0 +1,167 @@
+"""Search: choose the student architecture for this teacher without training (DisWOT).
+
+The teacher *architecture* (random init, not the trained weights) and every candidate are
+scored on one fixed mini-batch; candidates over the params/MACs/latency budgets of any
+target are never chosen. Writes ``choice.json`` (what distill builds) and
+``candidates.json`` (every scored candidate with each score component and, per target,
+whether it is on the Pareto front of score against latency: see tradeoff.py).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.markup import escape
+
+from edgekd.core.budgets import RunBudgets
+from edgekd.core.errors import SearchError
+from edgekd.core.rundir import atomic_write_json
+from edgekd.engines.budgets.settle import settle_jointly
+from edgekd.engines.models.names import display_name
+from edgekd.engines.models.stats import count_params
+from edgekd.engines.reporting.sections import Section
+from edgekd.engines.search.evaluate import Candidate, Constraints, evaluate_candidate, time_candidate
+from edgekd.engines.search.evolution import Searcher
+from edgekd.engines.search.scoring import signature
+from edgekd.engines.search.tradeoff import mark_front, scatter_points, teacher_point
+from edgekd.stages.base import Stage, StageResult
+from edgekd.stages.context import RunContext, warn_if_larger_than_teacher
+from edgekd.stages.outputs import SearchOutput
+
+
+def constraints(ctx: RunContext, budgets: RunBudgets) -> Constraints:
+    """The run's budgets (read, never computed here) and the size caps the user wrote."""
+    c = ctx.config.search.constraints
+    return Constraints(ctx.targets, limits=budgets.targets, input_size=ctx.data.image_size,
+                       threads=ctx.config.bench.threads, max_params_m=c.max_params_m, max_macs_m=c.max_macs_m)
+
+
+def no_feasible_error(cands: list[Candidate], budgets: Constraints) -> SearchError:
+    """Which constraint failed; per target, its limit and the fastest candidate there; whether
+    any single candidate meets every target; and which target bounds the choice."""
+    parts = []
+    if budgets.max_params_m is not None:
+        parts.append(f"params ≤ {budgets.max_params_m}M (smallest reached {min(c.params for c in cands) / 1e6:.3f}M)")
+    macs = [c.macs for c in cands if c.macs is not None]
+    if budgets.max_macs_m is not None and macs:
+        parts.append(f"MACs ≤ {budgets.max_macs_m}M (smallest reached {min(macs) / 1e6:.2f}M)")
+    alone: dict[str, bool] = {}
+    for target, limit in budgets.latency_limits.items():
+        lat = [c.latency[target]["ms"] for c in cands if target in c.latency]
+        if lat:
+            kind = next(c.latency[target]["kind"] for c in cands if target in c.latency)
+            b = budgets.limits[target]
+            alone[target] = min(lat) <= limit
+            reach = ""
+            if b.speedup is not None and b.teacher and min(lat) > limit:  # relative and out of reach here
+                reach = f", at most {b.teacher['ms'] / min(lat):.2f}× the teacher on this target"
+            what = "you set" if b.wall else "default"
+            verdict = "candidates meet it" if alone[target] else "no candidate meets it"
+            parts.append(f"{target} ≤ {limit:.3g} ms ({what}: {b.basis}; fastest {kind} {min(lat):.3f} ms{reach}; "
+                         f"{verdict})")
+    failing = sorted({v.split(" ")[0] + (" " + v.split(" ")[2] if v.startswith("latency") else "")
+                      for c in cands for v in c.violations})
+    jointly = ""
+    if alone and all(alone.values()):
+        timed = [c for c in cands if c.latency]
+        worst = {t: sum(t in " ".join(c.violations) for c in timed) for t in alone}
+        bound = max(worst, key=lambda t: worst[t])
+        jointly = (f"; each target alone has candidates within its budget, but no single candidate meets all of "
+                   f"them ({bound} rules out the most)")
+    return SearchError(
+        f"no candidate of {len(cands)} meets the budgets you set: {'; '.join(parts)}{jointly}; failing: "
+        f"{', '.join(failing)}",
+        hint="lower search.constraints.speedup (or per target: {jetson-orin-nano: 2, default: 4}), raise "
+             "latency_ms / max_params_m / max_macs_m, remove them to take the best each target reaches, "
+             "or add smaller choices to search.space",
+    )
+
+
+class SearchStage(Stage):
+    name = "search"
+
+    def settings(self, ctx: RunContext) -> Any:
+        return {"search": ctx.config.search.model_dump(mode="json"), "seed": ctx.config.seed,
+                "teacher": {"model": ctx.config.teacher.model, "kwargs": ctx.config.teacher.kwargs},
+                "data": ctx.data.fingerprint(), "targets": [t.model_dump(mode="json") for t in ctx.targets]}
+
+    def section(self, result: StageResult) -> Section:
+        assert isinstance(result.output, SearchOutput)
+        return Section(stage="search", search=result.output.model_dump(mode="json"))
+
+    def run(self, ctx: RunContext, out: Path) -> StageResult:
+        cfg = ctx.config.search
+        seed = ctx.config.seed
+        data = ctx.data
+        in_force = ctx.budgets()
+        space = ctx.search_space()
+        xb, yb = data.train_sample(cfg.batch_size, seed)  # the one batch every candidate is scored on
+        x, y = data.normalize(xb), yb
+        t0 = time.perf_counter()
+        teacher = ctx.teacher_architecture()  # at random init, as DisWOT prescribes
+        teacher_sig, teacher_params = signature(teacher, x, y), count_params(teacher)
+        budgets = constraints(ctx, in_force)
+
+        last: dict[str, torch.nn.Module] = {}  # the network evaluate just built: one process times it as is
+
+        def evaluate(genome):
+            name, kwargs = space.model(genome)
+            last.clear()
+            return evaluate_candidate(space.key(genome), name, kwargs, genome, num_classes=data.num_classes,
+                                      teacher=teacher_sig, x=x, y=y, budgets=budgets, seed=seed, built=last)
+
+        def measure(cand: Candidate) -> None:  # a candidate the budgets probed before training is not timed again
+            time_candidate(cand, budgets, num_classes=data.num_classes, seed=seed, model=last.pop(cand.key, None),
+                           known=in_force.probes.get(cand.key))
+
+        searcher = Searcher(space, evaluate, cfg, seed, ctx.reporter, measure)
+        strategy = searcher.strategy()
+        ctx.reporter.line(f"[cyan]search[/]: {space.name} space ({space.size()} architectures, {strategy}), "
+                          f"budgets {escape(budgets.describe_line())}")
+        ranked = searcher.run()
+        feasible = [c for c in ranked if c.feasible]
+        if not feasible:  # goals (defaults) no single candidate meets together: the closest sets them
+            settled = settle_jointly(in_force, [(c.key, c.latency, not budgets.size_violations(c.params, c.macs)
+                                                    and not budgets.latency_violations(c.latency, walls_only=True))
+                                                   for c in ranked])
+            if settled is None:
+                atomic_write_json(out / "candidates.json", [c.as_dict() for c in ranked])
+                raise no_feasible_error(ranked, budgets)
+            in_force = settled
+            budgets = constraints(ctx, in_force)
+            for c in ranked:
+                if c.latency:
+                    c.violations = budgets.size_violations(c.params, c.macs) + budgets.latency_violations(c.latency)
+            feasible = [c for c in ranked if c.feasible]
+            for note in settled.notes[len(ctx.resolved_budgets().notes):]:
+                ctx.reporter.line(f"[yellow]search[/]: {escape(note)}")
+        front = mark_front(ranked, list(budgets.targets))
+        seconds = time.perf_counter() - t0
+        atomic_write_json(out / "candidates.json", [c.as_dict() for c in ranked])
+        atomic_write_json(out / "budgets.json", in_force.as_dict())
+        best = feasible[0]
+        choice = {"model": best.model, "kwargs": best.kwargs, "genome": best.genome, "key": best.key,
+                  "score": best.combined, "semantic": -best.semantic_distance, "relation": -best.relation_distance,
+                  "params": best.params, "macs": best.macs, "latency": best.latency}
+        atomic_write_json(out / "choice.json", choice)
+        norm = searcher.normalizer
+        metrics = {
+            "space": space.name, "space_size": space.size(), "strategy": strategy, "evaluated": len(ranked),
+            "feasible": len(feasible), "seconds": round(seconds, 2),
+            "seconds_per_candidate": round(seconds / max(1, len(ranked)), 3),
+            "score": cfg.score, "budgets": budgets.describe(),
+            "normalizer": {"semantic_scale": norm.semantic_scale, "relation_scale": norm.relation_scale} if norm else None,
+            "chosen": choice, "top": [c.as_dict() for c in ranked[: cfg.top_k]], "front": front,
+            "teacher_point": teacher_point(ctx.budgets().teacher, teacher, teacher_sig, norm, teacher_params, data.image_size),
+            "points": scatter_points(ranked, list(budgets.targets)),
+        }
+        name = escape(display_name(best.model, best.kwargs))
+        ctx.reporter.line(f"[green]search[/]: chose {escape(best.key)} ({name}, {best.params / 1e6:.3f}M params, "
+                          f"score {best.combined:.3f}) from {len(ranked)} candidates in {seconds:.1f} s")
+        warn_if_larger_than_teacher(ctx, "search", best.params, teacher_params,
+                                    "search.space, or set search.constraints.max_params_m")
+        return StageResult(SearchOutput(**metrics), {"choice": out / "choice.json", "candidates": out / "candidates.json",
+                                     "budgets": out / "budgets.json"})
