@@ -1,8 +1,8 @@
 """The bench stage's verdict on a finished run, re-benched several times: 3 fixed rounds against
 rounds until stable (up to 9), alternating, and each pick judged against the budget the search
-used and against the teacher timed in the same bench (the report's budget since session 14).
+used and against the teacher timed in the same bench (the budget the report judges by).
 
-    python benchmarks/bench_protocol.py --run /tmp/s13/paysyn16/synthetic --pairs 3
+    python benchmarks/bench_protocol.py --run /tmp/paysyn16/synthetic --pairs 3
 
 The run folder is copied first (a re-bench rewrites its bench/ and report/). Sub-millisecond
 files on a shared 2-core VM move by half between readings minutes apart: what matters is

@@ -64,7 +64,8 @@ CONVERGED = {**SYNTHETIC, "name": "synthetic-ddp-converged",
              "quantize": {"train": {**SYNTHETIC["quantize"]["train"], "epochs": 2}}}
 # CONVERGED's students distil on cached teacher logits without augmentation (`shift: 0`, for speed): they drive their
 # training loss to ~0.01 and land where the run's rounding puts them (93.1 vs 91.1% at the same seed). The
-# product's default distils with the teacher's random shifts (README; RESULTS 12b): this case keeps those defaults.
+# product's default distils with the teacher's random shifts (README; benchmarks/RESULTS.md, "The hard generated
+# set on host"): this case keeps those defaults.
 CONVERGED_SHIFTS = {**CONVERGED, "name": "synthetic-ddp-converged-shifts",
                     "distill": {k: v for k, v in CONVERGED["distill"].items() if k != "augment"},
                     "prune": {**CONVERGED["prune"], "finetune": {k: v for k, v in CONVERGED["prune"]["finetune"].items()

@@ -1,14 +1,14 @@
-"""Does augmentation in distill close the students' gap on the hard synthetic set? (issue 14)
+"""Does augmentation in distill close the students' gap on the hard synthetic set?
 
-    python benchmarks/distill_augment.py --teacher /tmp/s12/paysyn64/synthetic-teacher.safetensors --shift 0 2 --epochs 15
+    python benchmarks/distill_augment.py --teacher /tmp/paysyn64/synthetic-teacher.safetensors --shift 0 2 --epochs 15
 
 The teacher is the full-width ResNet-18 that `benchmarks/pays.py --case synthetic` trains
 (examples/synthetic.yaml; the file it leaves in its workdir). The student is the searched one
 of that run, ResNet (2,1,1,2) w32, distilled with the example's loss (KL, T 4, α 0.9) and the
-trainer's default optimizer, seed 0, for ``--epochs`` (15: the example's setting when this was
-measured; it has 30 since). Only ``augment.shift`` differs: 0 was the example's setting (the
-teacher's logits computed once), 2 is what the teacher trained with and the default (the
-teacher runs on every shifted batch). One process per setting, one thread each, side by
+trainer's default optimizer, seed 0, for ``--epochs`` (15: the setting the recorded figures
+use; the example itself distils for as long as its teacher trains). Only ``augment.shift``
+differs: 0 computes the teacher's logits once, 2 is what the teacher trained with and the
+default (the teacher runs on every shifted batch). One process per setting, one thread each, side by
 side. Results: results/distill_augment.json.
 """
 
@@ -60,7 +60,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--teacher", type=Path, required=True, help="the synthetic example's trained teacher")
     ap.add_argument("--shift", type=int, nargs="+", default=[0, 2])
-    ap.add_argument("--epochs", type=int, default=15, help="distill epochs (15: as recorded in RESULTS 12b)")
+    ap.add_argument("--epochs", type=int, default=15,
+                    help="distill epochs (15: as recorded in benchmarks/RESULTS.md, 'The hard generated set on host')")
     a = ap.parse_args()
     if not a.teacher.exists():
         raise SystemExit(f"no teacher at {a.teacher}: run benchmarks/pays.py --case synthetic first")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A teacher trained outside edgekd, brought in as a user would (issue 12).
+"""A teacher trained outside edgekd, brought in as a user would.
 
 For each resolution: a user-style folder of JPEGs of mixed sizes (``examples/make_image_folder.py``),
 torchvision's resnet18 trained on it by a plain PyTorch script (``plain_train_teacher.py``:

@@ -2,7 +2,7 @@
 
 1. ``latency``: batch-1 and batch-32 latency of ImageNet-size models on the GPU, side by
    side (interleaved rounds, medians): PyTorch eager FP32, eager FP16 (channels_last),
-   and edgekd's torch CUDA backend (FP16 replayed as a CUDA graph, input copy and
+   and edgekd's torch CUDA runtime (FP16 replayed as a CUDA graph, input copy and
    logits back to the host included); with ONNX Runtime FP32 on the same machine's CPU as
    the "no GPU" reference. The CUDA-graph logits are compared with eager FP32.
 2. ``pipeline``: the digits demo with ``device: cuda`` (search, distill, prune, quantize

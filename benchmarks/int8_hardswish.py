@@ -1,5 +1,5 @@
 """Why MobileNetV3 INT8 is slower than FP32 in ONNX Runtime, and whether a preset or an
-ignored scope changes it (issue 14, one measurement).
+ignored scope changes it (one measurement).
 
 The demo's MobileNetV3-Small (w 0.5, d 0.75) at 32 px, BN folded, random weights:
 FP32; INT8 with the ``mixed`` preset (the default on CPUs); the symmetric

@@ -10,7 +10,7 @@
    are timed once more, minutes later, to show how far a calibration drifts.
 2. Achieved GFLOP/s of the fastest runtime vs the measured FP32 peak, for a large and a
    small model.
-3. Is the backend edgekd chooses on host still the fastest in a separate side-by-side run?
+3. Is the runtime edgekd chooses on host still the fastest in a separate side-by-side run?
 
     python benchmarks/latency_prediction.py
 """
@@ -48,7 +48,7 @@ ROOFLINE_MODELS = {"large": ZooModel("resnet50", {}, 96), "small": ZooModel("mob
 
 
 def roofline_position(threads: int, peak: float) -> dict:
-    """Fastest backend's GFLOP/s vs peak; and whether the choice (fastest of one side-by-side
+    """Fastest runtime's GFLOP/s vs peak; and whether the choice (fastest of one side-by-side
     run, as the bench stage makes it) is still the fastest in a second, independent run."""
     import openvino as ov
 

@@ -1,5 +1,5 @@
 """Does every stage pay on the target? The shipped file against the teacher and against what a
-user gets without edgekd, measured side by side in one process (issue 14).
+user gets without edgekd, measured side by side in one process.
 
     python benchmarks/pays.py --case digits                       # examples/digits.yaml, --target host
     python benchmarks/pays.py --case synthetic --small            # the hard generated set, reduced

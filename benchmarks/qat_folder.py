@@ -1,4 +1,4 @@
-"""QAT with the teacher against calibration alone (PTQ) on a folder of JPEGs (issue 14).
+"""QAT with the teacher against calibration alone (PTQ) on a folder of JPEGs.
 
     python benchmarks/qat_folder.py --root /tmp/shapes2 --difficulty 0.25 --train 8000 --val 1000 --workdir /tmp/qatf2
     python benchmarks/qat_folder.py --root /tmp/shapes --difficulty 0.4 --train 5000 --val 1000 --workdir /tmp/qatf

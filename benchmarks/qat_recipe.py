@@ -1,16 +1,19 @@
-"""QAT recipes vs PTQ on one converged student (issue 14).
+"""QAT recipes vs PTQ on one converged student.
 
-A user saw QAT + distillation end 0.95 points *below* calibration alone (PTQ) on a
-well-trained student. This script calibrates the student once (NNCF, ``mixed`` preset,
-7-bit weights as on this CPU without VNNI), keeps that PTQ state, and fine-tunes it from
-the same state with each QAT recipe (the shared trainer, the teacher's soft targets),
-recording the best-epoch accuracy (what the trainer keeps) and the last epoch's.
+On a well-trained student, QAT + distillation can end *below* calibration alone (PTQ), which
+is why the quantize stage keeps the better of the two (benchmarks/RESULTS.md, "The quantize
+stage never ships QAT below PTQ"). This script compares the QAT recipes that could cause or
+prevent that: it calibrates the student once (NNCF, ``mixed`` preset, 7-bit weights as on
+this CPU without VNNI), keeps that PTQ state, and fine-tunes it from the same state with
+each QAT recipe (the shared trainer, the teacher's soft targets), recording the best-epoch
+accuracy (what the trainer keeps) and the last epoch's.
 
 Small on purpose (2 heavily shared CPU cores): a 4 000-image version of the generated set
 at difficulty 0.15, a one-block-per-stage quarter-width ResNet-18 teacher and a one-block
 eighth-width ResNet-18 student (``--student mobilenet``: the demo's MobileNetV3-Small,
 w 0.5, d 0.75, ~5x slower here), trained once and cached in benchmarks/.cache/. Every
-recipe uses ``augment.shift: 0`` (the teacher's logits computed once, as in section 4).
+recipe uses ``augment.shift: 0`` (the teacher's logits computed once, as in benchmarks/RESULTS.md,
+"QAT with the teacher, QAT without it, PTQ from one student").
 
     python benchmarks/qat_recipe.py --seeds 0 1
 """

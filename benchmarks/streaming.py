@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Streaming vs in-memory image folders at 224 px, and a bare PyTorch DataLoader + KD loop (issue 12).
+"""Streaming vs in-memory image folders at 224 px, and a bare PyTorch DataLoader + KD loop.
 
 For each set size (the first N/classes images of each class of one generated folder of JPEGs
 of mixed sizes around 224 px), each mode runs in its own process, one after the other:

@@ -57,7 +57,7 @@ def test_a_quiet_bench_takes_the_configured_rounds(monkeypatch: pytest.MonkeyPat
 
 
 def test_rounds_that_disagree_are_followed_by_more_until_they_settle(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Session 13's busy hour: a 0.11 ms file read 0.28 ms for a while. More rounds follow until
+    """A busy hour on a shared machine: a 0.11 ms file reads 0.28 ms for a while. More rounds follow until
     the middle half of the rounds agree; the median is then the quiet reading."""
     busy = {"teacher": [1.0, 1.0, 0.8], "pruned": [0.28, 0.28, 0.11]}
     got = _bench(monkeypatch, busy)

@@ -74,8 +74,8 @@ def test_a_stage_that_does_not_pay_is_not_chosen() -> None:
 
 
 def test_a_relative_budget_follows_the_teacher_timed_in_the_same_bench() -> None:
-    """Session 13's busy hour: the budget was set at 0.76 / 4 ms, bench then read every file a third
-    slower, teacher included. Against the old milliseconds nothing met "4x faster than the teacher"
+    """A busy hour on a shared machine: the budget was set at 0.76 / 4 ms, bench then read every
+    file a third slower, teacher included. Against the old milliseconds nothing met "4x faster than the teacher"
     while the same bench said the pruned file was 4.5x faster; against the teacher timed beside it
     the pruned file meets the budget, and the basis says the machine moved."""
     from edgekd.engines.reporting.rebase import rebased
@@ -83,7 +83,7 @@ def test_a_relative_budget_follows_the_teacher_timed_in_the_same_bench() -> None
     set_at_search = {"ms": 0.19, "basis": "teacher 0.76 ms (measured, onnxruntime fp32) / 4", "speedup": 4.0,
                      "teacher": {"ms": 0.76, "kind": "measured", "runtime": "onnxruntime 1.2", "precision": "fp32"}}
     rows = [_row("teacher", 1.00), _row("student", 0.30), _row("pruned", 0.222)]
-    rows.append({**_row("teacher", 3.0), "runtime": "torch"})  # eager is slower: the best backend counts
+    rows.append({**_row("teacher", 3.0), "runtime": "torch"})  # eager is slower: the best runtime counts
     acc = {"teacher": 91.8, "student": 91.5, "pruned": 91.0}
     old = _report(rows, acc, budget=0.19)
     assert "nothing meets" in recommend(old)["host"]["reason"]

@@ -266,7 +266,8 @@ def test_two_processes_train_the_same_weights_as_one_in_float64(tmp_path: Path) 
     global-batch augmentation draws, synchronised BatchNorm, DDP's gradient average, clipping,
     the per-step learning rate and the KD loss on cached teacher logits must give one
     process's weights. (In float32 the two runs part after a few steps from rounding alone,
-    as a change of thread count does; see benchmarks/RESULTS.md §10.)"""
+    as a change of thread count does; see benchmarks/RESULTS.md, "More than one process
+    (torchrun)".)"""
     import torch
     import torch.multiprocessing as mp
 

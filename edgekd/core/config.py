@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import (
     Field,
@@ -33,6 +33,17 @@ from edgekd.core.config_parts import (  # noqa: F401 - re-exported: config.py is
     _parse_params,
     _registered,
 )
+from edgekd.core.config_stages import (  # noqa: F401 - re-exported: config.py is where callers import them
+    ConstraintsConfig,
+    ImportanceRef,
+    PruneConfig,
+    QuantizeConfig,
+    SearchConfig,
+    SearchSpaceRef,
+    _default_finetune,
+    _default_qat,
+    over_defaults,
+)
 from edgekd.core.config_train import (  # noqa: F401 - re-exported: config.py is where callers import them
     AugmentConfig,
     LossTerm,
@@ -43,7 +54,6 @@ from edgekd.core.config_train import (  # noqa: F401 - re-exported: config.py is
     _default_ce_loss,
     _default_kd_loss,
 )
-from edgekd.core.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -55,19 +65,48 @@ class ModelRef(StrictModel):
     """A network: a timm model name or a ``package.module:function`` entry point."""
 
     model: str = Field(description="timm model name, or 'package.module:function'")
-    kwargs: dict[str, Any] = Field(default_factory=dict)
-    checkpoint: Path | None = None
+    kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="keyword arguments for the model's builder (timm.create_model or the "
+        "entry point), e.g. {drop_rate: 0.1}; pretrained: true is refused (edgekd never downloads)")
+    checkpoint: Path | None = Field(
+        None, description="student weights (safetensors or a weights-only state_dict): distill starts from them; "
+        "prune and quantize too (or from an edgekd model folder) when the run has no distilled model")
 
 
 class TeacherConfig(ModelRef):
-    train: TeacherTrainConfig | None = None
+    """The trained network to distill from: its checkpoint, or how to train it here first."""
+
+    checkpoint: Path | None = Field(
+        None, description="the teacher's weights: safetensors or a weights-only state_dict (never unpickled); "
+        "with train set and no file there yet, the teacher is trained and saved there")
+    train: TeacherTrainConfig | None = Field(
+        None, description="train the teacher on the data first (when checkpoint is unset or its file is missing); "
+        "null: checkpoint is required")
     expected_accuracy: float | None = Field(
         None, gt=0, le=100, description="validation accuracy the checkpoint reached where it was trained; "
         "edgekd stops (exit 4) when it reads less than this minus accuracy_tolerance")
     accuracy_tolerance: NonNegativeFloat = Field(1.0, description="points below expected_accuracy still accepted")
 
 
+class RaceConfig(StrictModel):
+    """Successive halving over distill's student runs: judged at rungs, the clearly-behind stop."""
+
+    at: list[float] = Field(default_factory=lambda: [0.2, 0.5], min_length=1,
+                            description="rungs, as fractions of distill.epochs, where each run is judged")
+    margin: NonNegativeFloat = Field(1.0, description="points of validation accuracy behind the best run so far "
+                                     "(at the same epoch) that stop a run at a rung")
+
+    @field_validator("at")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        if any(not 0 < f < 1 for f in v):
+            raise ValueError(f"rungs are fractions of the epochs, between 0 and 1; got {v}")
+        return sorted(v)
+
+
 class DistillConfig(TrainConfig):
+    """Training the student with the teacher's signal (knowledge distillation)."""
+
     compare_baseline: Literal["auto"] | bool = Field(
         "auto",
         description="also train the student without the teacher on the same budget, report both and ship the "
@@ -77,162 +116,14 @@ class DistillConfig(TrainConfig):
         "auto",
         description="also train the trained teacher, pruned to the search budget, as a student and continue with "
         "the more accurate of it and the searched one; auto: when the student is searched")
-
-
-class SearchSpaceRef(Component):
-    registry: ClassVar[Registry] = registries.SEARCH_SPACES
-
-
-class ConstraintsConfig(StrictModel):
-    """Budgets a candidate must meet on every target. The latency budget is relative to the
-    teacher by default (``speedup``: its latency on the target's best runtime / k);
-    ``latency_ms`` replaces it with an absolute limit."""
-
-    speedup: PositiveFloat | dict[str, PositiveFloat] | None = Field(
-        4.0, description="latency on each target at most the teacher's latency there (best runtime; measured on "
-        "host, predicted elsewhere) divided by this; per target: {jetson-orin-nano: 2, default: 4} (a GPU at "
-        "batch 1 has a latency floor small models cannot go under); null: the target profile's latency_budget_ms")
-    latency_ms: PositiveFloat | None = Field(None, description="absolute latency budget on every target (wins over speedup)")
-    max_params_m: PositiveFloat | None = Field(None, description="millions of parameters")
-    max_macs_m: PositiveFloat | None = Field(None, description="millions of multiply-adds")
-
-    @field_validator("speedup")
-    @classmethod
-    def _speedup_keys(cls, v: Any) -> Any:
-        """Per-target keys must name a target profile (or alias), or be ``default``."""
-        if isinstance(v, dict):
-            from edgekd.core.errors import ProfileError
-            from edgekd.core.profiles import available_profiles, resolve_target
-
-            for key in v:
-                try:
-                    if key != "default":
-                        resolve_target(key)
-                except ProfileError:
-                    raise ValueError(f"{key!r} is not a target (keys: a target name or alias, or 'default'; "
-                                     f"targets: {', '.join(sorted(available_profiles()))})") from None
-        return v
-
-
-class SearchConfig(StrictModel):
-    space: SearchSpaceRef | None = Field(
-        None, description="null: follows the teacher's family (residual: resnet; inverted residual: mobilenetv3 "
-        "and efficientnet, searched together; other families: resnet)")
-    strategy: Literal["auto", "evolution", "exhaustive"] = "auto"
-    population: PositiveInt = 24
-    generations: PositiveInt = 8
-    mutation_prob: float = Field(0.3, ge=0, le=1)
-    crossover_prob: float = Field(0.5, ge=0, le=1)
-    tournament: PositiveInt = 4
-    batch_size: PositiveInt = 64
-    score: Literal["diswot", "semantic", "relation"] = "diswot"
-    constraints: ConstraintsConfig = Field(default_factory=ConstraintsConfig)
-    top_k: PositiveInt = 10
-
-
-class ImportanceRef(Component):
-    registry: ClassVar[Registry] = registries.IMPORTANCES
-
-
-def _default_finetune() -> TrainConfig:
-    return TrainConfig(epochs=5, optimizer=OptimizerConfig(lr=0.01))
-
-
-class PruneConfig(StrictModel):
-    flops_ratio: PositiveFloat | None = Field(
-        2.0, description="prune until MACs fall by this factor (2.0 = half the MACs)"
-    )
-    params_ratio: PositiveFloat | None = None
-    latency_ms: PositiveFloat | None = Field(None, description="prune until the latency on the first target is at most this")
-    speedup: PositiveFloat | None = Field(
-        None, description="prune until the latency on every target is at most the teacher's there / this")
-    importance: ImportanceRef = Field(default_factory=lambda: ImportanceRef(name="magnitude"))
-    global_pruning: bool = False
-    steps: PositiveInt = 2
-    ignored_layers: list[str] = Field(default_factory=list)
-    skip_unsupported: bool = False
-    round_to: PositiveInt | None = Field(
-        None, description="keep channel counts at multiples of this (default: each target's profile channel_multiple "
-        "at its deployed precision, their lcm)")
-    latency_check: bool = Field(
-        True, description="time the model on every target after each step; a step that is not faster is undone "
-        "and pruning stops there")
-    finetune: TrainConfig = Field(default_factory=_default_finetune)
-
-    @model_validator(mode="after")
-    def _one_target(self) -> PruneConfig:
-        fields = ("flops_ratio", "params_ratio", "latency_ms", "speedup")
-        if "flops_ratio" not in self.model_fields_set and (self.params_ratio or self.latency_ms or self.speedup):
-            object.__setattr__(self, "flops_ratio", None)
-        given = [f for f in fields if getattr(self, f) is not None]
-        if len(given) != 1:
-            raise ValueError(f"give exactly one pruning target of {fields}; got {given or 'none'}")
-        for f in ("flops_ratio", "params_ratio"):
-            v = getattr(self, f)
-            if v is not None and v <= 1.0:
-                raise ValueError(f"{f} must be > 1 (2.0 halves the model); got {v}")
-        return self
-
-    def training_sections(self) -> dict[str, TrainConfig]:
-        """Every training stage's settings, by config key."""
-        out = {"distill": self.distill, "prune.finetune": self.prune.finetune, "quantize.train": self.quantize.train}
-        return {"teacher.train": self.teacher.train, **out} if self.teacher.train else out
-
-
-def _default_qat() -> TrainConfig:
-    """QAT starts from calibrated ranges on a trained student: small steps (SGD 5e-4, no weight
-    decay) for 3 epochs, KD T=4 α=0.9. Why 5e-4 (was 2e-3): a user's converged student lost
-    0.95 points to 2e-3; on benchmarks/qat_recipe.py both end ~2 points above PTQ (medians
-    within 0.2), but 5e-4 never dipped near PTQ at any epoch. The stage keeps PTQ if QAT ends below."""
-    return TrainConfig(epochs=3, optimizer=OptimizerConfig(lr=5e-4, weight_decay=0.0))
-
-
-def over_defaults(defaults: TrainConfig, value: Any) -> Any:
-    """A partial section read over the stage's own defaults, not TrainConfig's.
-
-    Why: ``quantize: {train: {epochs: 1}}`` used to give the distill defaults (SGD lr 0.05,
-    weight decay 5e-4: 100x the QAT rate), which wrecks a calibrated model. Nested sections
-    merge key by key; lists (``loss``) are replaced whole.
-    """
-    if not isinstance(value, dict):
-        return value
-
-    def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-        out = dict(base)
-        for k, v in over.items():
-            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-        return out
-
-    return merge(defaults.model_dump(exclude_unset=True), value)
-
-
-class QuantizeConfig(StrictModel):
-    method: Literal["qat", "ptq"] = Field(
-        "qat", description="qat: calibrate then fine-tune with the teacher (the calibrated model is kept when QAT "
-        "ends below it); ptq: calibrate only")
-    preset: Literal["auto", "tensorrt", "symmetric", "mixed"] = Field(
-        "auto", description="tensorrt: symmetric signed INT8 everywhere (TensorRT's rules); symmetric: "
-        "symmetric, unsigned after ReLU; mixed: asymmetric activations (often best on CPUs); "
-        "auto: tensorrt when a target deploys with TensorRT, else mixed")
-    calibration_size: PositiveInt = 512
-    per_channel: bool = True
-    ignored_scope: list[str] = Field(default_factory=list, description="layer names kept in float (globs allowed)")
-    overflow_fix: Literal["auto", "enable", "first_layer", "disable"] = Field(
-        "auto", description="7-bit weights against INT8 saturation on x86 CPUs without VNNI (NNCF overflow_fix); "
-        "auto: enable when OpenVINO INT8 runs on such a CPU (a target, or this machine validating the export)")
-    fold_batchnorm: bool = Field(
-        True, description="fold each BatchNorm into the conv before it first, so ONNX Runtime and TensorRT "
-        "run integer convolutions (unfolded, a Conv-BN pair stays float)")
-    train: TrainConfig = Field(default_factory=_default_qat, description="QAT fine-tune: SGD lr 5e-4, wd 0, 3 epochs, "
-                               "KD; keys given here replace those defaults one by one")
-
-    @field_validator("train", mode="before")
-    @classmethod
-    def _train_over_defaults(cls, v: Any) -> Any:
-        return over_defaults(_default_qat(), v)
+    race: RaceConfig | None = Field(
+        None, description="race the student runs (sources, with and without the teacher): a run clearly behind "
+        "the best at a rung stops early; null: every run trains to the end")
 
 
 class ExportConfig(StrictModel):
+    """The deployable files (ONNX and what the targets run), each checked against PyTorch."""
+
     formats: list[str] = Field(
         default_factory=list,
         description="formats to export besides ONNX; each target's runtimes add theirs (host: onnx + openvino)",
@@ -242,17 +133,22 @@ class ExportConfig(StrictModel):
         description="float precisions for formats that have them (OpenVINO FP16 IR, TensorRT FP16); "
         "INT8 comes from the quantize stage",
     )
-    opset: int = Field(17, ge=11, le=21)
-    atol: PositiveFloat = Field(1e-3, description="max |onnx - torch| logit difference, FP32")
-    min_top1_agreement: float = Field(0.99, ge=0, le=1, description="FP32 artifacts vs PyTorch")
+    opset: int = Field(
+        17, ge=11, le=21, description="ONNX opset to export with; lowered to the highest a target's runtime takes")
+    atol: PositiveFloat = Field(
+        1e-3, description="FP32 artifacts: largest logit difference from PyTorch accepted")
+    min_top1_agreement: float = Field(
+        0.99, ge=0, le=1, description="FP32 artifacts: least share of validation images with PyTorch's top-1 class")
     max_accuracy_gap: NonNegativeFloat = Field(
         0.5, description="FP16/INT8 artifacts: max accuracy points lost against the PyTorch model"
     )
     validate_samples: PositiveInt | None = Field(
         None, description="validation images each export is checked on, in its runtime and in PyTorch alike "
         "(default: all; a subset is labelled with its size in the report)")
-    engine_batch: PositiveInt = Field(1, description="optimisation batch of TensorRT engines (max is 8 or this)")
-    models: Literal["all", "final"] = "all"
+    engine_batch: PositiveInt = Field(
+        1, description="batch size TensorRT engines are optimised for; they take batches up to max(8, this)")
+    models: Literal["all", "final"] = Field(
+        "all", description="all: every model of the run; final: the teacher and the last model only")
 
     @field_validator("formats")
     @classmethod
@@ -270,8 +166,11 @@ class BenchConfig(StrictModel):
     warmup: int = Field(10, ge=0, description="untimed calls before each timed round")
     repeats: PositiveInt = Field(50, description="timed calls per round")
     rounds: PositiveInt = Field(3, description="interleaved rounds over all models")
-    max_rounds: PositiveInt = Field(9, description="rounds in all, at most, while a model's spread > stable_spread")
-    stable_spread: PositiveFloat = Field(0.25, description="upper/lower quartile of round medians - 1 (measure.spread)")
+    max_rounds: PositiveInt = Field(
+        9, description="more rounds follow while a model's spread exceeds stable_spread, up to this many in all")
+    stable_spread: PositiveFloat = Field(
+        0.25, description="a model's timing is stable when the upper / lower quartile of its round medians, minus 1, "
+        "is at most this")
 
     @model_validator(mode="before")
     @classmethod
@@ -292,8 +191,11 @@ class BenchConfig(StrictModel):
 
 
 class ReportConfig(StrictModel):
+    """The report files, and how the file shipped on each target is chosen."""
+
     formats: list[Literal["json", "md", "html"]] = Field(
-        default_factory=lambda: ["json", "md", "html"]
+        default_factory=lambda: ["json", "md", "html"],
+        description="report files written: report.json, report.md, report.html"
     )
     accuracy_slack: NonNegativeFloat = Field(
         1.0, description="the file shipped on a target is the fastest inside its latency budget within this many "
@@ -308,36 +210,54 @@ class MlflowConfig(StrictModel):
 
     uri: str | None = Field(None, description="tracking URI, e.g. sqlite:///mlflow.db or http://host:5000; "
                             "default: $MLFLOW_TRACKING_URI, else MLflow's own default")
-    experiment: str = Field("edgekd", min_length=1)
-    run_name: str | None = Field(None, description="default: the run's name")
+    experiment: str = Field("edgekd", min_length=1, description="MLflow experiment to log to (created if missing)")
+    run_name: str | None = Field(None, description="MLflow run name; default: the run's name")
     artifact_location: str | None = Field(None, description="where a new experiment keeps its artifacts")
 
 
 class TrackingConfig(StrictModel):
-    mlflow: MlflowConfig | None = Field(None, description="set (even to {}) to track with MLflow: pip install 'edgekd[mlflow]'")
+    """Where the run is logged besides its run folder."""
+
+    mlflow: MlflowConfig | None = Field(
+        None, description="set (even to {}) to track with MLflow: pip install 'edgekd[mlflow]'")
 
 
 class Config(StrictModel):
     """A whole ``model.yaml``."""
 
     name: str | None = Field(None, description="run name; default: the YAML file's stem")
-    output_dir: Path = Path("runs")
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    output_dir: Path = Field(
+        Path("runs"), description="parent folder of the runs: a run is written to output_dir/name/")
+    seed: int = Field(
+        0, description="random seed: initial weights, data order, augmentation, search batch and calibration images")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="device for training and evaluation; auto: cuda when a GPU is visible, else cpu")
     threads: PositiveInt | None = Field(None, description="torch CPU threads for training")
-    data: DataConfig = Field(default_factory=DataConfig)
-    teacher: TeacherConfig
-    student: ModelRef | None = None
-    stages: list[StageName] = Field(default_factory=lambda: list(STAGE_ORDER))
-    targets: list[str] = Field(default_factory=lambda: ["host"])
-    search: SearchConfig = Field(default_factory=SearchConfig)
-    distill: DistillConfig = Field(default_factory=DistillConfig)
-    prune: PruneConfig = Field(default_factory=PruneConfig)
-    quantize: QuantizeConfig = Field(default_factory=QuantizeConfig)
-    export: ExportConfig = Field(default_factory=ExportConfig)
-    bench: BenchConfig = Field(default_factory=BenchConfig)
-    report: ReportConfig = Field(default_factory=ReportConfig)
-    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    data: DataConfig = Field(
+        default_factory=DataConfig, description="where the images come from and how they are prepared")
+    teacher: TeacherConfig = Field(description="the trained network to compress: its checkpoint, or how to train it")
+    student: ModelRef | None = Field(
+        None, description="the network to distill into; null: the search stage chooses it")
+    stages: list[StageName] = Field(
+        default_factory=lambda: list(STAGE_ORDER),
+        description="stages to run, always in this order; the teacher is loaded or trained first when one needs it")
+    targets: list[str] = Field(
+        default_factory=lambda: ["host"],
+        description="devices to compress for: profile names, aliases or profile YAML paths (--target replaces them)")
+    search: SearchConfig = Field(
+        default_factory=SearchConfig, description="choosing the student's architecture without training")
+    distill: DistillConfig = Field(
+        default_factory=DistillConfig, description="training the student with the teacher (knowledge distillation)")
+    prune: PruneConfig = Field(
+        default_factory=PruneConfig, description="channel pruning of the student, fine-tuned with the teacher")
+    quantize: QuantizeConfig = Field(
+        default_factory=QuantizeConfig, description="INT8 quantization of the student (QAT or PTQ)")
+    export: ExportConfig = Field(
+        default_factory=ExportConfig, description="the deployable files and their checks against PyTorch")
+    bench: BenchConfig = Field(default_factory=BenchConfig, description="latency timing on this machine")
+    report: ReportConfig = Field(
+        default_factory=ReportConfig, description="the report files and the choice of the file shipped per target")
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="experiment tracking (MLflow)")
 
     @field_validator("stages")
     @classmethod

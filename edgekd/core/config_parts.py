@@ -37,6 +37,8 @@ def _registered(registry: Registry, key: str, names: list[str]) -> list[str]:
 
 
 class StrictModel(BaseModel):
+    """A config section: unknown keys are errors, and values set later are validated too."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
@@ -75,17 +77,23 @@ Stats = list[float] | Literal["imagenet", "dataset"]
 
 
 class PreprocessConfig(StrictModel):
-    """How the teacher expects its input. Every key left out is resolved: the checkpoint's
-    record (safetensors metadata or a sidecar JSON), else the model's timm ``pretrained_cfg``
-    (for a teacher loaded from a checkpoint), else squash + this data set's statistics."""
+    """How the teacher expects its input; state it for a teacher trained elsewhere.
+
+    Every key left out is resolved: the checkpoint's record (safetensors metadata or a sidecar
+    JSON), else the model's timm ``pretrained_cfg`` (for a teacher loaded from a checkpoint),
+    else squash + this data set's statistics."""
 
     resize: Literal["squash", "crop"] | None = Field(
         None, description="squash: both sides to the size; crop: shorter side to size/crop_fraction, centre crop")
-    crop_fraction: float | None = Field(None, gt=0, le=1, description="e.g. 0.875: resize to 256, crop 224")
-    interpolation: Literal["nearest", "bilinear", "bicubic"] | None = None
+    crop_fraction: float | None = Field(
+        None, gt=0, le=1, description="share of the resized image the centre crop keeps, e.g. 0.875: resize to 256, "
+        "crop 224")
+    interpolation: Literal["nearest", "bilinear", "bicubic"] | None = Field(
+        None, description="resampling filter for the resize")
     mean: Stats | None = Field(None, description="[r, g, b], imagenet, or dataset (this training set's mean)")
-    std: Stats | None = None
-    channels: Literal["RGB", "BGR"] | None = None
+    std: Stats | None = Field(None, description="[r, g, b], imagenet, or dataset (this training set's std)")
+    channels: Literal["RGB", "BGR"] | None = Field(
+        None, description="channel order the model takes; BGR: the normalised channels are reversed")
 
     @field_validator("mean", "std")
     @classmethod
@@ -99,16 +107,23 @@ class DataConfig(WithParams):
     """Where images come from. Source-specific keys sit beside ``source``."""
 
     model_config = ConfigDict(extra="allow")
-    source: str = "digits"
+    source: str = Field(
+        "digits", description="data set: digits (bundled), synthetic or imagefolder; its own keys sit beside "
+        "source (see Components)")
     image_size: PositiveInt | None = Field(
         None, ge=8, description="model input size (at least 8 px); default: the teacher checkpoint's record, timm's "
         "pretrained_cfg for a checkpoint teacher, else 32")
-    val_fraction: float = Field(0.2, gt=0, lt=1)
-    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    val_fraction: float = Field(
+        0.2, gt=0, lt=1, description="share of each class held out for validation (digits, or imagefolder without "
+        "val_path)")
+    preprocess: PreprocessConfig = Field(
+        default_factory=PreprocessConfig, description="how the teacher expects its input (resize, crop, "
+        "normalisation); left out: resolved from its checkpoint, timm or the data set")
     stream: Literal["auto"] | bool = Field(
         "auto", description="image folders: read per batch by DataLoader workers instead of decoding into memory; "
         "auto: stream when the decoded images would exceed stream_threshold_mb")
-    stream_threshold_mb: PositiveInt = 2048
+    stream_threshold_mb: PositiveInt = Field(
+        2048, description="stream: auto streams an image folder whose decoded images exceed this many MB")
     workers: int | None = Field(None, ge=0, description="DataLoader worker processes; default: CPU cores, at most 8")
 
     @model_validator(mode="after")

@@ -3,9 +3,9 @@
 Why: OpenVINO's CPU plugin (2026.4, ``compile_model`` with ``PERFORMANCE_HINT: LATENCY``)
 installs an alternate signal stack on the calling thread and later frees it. CPython
 installs its handlers with ``SA_ONSTACK``, so the next signal with a Python handler
-(Ctrl-C, or the SIGCHLD handler PyTorch's DataLoader installs) was delivered on freed
-memory: the kernel killed edgekd with SIGSEGV (seen: Ctrl-C after the bench stage, and a
-subprocess exiting after a streamed data set was read). Restoring the previous state
+(Ctrl-C, or the SIGCHLD handler PyTorch's DataLoader installs) would be delivered on freed
+memory and the kernel would kill edgekd with SIGSEGV (e.g. Ctrl-C after the bench stage, or
+a subprocess exiting after a streamed data set was read). Restoring the previous state
 (usually: no alternate stack) makes handlers run on the normal stack again.
 """
 

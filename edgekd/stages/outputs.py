@@ -85,6 +85,8 @@ class DistillOutput(TrainedModel):
     kd: dict[str, Any] | None = None
     side_model: dict[str, Any] | None = None
     effects: dict[str, Any] | None = None
+    race: dict[str, Any] | None = None  # the race of the student runs: rule, every curve, where each stopped
+    stopped: dict[str, Any] | None = None  # the shipped run's own stop (a race never stops the leader)
 
 
 class PruneOutput(TrainedModel):

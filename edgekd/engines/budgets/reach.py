@@ -4,7 +4,7 @@ The verdict "this budget cannot be met" needs no trained weights: latency depend
 architecture alone. So before the teacher trains, the run times (host) or predicts (other
 targets) the candidates that bound the space (``SearchSpace.fastest_genomes``) and the
 teacher architecture pruned as far as torch-pruning goes. Seconds, where finding out after
-training took the teacher's whole training time.
+training would cost the teacher's whole training time.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """The input contract: how a model expects its images (size, resize, crop, interpolation, mean, std).
 
 A teacher trained elsewhere expects *its* preprocessing; fed anything else it reads near
-chance (REFERENCES.md: 94.5% → 11%). So the contract is one value, resolved once per run,
+chance (benchmarks/RESULTS.md, "The teacher's own preprocessing"; timm's
+``resolve_data_config`` / ``pretrained_cfg`` and torchvision's ``weights.transforms()``
+are where a model records it). So the contract is one value, resolved once per run,
 used to decode every image (train, validation, calibration) for the teacher and the
 student alike, and written next to every exported file for the device kit.
 

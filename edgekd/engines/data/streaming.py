@@ -1,6 +1,6 @@
 """Image folders that do not fit in memory: decoded per batch by DataLoader workers.
 
-Peak memory no longer grows with the number of images (only file paths and labels are
+Peak memory does not grow with the number of images (only file paths and labels are
 held). The epoch order is drawn exactly as the in-memory path draws it (one ``randperm``
 from the trainer's generator, the ragged last batch dropped), and the same on-device
 shift/flip and normalisation follow, so a streamed run without random-resized crops sees

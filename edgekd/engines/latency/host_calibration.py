@@ -144,12 +144,12 @@ def measure_passes(paths: list[tuple[Path, int]], threads: int, passes: int = 5,
                    label: str = "timing", seed: int = 0) -> np.ndarray:
     """Each model's median ms in each of ``passes`` passes over all models: shape (models, passes).
 
-    Why passes and not one long run: on a shared 2-core VM the same model's median moved by
-    30-170% between back-to-back sessions (neighbours' load comes in bursts longer than a
-    run), while medians of 7 passes repeated within 14% (median over the zoo). Every pass
-    visits the models in a new (seeded) order, so a slow minute, or a large model that
-    evicts the caches, does not always land on the same ones. One session at a time: ORT
-    sessions interleaved call by call slowed each other up to 6x (idle pools still spinning).
+    Why passes and not one long run: on a shared machine the same model's median can move by
+    half or more between back-to-back sessions (neighbours' load comes in bursts longer than a
+    run), while the median of several passes repeats far more closely. Every pass visits the
+    models in a new (seeded) order, so a slow minute, or a large model that evicts the caches,
+    does not always land on the same ones. One session at a time: ORT sessions interleaved
+    call by call slow each other several times over (idle pools still spinning).
     """
     order = np.random.default_rng(seed)
     out = np.zeros((len(paths), passes))

@@ -133,8 +133,9 @@ def spread(round_medians: list[float]) -> float:
     """How far a model's rounds disagree: upper / lower quartile of its round medians - 1.
 
     Rounds are seconds apart, so a spread is the machine changing under the bench (another
-    job, the VM host): on a quiet hour here round medians agree within ~10%; on a busy one a
-    0.11 ms file read 0.28 ms for a while. Quartiles, not the extremes: two busy rounds among
+    job, the VM host): on a quiet hour round medians agree closely; on a busy one a small file
+    can read more than twice its quiet time for a while (benchmarks/RESULTS.md, "How steady a
+    bench reading is"). Quartiles, not the extremes: two busy rounds among
     seven quiet ones leave the median the quiet reading, and the bench can stop there."""
     if len(round_medians) < 2:
         return 0.0

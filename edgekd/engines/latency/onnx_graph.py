@@ -15,9 +15,11 @@ are absorbed. The same holds for the element-wise ops with integer kernels (ONNX
 Runtime's QLinearAdd/Mul/AveragePool/..., int8 MaxPool): DQ in, Q out, one byte per
 element. A QuantizeLinear of a constant (NNCF's FP32 weights) is folded when the model
 loads and costs nothing. Any other Q/DQ node really runs, as a memory-bound layer, and
-the compute layer stays float. Measured why: a MobileNetV3 whose quantizers sit after
-HardSwish ran 42 of 53 convolutions in float in ONNX Runtime, INT8 3.9x slower than FP32;
-counting the weights' QuantizeLinear as work predicted an INT8 ResNet-34 at 2x its time.
+the compute layer stays float. Why both rules: a MobileNetV3 whose quantizers sit after
+HardSwish runs most of its convolutions in float in ONNX Runtime, INT8 slower than FP32
+(benchmarks/RESULTS.md, "MobileNetV3 INT8 in ONNX Runtime"); and counting the weights'
+QuantizeLinear as work would predict INT8 ResNets at several times their measured time
+(benchmarks/RESULTS.md, "What each part of the cost model buys").
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ layer's precision times a fitted efficiency for its kind (dense, depthwise and g
 conv, gemm, element-wise, copy), and bytes over the memory bandwidth times a fitted memory
 efficiency, the weights' bytes at up to 4x that (read-only streams: a fitted factor), or,
 when all the weights a model reads fit the profile's last-level cache, at a separately
-fitted cache factor (a loop of inferences finds them there: on a 2-core VM with 32 MiB of
-L3, ResNet-18 read 16 MiB of weights at 32 px and took 1.1 ms, 43 MiB at 48 px and
-3.8-4.4 ms, for only 2.3x the FLOPs); plus a per-layer launch overhead by layer kind and
+fitted cache factor (a loop of inferences finds them there: a model whose weights just
+outgrow the cache runs several times slower for a small rise in FLOPs; benchmarks/RESULTS.md,
+"What each part of the cost model buys"); plus a per-layer launch overhead by layer kind and
 a per-inference overhead. The efficiency factors come from `edgekd profiles calibrate`
 (measured runs on the device, or imported device-kit results); until then, conservative
 defaults apply and the prediction says so. Every prediction is labelled ``predicted``, never ``measured``.

@@ -61,9 +61,10 @@ def time_calls(fn: Callable[[], object], repeats: int, sync: Callable[[], None] 
 
 
 def warm_up(fn: Callable[[], object], seconds: float = 0.1, sync: Callable[[], None] | None = None) -> None:
-    """Call ``fn`` for ``seconds`` (at least twice) before a timed block. Measured why: after
-    switching from another runtime's session, a ResNet-18 ran 3-6x slower for its first 10-20
-    calls (the other pool's threads still awake, caches cold), which shifted block medians."""
+    """Call ``fn`` for ``seconds`` (at least twice) before a timed block. Why: right after
+    another runtime's session ran, a model's first calls run several times slower (the other
+    pool's threads still awake, caches cold), which would shift block medians
+    (benchmarks/RESULTS.md, "How latency is timed")."""
     end = time.perf_counter() + seconds
     calls = 0
     while calls < 2 or time.perf_counter() < end:

@@ -5,7 +5,9 @@ input preprocessing, the pruning history and the quantizer config) and
 ``weights.safetensors``. Loading rebuilds the base architecture, replays the pruning
 (torch-pruning's dependency graph prunes the same channels again) and the quantizer
 insertion (NNCF's config), then loads plain tensors. Why not ``torch.save(model)``:
-that pickles classes, which ``weights_only=True`` rightly refuses (see REFERENCES.md).
+that pickles classes, which ``weights_only=True`` rightly refuses (PyTorch's
+``torch.load(weights_only=True)`` documentation; torch-pruning's ``tp.state_dict`` stores
+module classes too).
 """
 
 from __future__ import annotations

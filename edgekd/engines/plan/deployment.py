@@ -2,9 +2,9 @@
 
 Which runtime and format each target deploys with, which formats to export (and which
 must validate), the quantizer preset, NNCF's overflow fix, the ONNX opset and the channel
-rounding all depend on the targets. They used to be re-derived from the profiles'
-``runtimes`` strings in seven places; here they are resolved once into a typed plan that
-the stages read and the report records (``report.json`` → ``plan``).
+rounding all depend on the targets. They are resolved once, from the profiles'
+``runtimes``, into a typed plan that the stages read and the report records
+(``report.json`` → ``plan``), so no stage derives them again and no two stages disagree.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Did a pruning step pay? Fewer MACs is not fewer milliseconds.
 
-Halving MobileNetV3's MACs made it 1.08-1.32x *slower* in ONNX Runtime (odd channel
-counts fall off the kernels' blocked paths, and depthwise layers are memory-bound), so
+Halving MobileNetV3's MACs can make it *slower* in ONNX Runtime (odd channel counts fall
+off the kernels' blocked paths, and depthwise layers are memory-bound), so
 every step is judged on latency, target by target. A step pays when it is faster beyond
 noise on at least one target and slower beyond noise on none. The noise margin is wider
 for a measured latency (timing on a shared machine jitters by a few percent even as a

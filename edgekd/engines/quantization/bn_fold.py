@@ -3,9 +3,9 @@
 Why: NNCF quantizes a Conv→BN pair as DQ(x)·DQ(w) → Conv → BN → Q, and exports it so.
 ONNX Runtime (and TensorRT's explicit-quantization fusions) only turn DQ→Conv→Q into an
 integer convolution; with the BN in between, every convolution stays float and pays for
-the extra Q/DQ nodes. Measured here (2 AVX2 cores, ORT 1.32, ResNet-18 at 64 px): INT8 was
-9.9 ms unfolded against 4.1 ms FP32; folded, all 20 convolutions became QLinearConv and
-INT8 took 2.2 ms. OpenVINO folds BN itself, so it loses nothing either way.
+the extra Q/DQ nodes, so unfolded INT8 runs slower than FP32; folded, every convolution
+runs as QLinearConv and INT8 is faster (benchmarks/RESULTS.md, "BatchNorm folding").
+OpenVINO folds BN itself, so it loses nothing either way.
 
 Hand-written because torch's fusers do not fit: ``torch.fx.experimental.optimization.fuse``
 returns a GraphModule NNCF cannot trace, and ``torch.ao`` fusion needs the module names
@@ -34,7 +34,7 @@ def conv_bn_pairs(model: nn.Module) -> list[tuple[str, str]]:
     """(conv name, bn name) for every BatchNorm2d fed only by a Conv2d that feeds only it.
 
     A model FX cannot trace (data-dependent control flow) gets no pairs: it is quantized
-    unfolded, as before, rather than failing.
+    unfolded rather than failing.
     """
     try:
         graph = _PairTracer().trace(model)

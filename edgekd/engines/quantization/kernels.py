@@ -1,14 +1,14 @@
 """Which fake-quantize kernels NNCF runs: its reference PyTorch functions, in eager mode.
 
 By default NNCF compiles a C++ (or CUDA) extension for its fake-quantizers on first use.
-Measured on a fresh 2-core machine: 92 s of compiling, beyond NNCF's own 60 s load
-timeout, so a new user's first ``edgekd compress`` failed at the quantize stage; it also
-needs a compiler (and nvcc for CUDA) on the box. NNCF's fallback, its reference
-functions, goes through ``torch.compile``: 24 s of Inductor compiling in the first QAT
-epoch. The same reference functions called eagerly need no compiler at all and were the
-fastest here: QAT steps at 216 img/s (MobileNetV3) and 90 img/s (ResNet-18) against
-194 and 89 with the compiled extension. ``EDGEKD_NNCF_COMPILED_KERNELS=1`` gives NNCF's
-default back (e.g. for the CUDA extension on a GPU box with nvcc).
+On a small fresh machine that compile can outlast NNCF's own 60 s load timeout, so the
+first ``edgekd compress`` would fail at the quantize stage; it also needs a compiler (and
+nvcc for CUDA) on the box. NNCF's fallback, its reference functions, goes through
+``torch.compile``, which spends the first QAT epoch compiling with Inductor. The same
+reference functions called eagerly need no compiler at all and train QAT at least as fast
+as the compiled extension (benchmarks/RESULTS.md, "The demo end to end").
+``EDGEKD_NNCF_COMPILED_KERNELS=1`` gives NNCF's default back (e.g. for the CUDA extension
+on a GPU box with nvcc).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """One INT8 recipe, typed: the quantize stage and the latency calibration zoo both apply it.
 
-The preset used to travel as a string that each reader split into booleans again
-(symmetric? signed activations?); the recipe says it once. It is stored in the quantized
+The recipe turns the preset into its settings (symmetric? signed activations?) once, so
+no reader splits a preset string into booleans of its own. It is stored in the quantized
 model's spec (``quantization``) and read back with :meth:`QuantRecipe.from_record`.
 """
 

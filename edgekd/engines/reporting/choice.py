@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 # Side-by-side medians on a shared machine repeat within ~5-10%: a winner by less than this
-# is a close call (resnet50 @ 96 px here: ONNX Runtime ahead by 5.8% in one run, OpenVINO
-# by 1.3% in the next), and the report says so instead of implying a clear winner.
+# is a close call (the same model can be won by one runtime in one run and by the other in
+# the next; benchmarks/RESULTS.md, "Choosing the runtime"), and the report says so instead of
+# implying a clear winner.
 CLOSE_CALL = 0.05
 
 

@@ -4,6 +4,8 @@ beyond top-1 (calibration and per-class accuracy)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from edgekd.engines.models.names import display_name
 from edgekd.engines.reporting.points import runtime_name
 from edgekd.engines.reporting.schema import Report
@@ -145,9 +147,21 @@ def sources_section(r: Report) -> Section:
     for name, x in (c.get("sources") or {}).items():
         label = "DisWOT search" if name == "search" else "the trained teacher, pruned" if name == "teacher_pruned" \
             else name
-        s.rows.append([label, display_name(x["model"], x.get("kwargs") or {}), num(x["accuracy"], 2, "%"),
-                       num(x["plain_accuracy"], 2, "%") if "plain_accuracy" in x else "not trained",
+        s.rows.append([label, display_name(x["model"], x.get("kwargs") or {}),
+                       num(x["accuracy"], 2, "%") + _stopped(x.get("stopped")),
+                       num(x["plain_accuracy"], 2, "%") + _stopped(x.get("plain_stopped")) if "plain_accuracy" in x
+                       else "not trained",
                        num((x.get("macs") or 0) / 1e6, 3), _latencies(x.get("latency")),
                        "yes" if name == c.get("chosen") else "no"])
     s.lines += list(c.get("notes") or [])
+    race = c.get("race") or {}
+    if race:
+        s.lines.append(f"Raced: at epochs {', '.join(map(str, race['rungs']))} of each run, a run more than "
+                       f"{race['margin']:g} points behind the best run so far stopped; every curve is kept.")
+        s.lines += [f"{name}: {x['why']}" for name, x in (race.get("stopped") or {}).items()]
     return s
+
+
+def _stopped(stop: dict[str, Any] | None) -> str:
+    """`` (stopped at epoch 2/10)`` for a run a race stopped."""
+    return f" (stopped at epoch {stop['epoch']}/{stop['of']})" if stop else ""

@@ -20,7 +20,7 @@ SCHEMA_VERSION = "2.0"
 
 
 class Row(BaseModel):
-    """A typed row that still reads like the mapping it was: ``row["median_ms"]``, ``row.get("kind")``.
+    """A typed row that also reads like a mapping: ``row["median_ms"]``, ``row.get("kind")``.
     Fields a later edgekd adds are kept (``extra``), so an older reader loads a newer report."""
 
     model_config = ConfigDict(extra="allow")

@@ -2,7 +2,7 @@
 
 A family is recognised by the building blocks the network is made of (timm's and torchvision's
 block classes), not by its name: a user's entry point or a timm variant with another name is
-read the same way. Today the table decides the default search space: an inverted-residual
+read the same way. The table decides the default search space: an inverted-residual
 teacher (MobileNet, EfficientNet, MNASNet) is already efficient, so students of the ResNet
 space are rarely faster than it; it gets inverted-residual students, searched in both spaces
 of that family (small spaces: 24 + 12 architectures).

@@ -1,8 +1,9 @@
 """DisWOT scores: how similar a randomly initialised student is to the randomly initialised
 teacher, on one fixed mini-batch, without training either.
 
-Which reading of the paper this implements (see ../shared/REFERENCES.md; the reference
-repo disagrees with its own README in places, so each choice is stated):
+Which reading of the paper (DisWOT, Dong et al., CVPR 2023) this implements; the
+reference repo (``lliai/DisWOT-CVPR2023``) disagrees with its own README in places, so
+each choice is stated:
 
 * **Relation similarity** (paper's M_r; SP-KD's matrix). Features of the last stage
   *before* global pooling, flattened per sample, Q ∈ R^{B×CHW}; Gram G = Q Qᵀ with each

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rich.markup import escape
 from torch import nn
 
 from edgekd.core import dist
@@ -40,9 +41,10 @@ class TrainResult:
     seconds: float
     images_per_second: float
     history: list[dict[str, Any]] = field(default_factory=list)
+    stopped: dict[str, Any] | None = None  # stopped early by a race: at which epoch, and why
 
     def metrics(self) -> dict[str, Any]:
-        return {
+        return {**({"stopped": self.stopped} if self.stopped else {}),
             "accuracy": round(self.best_accuracy, 3),
             "best_epoch": self.best_epoch,
             "final_accuracy": round(self.final_accuracy, 3),
@@ -257,10 +259,13 @@ def train(
     label: str = "train",
     best_path: Path | None = None,
     feature_layers: tuple[str | None, str | None] = (None, None),
+    stop: Callable[[int, float], str | None] | None = None,
 ) -> TrainResult:
     """Train ``student`` in place (ending on its best epoch) and return the history.
 
     ``data`` should already be on ``device`` (``bundle.to(device)``) to avoid copies.
+    ``stop(epoch, val_accuracy)``: after each epoch, a reason to stop here (a race), or None.
+    Every rank reads the same validation accuracy, so under torchrun they stop together.
     """
     device = torch.device(device)
     torch.manual_seed(seed)
@@ -278,6 +283,7 @@ def train(
     history: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     seen = 0
+    stopped: dict[str, Any] | None = None
     try:
         with reporter.task(label, total=cfg.epochs * loop.steps_per_epoch) as advance:
             for epoch in range(1, cfg.epochs + 1):
@@ -303,6 +309,11 @@ def train(
                 advance(0, status=f"epoch {epoch}/{cfg.epochs} val {acc:.2f}% best {best_acc:.2f}%")
                 reporter.epoch(label, epoch, cfg.epochs, loss=history[-1]["train_loss"], accuracy=acc,
                                elapsed=time.perf_counter() - t0)
+                why = stop(epoch, acc) if stop is not None else None
+                if why:
+                    stopped = {"epoch": epoch, "of": cfg.epochs, "why": why}
+                    reporter.line(f"[dim]{escape(f'{label}: {why}')}[/]")
+                    break
     finally:
         computer.close()
     if loop.bn_sync is not None:
@@ -311,4 +322,5 @@ def train(
     assert best_state is not None
     student.load_state_dict(best_state)
     student.eval()
-    return TrainResult(best_acc, best_epoch, history[-1]["val_accuracy"], seconds, seen / max(seconds, 1e-9), history)
+    return TrainResult(best_acc, best_epoch, history[-1]["val_accuracy"], seconds, seen / max(seconds, 1e-9), history,
+                       stopped)

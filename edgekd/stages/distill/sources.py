@@ -1,6 +1,6 @@
 """A second student source beside DisWOT search: the trained teacher, pruned to the budget.
 
-Minitron / Nemotron Elastic (this project's seed papers) prune the *trained* teacher
+Minitron (Muralidharan et al., NeurIPS 2024) and Nemotron Elastic (NVIDIA, 2025) prune the *trained* teacher
 structurally and then distil from the unpruned one: the pruned network starts from trained
 weights instead of a random init, and often beats a searched student of the same speed. So
 when a run searches its student, the teacher pruned to the same latency budget is trained

@@ -30,6 +30,7 @@ from edgekd.engines.reporting.schema import ModelRow
 from edgekd.engines.reporting.sections import Section, student_names, trained_model_section
 from edgekd.engines.train.effects import distillation_effects
 from edgekd.engines.train.evaluate import predict
+from edgekd.engines.train.race import Race
 from edgekd.engines.train.trainer import TrainResult, train
 from edgekd.stages.base import Stage, StageResult
 from edgekd.stages.context import RunContext, warn_if_larger_than_teacher
@@ -70,7 +71,7 @@ class DistillStage(Stage):
         sec = trained_model_section("distill", "student", m)
         if len(m.get("sources") or {}) > 1:
             sec.comparisons["student_sources"] = {"sources": m["sources"], "chosen": m.get("source"),
-                                                  "notes": m.get("notes", [])}
+                                                  "notes": m.get("notes", []), "race": m.get("race")}
         if "baseline" in m:
             names = student_names(m.get("shipped", "kd"))
             other = "with_teacher" if m.get("shipped") == "plain" else "without_teacher"
@@ -128,26 +129,35 @@ class DistillStage(Stage):
         searched = Trained("search" if "search" in ctx.results else "configured", ref.model, dict(ref.kwargs), fresh,
                            cfg)
         warn_if_larger_than_teacher(ctx, "distill", count_params(searched.model), teacher_params, key)
-        self._train(ctx, searched, teacher, "distill")
+        race = self._race(ctx)
+        self._train(ctx, searched, teacher, "distill", race)
         pool, notes = [searched], []
         if self._teacher_pruned_wanted(ctx):
-            alt, why = self._teacher_pruned(ctx, teacher)
+            alt, why = self._teacher_pruned(ctx, teacher, race)
             notes.append(why)
             if alt is not None:
                 pool.append(alt)
         if self._baseline_wanted(ctx):  # every source also on labels alone: each is judged by its better run
             for t in pool:
-                t.plain = self._baseline(ctx, t)
+                t.plain = self._baseline(ctx, t, race)
         chosen = self._choose_source(ctx, pool, notes)
-        return self._finish(ctx, out, chosen, pool, chosen.plain, notes)
+        return self._finish(ctx, out, chosen, pool, chosen.plain, notes, race)
 
     @staticmethod
-    def _train(ctx: RunContext, t: Trained, teacher: torch.nn.Module | None, label: str) -> None:
+    def _race(ctx: RunContext) -> Race | None:
+        """The race of the student runs (engines/train/race.py), when distill.race is set."""
+        cfg = ctx.config.distill
+        rule = getattr(cfg, "race", None)
+        return Race(cfg.epochs, tuple(rule.at), rule.margin) if rule is not None else None
+
+    @staticmethod
+    def _train(ctx: RunContext, t: Trained, teacher: torch.nn.Module | None, label: str, race: Race | None) -> None:
         losses = "+".join(x.name for x in t.cfg.loss)
         name = display_name(t.model_name, t.kwargs) + (" (the teacher, pruned)" if t.source == "teacher_pruned" else "")
         ctx.reporter.line(f"[cyan]distill[/]: {escape(name)} from the teacher ({losses}, {t.cfg.epochs} epochs)")
         t.result = train(t.model, ctx.device_data, t.cfg, teacher=teacher, device=ctx.device, seed=ctx.config.seed,
-                         reporter=ctx.reporter, label=f"{label} {name}")
+                         reporter=ctx.reporter, label=f"{label} {name}",
+                         stop=race.for_run(t.source) if race is not None else None)
 
     @staticmethod
     def _teacher_pruned_wanted(ctx: RunContext) -> bool:
@@ -162,7 +172,8 @@ class DistillStage(Stage):
         setting = ctx.config.distill.compare_baseline
         return setting is True or (setting == "auto" and ctx.data.in_memory)
 
-    def _teacher_pruned(self, ctx: RunContext, teacher: torch.nn.Module | None) -> tuple[Trained | None, str]:
+    def _teacher_pruned(self, ctx: RunContext, teacher: torch.nn.Module | None,
+                        race: Race | None) -> tuple[Trained | None, str]:
         pt, why = prune_teacher(ctx, ctx.budgets(), (search_choice(ctx) or {}).get("macs"))
         if pt is None:
             ctx.reporter.line(f"[yellow]distill[/]: the teacher, pruned, is not a candidate: {escape(why)}")
@@ -171,7 +182,7 @@ class DistillStage(Stage):
         cfg = ctx.config.distill.model_copy(update={"optimizer": ctx.config.prune.finetune.optimizer})
         t = Trained("teacher_pruned", pt.spec.model, dict(pt.spec.kwargs), lambda: copy.deepcopy(snapshot), cfg,
                     pruning_history=pt.spec.pruning_history, latency=pt.latency, serves=pt.serves)
-        self._train(ctx, t, teacher, "distill")
+        self._train(ctx, t, teacher, "distill", race)
         return t, f"teacher pruned: {why}, {(pt.macs or 0) / 1e6:.3g} M MACs, fine-tuned with " \
                   f"prune.finetune's optimizer (it starts from trained weights)"
 
@@ -204,18 +215,19 @@ class DistillStage(Stage):
         return best
 
     @staticmethod
-    def _baseline(ctx: RunContext, chosen: Trained) -> Trained:
+    def _baseline(ctx: RunContext, chosen: Trained, race: Race | None) -> Trained:
         """The chosen student trained on labels alone, same start, epochs and optimizer."""
         base = Trained(chosen.source, chosen.model_name, chosen.kwargs, chosen.make,
                        chosen.cfg.model_copy(update={"loss": [LossTerm(name="ce")]}),
                        pruning_history=chosen.pruning_history, latency=chosen.latency, serves=chosen.serves)
         name = display_name(chosen.model_name, chosen.kwargs)
         base.result = train(base.model, ctx.device_data, base.cfg, device=ctx.device, seed=ctx.config.seed,
-                            reporter=ctx.reporter, label=f"baseline {name} (no teacher)")
+                            reporter=ctx.reporter, label=f"baseline {name} (no teacher)",
+                            stop=race.for_run(f"{chosen.source} (no teacher)") if race is not None else None)
         return base
 
     def _finish(self, ctx: RunContext, out: Path, chosen: Trained, pool: list[Trained], baseline: Trained | None,
-                notes: list[str]) -> StageResult:
+                notes: list[str], race: Race | None = None) -> StageResult:
         plain_wins = baseline is not None and baseline.accuracy > chosen.accuracy
         shipped = baseline if plain_wins else chosen
         assert shipped is not None and shipped.result is not None
@@ -252,6 +264,8 @@ class DistillStage(Stage):
                 metrics["side_model"] = {"label": "teacher_pruned", "serves": t.serves, "accuracy":
                                          round(ship.accuracy, 3), "trained": "kd" if ship is t else "plain",
                                          "model": t.model_name, "kwargs": t.kwargs}
+        if race is not None and len(race.curves) > 1:
+            metrics["race"] = race.record()
         # what distillation changed: the KD student against the same student on labels alone
         metrics["effects"] = self._effects(ctx, chosen.model, baseline.model if baseline is not None else None)
         name = display_name(shipped.model_name, shipped.kwargs)
@@ -299,5 +313,8 @@ class Trained:
 
     def summary(self, size: int) -> dict[str, Any]:
         plain = {"plain_accuracy": round(self.plain.accuracy, 3)} if self.plain is not None else {}
+        for key, run in (("stopped", self), ("plain_stopped", self.plain)):
+            if run is not None and run.result is not None and run.result.stopped:
+                plain[key] = run.result.stopped
         return {"model": self.model_name, "kwargs": self.kwargs, "accuracy": round(self.accuracy, 3), **plain,
                 "latency": self.latency, "serves": self.serves, **model_stats(self.model, size)}
