@@ -27,6 +27,7 @@ from edgekd.core.errors import EdgeKDError
 from edgekd.core.profiles import Profile, resolve_target
 from edgekd.core.progress import Reporter
 from edgekd.core.rundir import NO_SPACE, RunDir, atomic_write_text, hash_obj, no_space_error, sha256_tree
+from edgekd.engines.latency.cache import use_timing_cache
 from edgekd.engines.models.build import resolve_device
 from edgekd.engines.reporting.build import build_report
 from edgekd.engines.reporting.gates import GateSpec
@@ -100,6 +101,7 @@ class Pipeline:
     def _context(self) -> RunContext:
         if self.config.threads:
             torch.set_num_threads(self.config.threads)
+        use_timing_cache(self.config.bench.timing_cache)
         device = dist.device_for_rank(resolve_device(self.config.device))
         self.world = dist.init(device)
         if not self.world.main:  # rank 0 speaks for the run

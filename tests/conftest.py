@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import os
 import socket
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,9 @@ import pytest
 import torch
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+# host timings are cached per machine (engines/latency/cache.py): the suite keeps its own, shared by
+# its tests and thrown away after, so a developer's cache neither feeds nor is fed by the tests
+os.environ["EDGEKD_CACHE_DIR"] = tempfile.mkdtemp(prefix="edgekd-test-cache-")
 
 TEACHER = {"model": "resnet18", "kwargs": {"layers": [1, 1, 1, 1], "channels": [16, 32, 64, 128]}}
 STUDENT = {"model": "resnet18", "kwargs": {"layers": [1, 1, 1, 1], "channels": [8, 16, 32, 64], "stem_width": 16}}

@@ -168,6 +168,9 @@ class BenchConfig(StrictModel):
     rounds: PositiveInt = Field(3, description="interleaved rounds over all models")
     max_rounds: PositiveInt = Field(
         9, description="more rounds follow while a model's spread exceeds stable_spread, up to this many in all")
+    timing_cache: bool = Field(True, description="reuse host timings of the same architecture, machine and "
+                               "runtimes across runs and stages (budgets, search, the pruned teacher); the bench "
+                               "stage always times afresh; the cache is $EDGEKD_CACHE_DIR (~/.cache/edgekd)")
     stable_spread: PositiveFloat = Field(
         0.25, description="a model's timing is stable when the upper / lower quartile of its round medians, minus 1, "
         "is at most this")

@@ -13,6 +13,7 @@ the teacher's latency there, on its best runtime (edgekd/engines/budgets/ resolv
 from __future__ import annotations
 
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from torch import nn
 
 from edgekd.core.formats import HOST_RUNTIMES
 from edgekd.core.profiles import Profile
+from edgekd.engines.latency.cache import lookup, store, timing_key
 from edgekd.engines.latency.oracle import LatencyEstimate, LatencyOracle
 from edgekd.engines.latency.timing import summarize, time_calls, warm_up
 
@@ -52,14 +54,8 @@ def _time_host(path: Path, input_size: int, batch: int, threads: int, repeats: i
     return out
 
 
-def best_latency(model: nn.Module, profile: Profile, input_size: int, *, threads: int | None = None,
-                 batch: int = 1, repeats: int = 30, runtimes: tuple[str, ...] = HOST_RUNTIMES) -> LatencyEstimate:
-    """The model's latency on ``profile`` on its best runtime of ``runtimes`` (measured on host, else
-    predicted). Search candidates pass the one runtime the teacher was fastest in: the budget is
-    the teacher's there, and one runtime halves the cost of scoring a space."""
-    oracle = LatencyOracle(profile, threads=threads, batch=batch, repeats=repeats)
-    if not profile.measured_here:
-        return oracle(model, input_size)
+def _export_and_time(model: nn.Module, input_size: int, batch: int, oracle: LatencyOracle, repeats: int,
+                     runtimes: tuple[str, ...]) -> list[LatencyEstimate]:
     was_training = model.training
     model.eval()
     try:
@@ -67,9 +63,27 @@ def best_latency(model: nn.Module, profile: Profile, input_size: int, *, threads
             from edgekd.engines.exporters.onnx_io import export_onnx
 
             path = export_onnx(model, torch.randn(1, 3, input_size, input_size), Path(tmp) / "m.onnx", oracle.opset)
-            timed = _time_host(path, input_size, batch, oracle.threads, repeats, runtimes)
+            return _time_host(path, input_size, batch, oracle.threads, repeats, runtimes)
     finally:
         model.train(was_training)
+
+
+def best_latency(model: nn.Module, profile: Profile, input_size: int, *, threads: int | None = None,
+                 batch: int = 1, repeats: int = 30, runtimes: tuple[str, ...] = HOST_RUNTIMES) -> LatencyEstimate:
+    """The model's latency on ``profile`` on its best runtime of ``runtimes`` (measured on host, else
+    predicted). Search candidates pass the one runtime the teacher was fastest in: the budget is
+    the teacher's there, and one runtime halves the cost of scoring a space. A host timing of the
+    same architecture on the same machine and runtimes is read from the timing cache (cache.py)."""
+    oracle = LatencyOracle(profile, threads=threads, batch=batch, repeats=repeats)
+    if not profile.measured_here:
+        return oracle(model, input_size)
+    key = timing_key(model, input_size=input_size, batch=batch, threads=oracle.threads, runtimes=runtimes)
+    hit = lookup(key)
+    if hit:
+        timed = [LatencyEstimate(**t) for t in hit]
+    else:
+        timed = _export_and_time(model, input_size, batch, oracle, repeats, runtimes)
+        store(key, [asdict(e) for e in timed])
     best = min(timed, key=lambda e: e.ms)
     best.target = profile.name
     return best
