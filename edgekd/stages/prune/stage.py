@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,17 @@ from edgekd.stages.prune.latency import Latencies, describe, judge_step, shared_
 from edgekd.stages.prune.targets import PruneGoal, prune_goal, unreachable
 
 HINT = "ask for less (prune.flops_ratio / params_ratio / latency_ms / speedup) or ignore fewer layers"
+
+
+@dataclass
+class Walk:
+    """Where the pruning steps ended: the model, its new pruning history, the steps kept, and why
+    pruning stopped (None: every step paid)."""
+
+    model: Any
+    history: list[Any]
+    steps: list[dict[str, Any]]
+    stopped: dict[str, Any] | None = None
 
 
 class PruneStage(Stage):
@@ -89,7 +101,8 @@ class PruneStage(Stage):
                           f"in {cfg.steps} steps, importance {cfg.importance.name}, "
                           f"fine-tune {'+'.join(t.name for t in finetune.loss)}, "
                           f"channels in multiples of {ctx.plan.channel_rounding or 1}")
-        model, history, steps, stopped = self._steps(ctx, model, pruner, goal, (teacher, finetune), spec, base)
+        walk = self._steps(ctx, model, pruner, goal, (teacher, finetune), spec, base)
+        model, history, steps, stopped = walk.model, walk.history, walk.steps, walk.stopped
         model.eval()
         info = {"accuracy": steps[-1]["accuracy"] if steps else base["accuracy"]}
         new_spec = ModelSpec(spec.model, spec.num_classes, spec.kwargs, spec.input,
@@ -102,10 +115,9 @@ class PruneStage(Stage):
         return StageResult(PruneOutput(**metrics, kwargs=spec.kwargs), {"model:pruned": saved})
 
     def _steps(self, ctx: RunContext, model, pruner: ChannelPruner, goal: PruneGoal, tuning: tuple[Any, TrainConfig],
-               spec: ModelSpec,
-               base: dict[str, Any]) -> tuple[Any, list[Any], list[dict[str, Any]], dict[str, Any] | None]:
+               spec: ModelSpec, base: dict[str, Any]) -> Walk:
         """The pruning steps on a geometric path to the goal; stops at the first step that did
-        not pay (undone). Returns the model, its new history, the kept steps, and why it stopped."""
+        not pay (undone)."""
         cfg = ctx.config.prune
         size, example = spec.input_size, spec.example_input(1).to(ctx.device)
         steps: list[dict[str, Any]] = []
@@ -114,7 +126,7 @@ class PruneStage(Stage):
         if goal.start <= goal.final:
             reason = f"the input already meets {goal.kind} {goal.describe(goal.final)} ({goal.describe(goal.start)})"
             ctx.reporter.warn("prune", f"{reason}: nothing to prune, the input model is kept")
-            return model, history, steps, {"step": 0, "reason": reason, "steps_kept": 0}
+            return Walk(model, history, steps, {"step": 0, "reason": reason, "steps_kept": 0})
         for k in range(1, cfg.steps + 1):
             step_goal = goal.start * (goal.final / goal.start) ** (k / cfg.steps)  # geometric path to the goal
             kept = (copy.deepcopy(model), list(history)) if cfg.latency_check else None
@@ -133,13 +145,13 @@ class PruneStage(Stage):
                 ctx.reporter.warn("prune", f"{why}: " + ("this cut is kept and pruning stops after it" if cut
                                                            else f"pruning stops at step {k - 1}'s model"))
                 if not cut:
-                    return model, history, steps, short
+                    return Walk(model, history, steps, short)
             # An empty cut: an earlier one, in whole channel blocks, already reached this step's goal. The
             # same model is not timed against itself (a coin toss whose "not faster" would stop pruning there).
             if cut and kept is not None:
                 decision = judge_step(ctx, kept[0], model, size, before)
                 if not decision["pays"]:
-                    return *kept, steps, self._stop(ctx, k, decision, kept=k - 1)
+                    return Walk(*kept, steps, self._stop(ctx, k, decision, kept=k - 1))
                 before = decision["after"]
             elif cut and before:
                 before = shared_latency(ctx, model, size)
@@ -152,8 +164,8 @@ class PruneStage(Stage):
                               + ("" if cut else f" (nothing to cut: step {k - 1} already reached this step's "
                                                 "target; fine-tuned further)"))
             if short is not None:
-                return model, history, steps, short
-        return model, history, steps, None
+                return Walk(model, history, steps, short)
+        return Walk(model, history, steps)
 
     @staticmethod
     def _stop(ctx: RunContext, k: int, decision: dict[str, Any], *, kept: int) -> dict[str, Any]:
