@@ -21,6 +21,18 @@ TEACHER = {"model": "resnet18", "kwargs": {"layers": [1, 1, 1, 1], "channels": [
 STUDENT = {"model": "resnet18", "kwargs": {"layers": [1, 1, 1, 1], "channels": [8, 16, 32, 64], "stem_width": 16}}
 
 
+def docs_script(name: str):  # noqa: ANN201 - the module
+    """A script of docs/ (``import_graph``, ``config_reference``) loaded as a module."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "docs" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def free_port() -> int:
     """A local TCP port nobody listens on, for a test's own gloo process group (MASTER_PORT)."""
     with socket.socket() as s:

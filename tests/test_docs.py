@@ -5,20 +5,16 @@ repository."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
+
+from conftest import docs_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _reference():
-    spec = importlib.util.spec_from_file_location("config_reference", ROOT / "docs" / "config_reference.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["config_reference"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+def _reference():  # noqa: ANN202 - the module
+    return docs_script("config_reference")
 
 
 def test_the_configuration_reference_is_current() -> None:

@@ -3,24 +3,15 @@ import cycle, no stage imports another stage; and the one formats table is the o
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import docs_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _graph_module():
-    spec = importlib.util.spec_from_file_location("import_graph", ROOT / "docs" / "import_graph.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["import_graph"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-G = _graph_module()
+G = docs_script("import_graph")
 
 
 def test_no_upward_import_no_cycle_no_stage_importing_a_stage() -> None:

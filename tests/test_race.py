@@ -37,3 +37,29 @@ def test_the_leader_is_judged_on_its_best_so_far_at_the_same_epoch() -> None:
     _run(race, "a", [50, 60, 61, 99, 99, 99])  # a's late jump does not count at epoch 3
     assert _run(race, "b", [55, 58, 59.5, 60, 60, 60]) == 6  # 1.5 behind a's 61 at epoch 3: within 2 points
     assert _run(race, "c", [40, 50, 58.9, 99, 99, 99]) == 3  # 2.1 behind
+
+
+def test_distill_races_its_runs_and_keeps_every_curve(tmp_path) -> None:
+    """A tiny run: the student with the teacher, then without it, raced at a quarter of the epochs
+    with no margin: whichever is behind there stops, and the record says where and why."""
+    import json
+
+    from conftest import tiny_config
+
+    import edgekd
+
+    cfg = tiny_config(tmp_path, stages=["distill"])
+    cfg["distill"] = {"epochs": 4, "batch_size": 64, "compare_baseline": True, "race": {"at": [0.25], "margin": 0.0},
+                      "optimizer": {"lr": 0.01}}
+    edgekd.compress(cfg, ["host"], quiet=True)
+    m = json.loads((tmp_path / "tiny" / "manifest.json").read_text())["stages"]["distill"]["metrics"]
+    race = m["race"]
+    assert race["rungs"] == [1] and set(race["curves"]) == {"configured", "configured (no teacher)"}
+    first, second = race["curves"]["configured"], race["curves"]["configured (no teacher)"]
+    assert len(first) == 4  # the first run has no rival: it finishes
+    if race["stopped"]:  # the second was behind at epoch 1: it stopped there, and says so
+        stop = race["stopped"]["configured (no teacher)"]
+        assert len(second) == 1 and stop["epoch"] == 1 and stop["leader_accuracy"] > stop["accuracy"]
+        assert m["baseline"]["stopped"]["epoch"] == 1 and len(m["baseline"]["history"]) == 1
+    else:
+        assert len(second) == 4 and second[0] >= first[0]  # not behind at the rung: it went on
