@@ -1,16 +1,18 @@
 """Racing the student sources against training all of them to the end, over seeds.
 
-For each seed, the same config runs search + distill twice in one process, the teacher trained
-once and reused: with the default race (distill.race) and with every run trained to the end
-(distill.race: null). It reports how often the race ships the same source (and the same kind:
-with or without the teacher) as the full run, both accuracies, and distill's wall time against
-one KD training of the shipped student at the same epochs.
+For each seed the config runs search + distill with every student run trained to the end
+(distill.race: null); then distill runs again on a copy of that run folder with the race at its
+default rule (distill.race: {}). Both distills start from the same search result and the same
+budgets, and the teacher pruned to the budget is cut on the same (cached) timings, so the race
+is the only difference. It reports how often the race ships the same source and kind (with or
+without the teacher) as the full run, both accuracies, the epochs trained (in units of one run:
+what distill's training costs against one KD training of the shipped student) and the wall times.
 
     python benchmarks/race.py --case digits --seeds 0 1 2 3 4
     python benchmarks/race.py --case synthetic --seeds 0 1 2 3 4
 
 ``synthetic`` is the generated hard set at a size that runs in minutes on 2 cores (6 000 / 2 000
-images, teacher 15 epochs, distill 10); its teacher lands in the 80s.
+images, teacher 15 epochs, distill 10).
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import shutil
 import statistics
-import time
 from pathlib import Path
 from typing import Any
 
 import edgekd
+import edgekd.api
 from edgekd.core.config_file import read_yaml
 
 HERE = Path(__file__).resolve().parent
@@ -48,21 +51,35 @@ def config(case: str, seed: int, work: Path) -> dict[str, Any]:
     return cfg
 
 
-def one(cfg: dict[str, Any], name: str, race: bool) -> dict[str, Any]:
-    cfg = copy.deepcopy(cfg)
-    cfg["distill"] = {**cfg["distill"], "race": {} if race else None}  # {}: the default rule
-    t0 = time.perf_counter()
-    edgekd.compress(cfg, ["host"], quiet=True, name=name, force=True)
-    wall = time.perf_counter() - t0
-    run = Path(cfg["output_dir"]) / name
+def distill_facts(run: Path) -> dict[str, Any]:
     rec = json.loads((run / "manifest.json").read_text())["stages"]["distill"]
     m = rec["metrics"]
-    kd = m["kd"] if m.get("shipped") == "plain" and m.get("kd") else m
+    epochs = len(m["history"]) if m.get("history") else 0
+    per_run = (m.get("race") or {}).get("curves")
+    runs = len(m.get("sources") or {}) * (2 if m.get("baseline") else 1)
+    cfg_epochs = json.loads((run / "manifest.json").read_text())["stages"]["distill"]["settings"]["distill"]["epochs"]
+    trained = sum(len(c) for c in per_run.values()) if per_run else runs * cfg_epochs
     return {"source": m["source"], "shipped": m["shipped"], "accuracy": m["accuracy"],
-            "distill_seconds": rec["seconds"], "kd_train_seconds": kd.get("train_seconds"),
-            "stopped": (m.get("race") or {}).get("stopped", {}), "wall": round(wall, 1),
+            "distill_seconds": rec["seconds"], "runs": runs, "epochs_trained": trained,
+            "one_run_equivalents": round(trained / cfg_epochs, 2), "last_epoch_of_shipped": epochs,
+            "stopped": (m.get("race") or {}).get("stopped", {}),
             "sources": {k: {"accuracy": v.get("accuracy"), "plain_accuracy": v.get("plain_accuracy")}
                         for k, v in (m.get("sources") or {}).items()}}
+
+
+def seed_pair(cfg: dict[str, Any], seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(full, race) for one seed: the full run, then distill alone again on a copy of it, raced."""
+    work = Path(cfg["output_dir"])
+    full_cfg = copy.deepcopy(cfg)
+    full_cfg["distill"] = {**cfg["distill"], "race": None}
+    edgekd.compress(full_cfg, ["host"], quiet=True, name=f"full-seed{seed}", force=True)
+    race_dir = work / f"race-seed{seed}"
+    shutil.rmtree(race_dir, ignore_errors=True)
+    shutil.copytree(work / f"full-seed{seed}", race_dir)
+    race_cfg = copy.deepcopy(cfg)
+    race_cfg["distill"] = {**cfg["distill"], "race": {}}  # {}: the default rule
+    edgekd.api.run_stage("distill", race_cfg, ["host"], quiet=True, name=f"race-seed{seed}")
+    return distill_facts(work / f"full-seed{seed}"), distill_facts(race_dir)
 
 
 def main() -> int:
@@ -75,28 +92,29 @@ def main() -> int:
     rows = []
     for seed in args.seeds:
         cfg = config(args.case, seed, work)
-        race = one(cfg, f"race-seed{seed}", race=True)
-        full = one(cfg, f"full-seed{seed}", race=False)
+        full, race = seed_pair(cfg, seed)
         same = (race["source"], race["shipped"]) == (full["source"], full["shipped"])
         rows.append({"seed": seed, "race": race, "full": full, "same_choice": same})
-        print(f"seed {seed}: race {race['source']}/{race['shipped']} {race['accuracy']:.2f}% "
-              f"{race['distill_seconds']:.0f} s | full {full['source']}/{full['shipped']} {full['accuracy']:.2f}% "
-              f"{full['distill_seconds']:.0f} s | same: {same}", flush=True)
-    ratio = [r["race"]["distill_seconds"] / r["full"]["kd_train_seconds"] for r in rows if r["full"]["kd_train_seconds"]]
+        print(f"seed {seed}: full {full['source']}/{full['shipped']} {full['accuracy']:.2f}% "
+              f"{full['one_run_equivalents']:g} runs {full['distill_seconds']:.0f} s | race {race['source']}/"
+              f"{race['shipped']} {race['accuracy']:.2f}% {race['one_run_equivalents']:g} runs "
+              f"{race['distill_seconds']:.0f} s | same: {same}", flush=True)
     summary = {"case": args.case, "seeds": args.seeds, "same_choice": sum(r["same_choice"] for r in rows),
                "race_distill_s_median": statistics.median(r["race"]["distill_seconds"] for r in rows),
                "full_distill_s_median": statistics.median(r["full"]["distill_seconds"] for r in rows),
-               "race_over_one_kd_training_median": round(statistics.median(ratio), 2) if ratio else None,
+               "race_one_run_equivalents_median": statistics.median(r["race"]["one_run_equivalents"] for r in rows),
+               "full_one_run_equivalents_median": statistics.median(r["full"]["one_run_equivalents"] for r in rows),
                "accuracy_race_minus_full": [round(r["race"]["accuracy"] - r["full"]["accuracy"], 3) for r in rows]}
     out = HERE / "results" / f"race_{args.case}.json"
     out.write_text(json.dumps({"summary": summary, "rows": rows}, indent=1))
-    print("\n| seed | race: source / kind | race acc | race distill s | full: source / kind | full acc | "
-          "full distill s | same |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| seed | full: source / kind | full acc | full runs (epochs in runs) | full distill s | "
+          "race: source / kind | race acc | race epochs in runs | race distill s | same |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         a, b = r["race"], r["full"]
-        print(f"| {r['seed']} | {a['source']} / {a['shipped']} | {a['accuracy']:.2f}% | {a['distill_seconds']:.0f} | "
-              f"{b['source']} / {b['shipped']} | {b['accuracy']:.2f}% | {b['distill_seconds']:.0f} | "
+        print(f"| {r['seed']} | {b['source']} / {b['shipped']} | {b['accuracy']:.2f}% | {b['runs']} "
+              f"({b['one_run_equivalents']:g}) | {b['distill_seconds']:.0f} | {a['source']} / {a['shipped']} | "
+              f"{a['accuracy']:.2f}% | {a['one_run_equivalents']:g} | {a['distill_seconds']:.0f} | "
               f"{'yes' if r['same_choice'] else 'no'} |")
     print(f"\n{json.dumps(summary)}")
     return 0

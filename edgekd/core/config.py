@@ -91,9 +91,9 @@ class TeacherConfig(ModelRef):
 class RaceConfig(StrictModel):
     """Successive halving over distill's student runs: judged at rungs, the clearly-behind stop."""
 
-    at: list[float] = Field(default_factory=lambda: [0.2, 0.5], min_length=1,
+    at: list[float] = Field(default_factory=lambda: [0.5], min_length=1,
                             description="rungs, as fractions of distill.epochs, where each run is judged")
-    margin: NonNegativeFloat = Field(1.0, description="points of validation accuracy behind the best run so far "
+    margin: NonNegativeFloat = Field(3.0, description="points of validation accuracy behind the best run so far "
                                      "(at the same epoch) that stop a run at a rung")
 
     @field_validator("at")
@@ -117,8 +117,8 @@ class DistillConfig(TrainConfig):
         description="also train the trained teacher, pruned to the search budget, as a student and continue with "
         "the more accurate of it and the searched one; auto: when the student is searched")
     race: RaceConfig | None = Field(
-        None, description="race the student runs (sources, with and without the teacher): a run clearly behind "
-        "the best at a rung stops early; null: every run trains to the end")
+        default_factory=lambda: RaceConfig(), description="race the student runs (sources, with and without the "
+        "teacher): a run clearly behind the best at a rung stops there; null: every run trains to the end")
 
 
 class ExportConfig(StrictModel):

@@ -145,9 +145,9 @@ class DistillStage(Stage):
 
     @staticmethod
     def _race(ctx: RunContext) -> Race | None:
-        """The race of the student runs (engines/train/race.py), when distill.race is set."""
+        """The race of the student runs (engines/train/race.py), unless distill.race is null."""
         cfg = ctx.config.distill
-        rule = getattr(cfg, "race", None)
+        rule = cfg.race
         return Race(cfg.epochs, tuple(rule.at), rule.margin) if rule is not None else None
 
     @staticmethod
