@@ -42,10 +42,18 @@ class PrunedTeacher:
     serves: list[str] = field(default_factory=list)  # the targets whose budget it was pruned to meet
 
 
-def _ratio(model: nn.Module, ctx: RunContext, limits: dict[str, float]) -> tuple[float, dict[str, Any]]:
-    """The worst target's latency / its budget (≤ 1: within every budget), and each estimate."""
+Runtimes = dict[str, tuple[str, ...]]  # target -> the host runtimes its budget was timed in
+
+
+def _ratio(model: nn.Module, ctx: RunContext, limits: dict[str, float],
+           runtimes: Runtimes | None = None) -> tuple[float, dict[str, Any]]:
+    """The worst target's latency / its budget (≤ 1: within every budget), and each estimate.
+    ``runtimes``: time on host in the runtime the teacher's budget was timed in (as the search
+    does: the budget is the teacher's there, and one runtime halves the cost of each micro-step)."""
     size, threads = ctx.data.image_size, ctx.config.bench.threads
-    est = {p.name: best_latency(model, p, size, threads=threads) for p in ctx.targets if p.name in limits}
+    est = {p.name: best_latency(model, p, size, threads=threads, **({"runtimes": runtimes[p.name]}
+                                if runtimes and p.name in runtimes else {}))
+           for p in ctx.targets if p.name in limits}
     return max(e.ms / limits[n] for n, e in est.items()), {n: e.__dict__ for n, e in est.items()}
 
 
@@ -85,15 +93,16 @@ def prune_teacher(ctx: RunContext, budgets: RunBudgets,
         return None, "no latency budget and no MACs to match: nothing to prune the teacher to"
     model, spec = load_model(ctx.model_dirs()["teacher"])
     example = spec.example_input(1)
+    runtimes = {n: b.runtimes for n, b in budgets.items()}
     decision: tuple[Any, ...] | None = None  # (ok, history, why, targets it serves, targets it cannot)
     if dist.world().main:
-        decision = _decide(ctx, model, example, limits, macs_cap, shallow)
+        decision = _decide(ctx, model, example, limits, macs_cap, shallow, runtimes)
         if not decision[0] and decision[3]:  # pruned as far as it goes it met some targets: serve those
             model, _ = load_model(ctx.model_dirs()["teacher"])
             met = {n: limits[n] for n in decision[3]}
             missed += [f"{n} (pruned as far as it goes it read over its {limits[n]:.3g} ms budget here)"
                        for n in limits if n not in met]
-            decision = _decide(ctx, model, example, met, macs_cap, shallow)
+            decision = _decide(ctx, model, example, met, macs_cap, shallow, runtimes)
             decision = (*decision[:3], sorted(met), missed)
         else:
             decision = (*decision[:3], sorted(limits), missed)
@@ -112,33 +121,34 @@ def prune_teacher(ctx: RunContext, budgets: RunBudgets,
 
 
 def _decide(ctx: RunContext, model: nn.Module, example, limits: dict[str, float], macs_cap: int | None,
-            shallow: bool) -> tuple[bool, list[Any], str, list[str]]:
+            shallow: bool, runtimes: Runtimes) -> tuple[bool, list[Any], str, list[str]]:
     """Rank 0: blocks removed first when ``shallow``, then the channel cut; (ok, history, why, and
     when it failed, the targets the model pruned as far as it goes meets after all)."""
     dropped = drop_blocks(model) if shallow else []
-    ok, cut, why = _cut(ctx, model, example, limits, macs_cap, depth_done=bool(dropped))
+    ok, cut, why = _cut(ctx, model, example, limits, macs_cap, runtimes, depth_done=bool(dropped))
     if dropped:
         why += f" ({len(dropped)} residual blocks removed first: channels alone do not reach a launch-bound target)"
-    met = [] if ok or len(limits) < 2 else [n for n, e in _ratio(model, ctx, limits)[1].items() if e["ms"] <= limits[n]]
+    met = [] if ok or len(limits) < 2 else [n for n, e in _ratio(model, ctx, limits, runtimes)[1].items()
+                                            if e["ms"] <= limits[n]]
     return ok, [*dropped, *cut] if ok else [], why, met
 
 
 def _cut(ctx: RunContext, model: nn.Module, example, limits: dict[str, float],
-         macs_cap: int | None, depth_done: bool = False) -> tuple[bool, list[Any], str]:
+         macs_cap: int | None, runtimes: Runtimes, depth_done: bool = False) -> tuple[bool, list[Any], str]:
     """Rank 0: prune in torch-pruning's micro-steps until within budget; (ok, history, what was done).
     ``depth_done``: blocks were removed already, so a model within budget without a channel cut is a result."""
     size = ctx.data.image_size
     try:
         pruner = magnitude_pruner(model, example, ctx.plan.channel_rounding)
         model.eval()
-        if limits and _ratio(model, ctx, limits)[0] <= 1.0:  # an absolute budget the teacher meets already
+        if limits and _ratio(model, ctx, limits, runtimes)[0] <= 1.0:  # an absolute budget the teacher meets already
             if depth_done:
                 return True, [], "pruned to the latency budget on " + ", ".join(limits)
             if macs_cap is None:
                 return False, [], "the teacher already meets the latency budget"
             limits = {}  # like for like instead: the searched student's MACs
         if limits:
-            reached = pruner.step_until(lambda: _ratio(model, ctx, limits)[0] <= 1.0)
+            reached = pruner.step_until(lambda: _ratio(model, ctx, limits, runtimes)[0] <= 1.0)
             goal = "the latency budget on " + ", ".join(limits)
         else:
             reached = pruner.step_until(lambda: (count_macs(model, size) or 0) <= macs_cap)
