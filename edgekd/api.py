@@ -157,19 +157,14 @@ def bench_file(path: str | Path, targets: list[str] | None = None, *, runtimes: 
                batch_size: int = 1, threads: int | None = None, repeats: int = 50, rounds: int = 3,
                precision: str | None = None, quiet: bool = False, backends: list[str] | None = None) -> list[dict]:
     """Latency of one exported file on each target (measured on host, predicted elsewhere).
-    ``backends`` is the deprecated name of ``runtimes``."""
-    if backends is not None:
-        import warnings
-
-        warnings.warn("bench_file(backends=...) is deprecated: use runtimes=", DeprecationWarning, stacklevel=2)
-        runtimes = runtimes if runtimes is not None else backends
+    ``backends`` is the deprecated name of ``runtimes``, read as ``bench.backends`` is."""
     from edgekd.core.config import BenchConfig
     from edgekd.engines.latency.bench_file import bench_file as _bench
     from edgekd.pipeline import resolve_targets
 
     reporter = Reporter(quiet)
     profiles = resolve_targets(targets or ["host"], reporter)
-    cfg = BenchConfig(**{k: v for k, v in {"runtimes": runtimes, "batch_size": batch_size, "threads": threads,
+    cfg = BenchConfig(**{k: v for k, v in {"runtimes": runtimes, "backends": backends, "batch_size": batch_size, "threads": threads,
                                             "repeats": repeats, "rounds": rounds}.items() if v is not None})
     return [r.as_dict() for r in _bench(Path(path), profiles, cfg, precision=precision, reporter=reporter)]
 

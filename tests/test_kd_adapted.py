@@ -6,11 +6,6 @@ from edgekd.core.config import Config, PruneConfig, QuantizeConfig
 from edgekd.engines.train.policy import ALPHA_AFTER_PLAIN_WON, kd_adapted
 
 
-def _ctx(shipped: str | None) -> str | None:
-    """What distill shipped (None: the run has no distill stage): all the policy reads."""
-    return shipped
-
-
 def _alphas(cfg) -> list[float | None]:
     return [t.params.alpha if t.name == "kl" else None for t in cfg.loss]
 
@@ -18,7 +13,7 @@ def _alphas(cfg) -> list[float | None]:
 def test_default_kd_losses_get_a_lower_alpha_after_plain_won() -> None:
     for train in (PruneConfig().finetune, QuantizeConfig(train={"epochs": 1}).train):
         assert _alphas(train) == [0.9]
-        adapted, why = kd_adapted(_ctx("plain"), train)
+        adapted, why = kd_adapted("plain", train)
         assert _alphas(adapted) == [ALPHA_AFTER_PLAIN_WON] and "KD did not pay" in why
         assert adapted.epochs == train.epochs and adapted.optimizer == train.optimizer  # only the loss changes
         assert _alphas(train) == [0.9]  # the configured section is not changed in place
@@ -26,10 +21,10 @@ def test_default_kd_losses_get_a_lower_alpha_after_plain_won() -> None:
 
 def test_kd_weight_kept_when_kd_won_or_the_user_wrote_the_loss() -> None:
     train = PruneConfig().finetune
-    assert kd_adapted(_ctx("kd"), train) == (train, None)
-    assert kd_adapted(_ctx(None), train) == (train, None)  # no distill stage in this run
+    assert kd_adapted("kd", train) == (train, None)
+    assert kd_adapted(None, train) == (train, None)  # no distill stage in this run
     written = Config.model_validate({"name": "t", "data": {"source": "digits"}, "teacher": {"model": "resnet18"},
                                      "prune": {"finetune": {"loss": [{"name": "kl", "alpha": 0.9}]}}}).prune.finetune
-    assert kd_adapted(_ctx("plain"), written) == (written, None)
+    assert kd_adapted("plain", written) == (written, None)
     plain = PruneConfig(finetune={"loss": [{"name": "ce"}]}).finetune
-    assert kd_adapted(_ctx("plain"), plain) == (plain, None)
+    assert kd_adapted("plain", plain) == (plain, None)

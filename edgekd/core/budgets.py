@@ -78,10 +78,8 @@ class TargetBudget:
     def kept_speedup(self) -> float | None:
         """The k this limit keeps when the teacher is read again: the k asked, or, for a goal
         lowered to what the target reaches, that reachable k. None for an absolute limit."""
-        t = (self.teacher or {}).get("ms")
-        if self.speedup and self.lowered and t and self.ms:
-            return round(t / self.ms, 3)
-        return self.speedup
+        reached = self.speedup_at(self.ms) if self.speedup and self.lowered else None
+        return reached or self.speedup
 
     def on_teacher(self, teacher_ms: float, basis: str) -> TargetBudget:
         """This relative budget over the teacher read again beside the files it judges (the bench's

@@ -67,6 +67,8 @@ class RunContext:
         self.data_notes: list[str] = []
         self._teacher: nn.Module | None = None
         self._budgets: RunBudgets | None = None
+        self._settled: RunBudgets | None = None  # the budgets in force after the search, read once
+        self._settled_from: Path | None = None
 
     @property
     def data(self) -> Data:
@@ -175,8 +177,12 @@ class RunContext:
         """The run's one budget object: after the search, the budgets it settled; before, the
         ones resolved from the config at start. ``collective``: every torchrun rank is in this call."""
         search = self.results.get("search")
-        return settled_budgets(search.artifacts.get("budgets") if search is not None else None,
-                               lambda: self.resolved_budgets(collective, probe))
+        path = search.artifacts.get("budgets") if search is not None else None
+        if path is None or path != self._settled_from:  # the search's file is read once, not on every call
+            self._settled = settled_budgets(path, lambda: self.resolved_budgets(collective, probe))
+            self._settled_from = path if path is not None and Path(path).exists() else None
+        assert self._settled is not None
+        return self._settled
 
     def resolved_budgets(self, collective: bool = True, probe: bool = True) -> RunBudgets:
         """Resolved once per run from the config alone, kept in the run folder (engines/budgets/store.py)."""
