@@ -24,8 +24,8 @@ def test_a_student_larger_than_the_teacher_is_said_and_one_that_raises_is_named(
     said = " ".join(buf.getvalue().split())
     teacher, student = report.model("teacher").params, report.model("student").params
     assert student > teacher
-    assert (f"distill: the student ({student / 1e6:.3g}M params) is larger than the teacher ({teacher / 1e6:.3g}M): "
-            "it will not be faster; check student.model") in said
+    assert (f"distill: the student ({student / 1e6:.3g}M params) is larger than the teacher ({teacher / 1e6:.3g}M) "
+            "of its family: it will not be faster; check student.model") in said
     # a student built by the user's own function that raises: named, on the same run's teacher
     (tmp_path / "distill_students.py").write_text("def make(num_classes):\n    raise ValueError('bad width')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -72,7 +72,7 @@ def test_the_pruned_teacher_competes_with_the_searched_student(tmp_path: Path, b
     assert sources["chosen"] == ("teacher_pruned" if can_ship(tp) >= can_ship(searched) else "search")
     from edgekd.engines.reporting.markdown import render_markdown
     md = render_markdown(report)
-    assert "Student sources: searched vs the teacher pruned" in md and "| the trained teacher, pruned |" in md
+    assert "Student sources: searched (each family) vs the teacher pruned" in md and "| the trained teacher, pruned |" in md
     # the shipped model reloads with its pruning history
     from edgekd.engines.models.artifact import load_model
     model, spec = load_model(tmp_path / "tiny" / "distill" / "model")

@@ -9,7 +9,8 @@ import torch
 
 from edgekd.core.config import SearchConfig
 from edgekd.engines.models.build import build_model
-from edgekd.engines.search.families import family_of, search_space
+from edgekd.engines.models.families import family_of
+from edgekd.engines.search.families import search_space
 from edgekd.engines.search.spaces import ResNetParams, build_space
 from edgekd.engines.search.union import UnionSpace
 
@@ -55,3 +56,48 @@ def test_the_fastest_genomes_take_the_smallest_of_every_numeric_gene() -> None:
     fastest = space.fastest_genomes()
     assert [g["stem"] for g in fastest] == ["7x7", "3x3"]
     assert all(g["width"] == 8 and all(g[f"depth{i}"] == 1 for i in range(1, 5)) for g in fastest)
+
+
+TRANSFORMERS = {
+    "vision transformer": ("vit_tiny_patch16_224", {"img_size": 32, "patch_size": 4, "depth": 1, "embed_dim": 32,
+                                                    "num_heads": 2}),
+    "hierarchical transformer": ("swin_tiny_patch4_window7_224", {"img_size": 32, "patch_size": 2, "window_size": 4,
+                                                                  "embed_dim": 24, "depths": (1, 1),
+                                                                  "num_heads": (1, 2)}),
+    "convnext": ("convnext_atto", {"dims": (16, 32, 64, 128), "depths": (1, 1, 1, 1)}),
+    "hybrid": ("mobilevit_xxs", {}),
+}
+
+
+def test_transformers_convnext_and_hybrids_are_families_with_their_own_recipe_and_spaces() -> None:
+    from edgekd.engines.models.families import default_recipe
+
+    for family, (name, kwargs) in TRANSFORMERS.items():
+        model = build_model(name, 10, kwargs)
+        assert family_of(model).name == family, name
+        assert default_recipe(model) == ("adamw", family)
+    assert family_of(build_model("deit_tiny_patch16_224", 10, {"img_size": 32, "patch_size": 4, "depth": 1})).name \
+        == "vision transformer"
+    assert family_of(build_model("fastvit_t8", 10)).name == "hybrid"  # hybrids hold plain ViT blocks too
+    assert default_recipe(timm.create_model("resnet18", num_classes=10)) == ("sgd", "residual")
+    # a ViT teacher searches small ViTs and ResNets as one space, built for the run's input size
+    space = search_space(SearchConfig(), build_model(*TRANSFORMERS["vision transformer"][:1], 10,
+                                                     TRANSFORMERS["vision transformer"][1]), 32)
+    assert space.name == "vit+resnet" and space.size() == 72 + 192
+    vits = [g for g in space.all_genomes() if g["space"] == "vit"]
+    name, kwargs = space.model(vits[0])
+    assert kwargs["img_size"] == 32 and kwargs["patch_size"] == 32 // vits[0]["grid"]
+    assert build_model(name, 10, kwargs).eval()(torch.randn(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_the_vit_space_refuses_heads_that_do_not_divide_the_width_and_grids_that_do_not_divide_the_image() -> None:
+    import pytest
+
+    from edgekd.core.errors import SearchError
+    from edgekd.engines.search.spaces import ViTParams
+
+    with pytest.raises(ValueError, match="every width must divide by every head count; 100 does not divide by 3"):
+        ViTParams(widths=[100], heads=[3])
+    space = build_space("vit", ViTParams(grids=[5]), 32)
+    with pytest.raises(SearchError, match="image size 32 does not divide into a 5×5 patch grid"):
+        space.model(next(iter(space.all_genomes())))

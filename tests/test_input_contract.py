@@ -80,6 +80,20 @@ def test_checkpoint_record_wins_over_timm_and_config_over_both(tmp_path: Path) -
     assert (p.size, p.mean, p.std, p.channels) == (24, IMAGENET[0], (0.4, 0.5, 0.6), "RGB")
 
 
+def test_a_recorded_squash_is_not_cropped_by_timms_config_below_it(tmp_path: Path) -> None:
+    """The record says squash and no crop: timm's ViT crop_pct (0.9) must not crop the squashed image."""
+    rec = {"size": [32, 32], "resize": "squash", "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
+    ckpt = _dummy_checkpoint(tmp_path / "t.safetensors", {"preprocess": json.dumps(rec)})
+    teacher = {"model": "vit_tiny_patch16_224", "kwargs": {"img_size": 32, "patch_size": 4}, "checkpoint": str(ckpt)}
+    p = resolve_contract(_config(tmp_path, teacher=teacher, data={"source": "digits"})).preprocess
+    assert (p.resize, p.crop_fraction, p.interpolation) == ("squash", 1.0, "bicubic")
+    assert p.sources["crop_fraction"] == "default"
+    # a crop the config states above the record still applies
+    p = resolve_contract(_config(tmp_path, teacher=teacher, data={
+        "source": "digits", "preprocess": {"crop_fraction": 0.9}})).preprocess
+    assert (p.resize, p.crop_fraction) == ("squash", 0.9)
+
+
 def test_teacher_trained_in_the_run_keeps_data_set_statistics(tmp_path: Path) -> None:
     data, _ = load_run_data(_config(tmp_path))  # no checkpoint: edgekd trains it, edgekd chooses its input
     assert data.preprocess.size == 16 and data.preprocess.resize == "squash"

@@ -253,3 +253,112 @@ def test_int8_only_where_the_runtime_can_fuse_it() -> None:
     qdq = [x for x in unfused if x.op in ("QuantizeLinear", "DequantizeLinear")]
     assert len(qdq) == 5  # every Q/DQ runs, the weights' DequantizeLinear included
     assert sum(x.bytes for x in unfused) > sum(x.bytes for x in fused)
+
+
+# --- transformers and ConvNeXt --------------------------------------------------------------
+
+TINY = {  # timm models cut to a few blocks: each exports and analyses in well under a second
+    "vit": ("vit_tiny_patch16_224", {"img_size": 16, "patch_size": 4, "depth": 1, "embed_dim": 32, "num_heads": 2}, 16),
+    "swin": ("swin_tiny_patch4_window7_224", {"img_size": 16, "patch_size": 2, "window_size": 4, "embed_dim": 16,
+                                              "depths": (2,), "num_heads": (2,)}, 16),
+    "convnext": ("convnext_atto", {"depths": (1, 1, 1, 1), "dims": (8, 16, 24, 32)}, 32),
+}
+
+
+def _export_tiny(name: str, tmp_path: Path, opset: int = 17) -> Path:
+    model_name, kwargs, size = TINY[name]
+    torch.manual_seed(0)
+    model = build_model(model_name, 10, kwargs).eval()
+    return export_onnx(model, torch.randn(1, 3, size, size), tmp_path / f"{name}{opset}.onnx", opset)
+
+
+def test_tiny_vit_costs_its_attention_norms_and_gelu(tmp_path: Path) -> None:
+    """17 tokens (16 patches and a class token) of width 32, 2 heads of 16, an MLP of 128."""
+    from edgekd.engines.latency import onnx_ops
+
+    layers = analyze(_export_tiny("vit", tmp_path))
+    by_kind: dict[str, list[LayerCost]] = {}
+    for x in layers:
+        by_kind.setdefault(x.kind, []).append(x)
+    (softmax,) = by_kind["softmax"]
+    assert softmax.flops == onnx_ops.SOFTMAX_FLOPS * 2 * 17 * 17
+    assert softmax.bytes == 2 * (2 * 17 * 17) * 4  # rows of 17 stay in L1: read once, written once
+    norms = by_kind["norm"]
+    assert len(norms) == 3  # before attention, before the MLP, the final one
+    assert all(x.flops == onnx_ops.LAYERNORM_FLOPS * 17 * 32 and x.weight_bytes == 2 * 32 * 4 for x in norms)
+    scores, mixed = by_kind["attention"]  # q·kᵀ, then attn·v: two activations, no weights
+    assert scores.flops == 2 * (2 * 17 * 17) * 16 and mixed.flops == 2 * (2 * 17 * 16) * 17
+    assert scores.weight_bytes == mixed.weight_bytes == 0
+    assert scores.bytes == (2 * 17 * 16 * 2 + 2 * 17 * 17) * 4
+    (gelu,) = by_kind["gelu"]  # Div, Erf, Add, Mul, Mul and the fc1 bias Add: ORT's BiasGelu
+    assert gelu.op == "BiasGelu" and gelu.flops == (onnx_ops.GELU_FLOPS + 1) * 17 * 128
+    assert gelu.weight_bytes == 128 * 4 and gelu.bytes == (2 * 17 * 128 + 128) * 4
+    assert not {"Erf", "Div", "Sqrt"} & {x.op for x in layers}
+    assert all(x.weight_bytes > 0 for x in by_kind["gemm"])  # qkv, proj, fc1, fc2, head
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_transformer_layers_are_the_kernels_onnxruntime_runs(name: str, tmp_path: Path) -> None:
+    """One layer per LayerNormalization, Softmax, Gelu/BiasGelu and MatMul that ORT's optimiser
+    leaves (Swin's windows: shapes from a run where onnx's inference cannot say them)."""
+    from edgekd.engines.runtimes.onnxruntime import optimized_op_types
+
+    path = _export_tiny(name, tmp_path)
+    layers = analyze(path)
+    ops = optimized_op_types(path)
+    kinds = [x.kind for x in layers]
+    assert kinds.count("norm") == ops.count("LayerNormalization") > 0
+    assert kinds.count("softmax") == ops.count("Softmax")
+    assert kinds.count("gelu") == ops.count("Gelu") + ops.count("BiasGelu") > 0
+    assert kinds.count("gemm") + kinds.count("attention") == sum(ops.count(o) for o in ("MatMul", "FusedMatMul", "Gemm"))
+    assert all(x.flops > 0 for x in layers if x.kind in ("gemm", "attention", "norm", "softmax", "gelu"))
+
+
+class _MLP(nn.Module):
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        self.fc, self.act, self.norm, self.out = nn.Linear(16, 32), nn.GELU(approximate), nn.LayerNorm(32), nn.Linear(32, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.norm(self.act(self.fc(x))))
+
+
+def test_decomposed_gelu_and_layernorm_cost_as_one_layer_each(tmp_path: Path) -> None:
+    """At opset 13 GELU is Div, Erf, Add, Mul, Mul and LayerNorm seven nodes: ORT fuses both
+    back (BiasGelu, LayerNormalization), and they cost what opset 17's nodes cost. The tanh
+    form it does not fuse below opset 20: its nodes stay layers."""
+    x = torch.randn(1, 5, 16)
+    old = analyze(export_onnx(_MLP().eval(), x, tmp_path / "m13.onnx", 13))
+    new = analyze(export_onnx(_MLP().eval(), x, tmp_path / "m17.onnx", 17))
+    assert [(a.op, a.kind, a.flops, a.bytes, a.weight_bytes) for a in old] == [
+        (b.op, b.kind, b.flops, b.bytes, b.weight_bytes) for b in new]
+    assert [a.kind for a in old] == ["gemm", "gelu", "norm", "gemm", "elementwise"]  # the last: out's bias Add on 3-D
+    tanh = analyze(export_onnx(_MLP("tanh").eval(), x, tmp_path / "t13.onnx", 13))
+    assert "gelu" not in {a.kind for a in tanh}
+    assert len([a for a in tanh if a.name.startswith("/act/")]) >= 8  # ORT runs its 10 nodes (the CNN rules fuse 2)
+
+
+def test_cnn_predictions_do_not_depend_on_the_transformer_kinds(tmp_path: Path) -> None:
+    """A CNN has none of the new kinds, so a profile's factors for them cannot move its
+    prediction; and a profile fitted before they existed prices them as their parents."""
+    from edgekd.engines.latency.roofline import FALLBACK_KIND, launch_kind
+
+    m = build_model("resnet18", 10, {"layers": [1, 1, 1, 1], "channels": [8, 16, 32, 64]})
+    cnn = analyze(export_onnx(m.eval(), torch.randn(1, 3, 32, 32), tmp_path / "r.onnx", 17))
+    assert {x.kind for x in cnn} <= {"conv", "dwconv", "gconv", "gemm", "elementwise", "pool", "copy"}
+    vit = analyze(_export_tiny("vit", tmp_path))
+    as_before = [LayerCost(x.name, x.op, FALLBACK_KIND.get(x.kind, x.kind), x.flops, x.bytes, x.precision,
+                           x.weight_bytes) for x in vit]
+    for target in DEVICES:
+        prof = resolve_target(target)[0]
+        cal = prof.calibration
+        new = {f"{k}:fp32": 1e-3 for k in ("attention", "norm", "softmax", "gelu")}
+        odd = prof.model_copy(update={"calibration": cal.model_copy(
+            update={"compute_efficiency": {**cal.compute_efficiency, **new}})})
+        assert predict(cnn, odd).ms == predict(cnn, prof).ms
+        # a profile with factors for every parent kind (as `edgekd profiles calibrate` wrote them)
+        old_fit = prof.model_copy(update={"calibration": cal.model_copy(update={
+            "compute_efficiency": {"conv": 0.4, "gemm": 0.2, "elementwise": 0.9},
+            "per_kind_overhead_us": {"gemm": 1.0, "elementwise": 3.0, "conv": 2.0, "copy": 4.0, "pool": 5.0}})})
+        assert predict(vit, old_fit).ms == predict(as_before, old_fit).ms
+    assert launch_kind("gconv") == "gconv" and launch_kind("attention") == "gemm"

@@ -25,6 +25,12 @@ FAMILIES = [
     ("resnet18", {"layers": [1, 1, 1, 1], "channels": [16, 32, 64, 128]}, 16),
     ("mobilenetv3_small_050", {}, 32),
     ("efficientnet_b0", {}, 32),
+    # transformers and modern CNNs: head dimensions, MLP widths and (ViT) the embedding width
+    ("vit_tiny_patch16_224", {"img_size": 32, "patch_size": 4, "depth": 2, "embed_dim": 64, "num_heads": 2}, 32),
+    ("swin_tiny_patch4_window7_224", {"img_size": 32, "patch_size": 2, "window_size": 4, "embed_dim": 24,
+                                      "depths": (1, 1), "num_heads": (1, 2)}, 32),
+    ("convnext_atto", {"dims": (16, 32, 64, 128), "depths": (1, 1, 1, 1)}, 32),
+    ("mobilevit_xxs", {}, 32),
 ]
 
 

@@ -84,8 +84,11 @@ def test_bad_space_definitions_are_clear(tmp_path: Path) -> None:
     raw["search"] = {"space": {"name": "resnet", "stems": ["5x5"]}}
     with pytest.raises(ConfigError, match=r"unknown stem \['5x5'\]; choose 7x7 and/or 3x3"):
         load_config(raw)
-    raw["search"] = {"space": {"name": "vit"}}
-    with pytest.raises(ConfigError, match=r"unknown search space 'vit'.*resnet"):
+    raw["search"] = {"space": {"name": "deit"}}
+    with pytest.raises(ConfigError, match=r"unknown search space 'deit'.*resnet"):
+        load_config(raw)
+    raw["search"] = {"space": {"name": "vit", "widths": [100], "heads": [3]}}
+    with pytest.raises(ConfigError, match=r"every width must divide by every head count"):
         load_config(raw)
     cfg = load_config({**raw, "search": {"space": {"name": "timm", "candidates": [{"model": "resnet1000"}]}}})
     with pytest.raises(SearchError, match="unknown timm models"):
@@ -264,22 +267,25 @@ def test_search_feeds_distill(tmp_path: Path) -> None:
     assert report.model("student").params == report.search["chosen"]["params"]
 
 
-def test_a_chosen_student_larger_than_the_teacher_is_said(tmp_path: Path) -> None:
+def test_a_chosen_student_no_faster_than_the_teacher_is_said_by_latency_not_parameters() -> None:
+    """Judged on the timed latencies: a student with more parameters but a faster time is not warned about."""
     import io
+    from types import SimpleNamespace
 
     from rich.console import Console
 
+    from edgekd.core.estimates import LatencyEstimate
     from edgekd.core.progress import Reporter
+    from edgekd.stages.search import _warn_if_not_faster
 
-    raw = _search_cfg(tmp_path)
-    raw["teacher"] = {"model": "resnet18", "kwargs": {"layers": [1, 1, 1, 1], "channels": [8, 16, 32, 64]}}
-    raw["search"]["space"]["widths"] = [16]  # every candidate is wider than this teacher
     buf = io.StringIO()
-    report = edgekd.search(raw, ["host"], reporter=Reporter(console=Console(file=buf, width=400)))
+    ctx = SimpleNamespace(reporter=Reporter(console=Console(file=buf, width=400)))
+    teacher = {n: LatencyEstimate(ms=ms, kind="measured", runtime="onnxruntime", precision="fp32", target=n) for n, ms in
+               (("host", 0.5), ("jetson-orin-nano", 0.2))}
+    _warn_if_not_faster(ctx, {"host": {"ms": 0.1}, "jetson-orin-nano": {"ms": 0.25}}, teacher)
     said = " ".join(buf.getvalue().split())
-    params = report.search["chosen"]["params"]
-    assert f"search: the student ({params / 1e6:.3g}M params) is larger than the teacher (0.0919M)" in said
-    assert "check search.space, or set search.constraints.max_params_m" in said
+    assert "on jetson-orin-nano the chosen student reads 0.25 ms, the teacher 0.2 ms: it will not be faster" in said
+    assert "on host" not in said
 
 
 def _stage_outputs(model: torch.nn.Module, size: int = 32) -> list[int]:

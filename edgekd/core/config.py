@@ -116,6 +116,10 @@ class DistillConfig(TrainConfig):
         "auto",
         description="also train the trained teacher, pruned to the search budget, as a student and continue with "
         "the more accurate of it and the searched one; auto: when the student is searched")
+    other_families: bool = Field(
+        True, description="when the searched space mixes families (a ViT teacher's ViTs and ResNets), also train "
+        "the best-scored candidate of each other family and continue with the most accurate: DisWOT favours "
+        "students of the teacher's own family, which are not always the ones that learn best on the data")
     race: RaceConfig | None = Field(
         default_factory=lambda: RaceConfig(), description="race the student runs (sources, with and without the "
         "teacher): a run clearly behind the best at a rung stops there; null: every run trains to the end")

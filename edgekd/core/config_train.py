@@ -94,6 +94,12 @@ class TrainConfig(StrictModel):
         5.0, description="clip the gradients' total L2 norm to this before each step; null: no clipping")
     max_steps_per_epoch: PositiveInt | None = Field(
         None, description="stop each epoch after this many batches (a quick probe of a large data set)")
+    recipe: Literal["auto", "sgd", "adamw"] = Field(
+        "auto", description="settings the model's family needs, filled in where this section leaves them "
+        "open: auto: by the family of the network trained (transformers, ConvNeXt and hybrids: adamw; "
+        "ResNets, MobileNets and unknown networks: sgd); adamw: AdamW at 0.02x the SGD learning rate, "
+        "weight decay 0.05, warm-up over a tenth of the epochs, grad_clip 1, label smoothing 0.1; sgd: "
+        "this section exactly as written")
 
     @property
     def uses_teacher(self) -> bool:

@@ -12,7 +12,7 @@ from edgekd.core.registry import Registry
 DATASETS: Registry = Registry(
     "data set", ("edgekd.engines.data.digits", "edgekd.engines.data.synthetic", "edgekd.engines.data.imagefolder")
 )
-LOSSES: Registry = Registry("distillation loss", ("edgekd.engines.train.losses",))
+LOSSES: Registry = Registry("distillation loss", ("edgekd.engines.train.losses", "edgekd.engines.train.ofa"))
 SEARCH_SPACES: Registry = Registry("search space", ("edgekd.engines.search.spaces",))
 IMPORTANCES: Registry = Registry("pruning importance", ("edgekd.engines.pruning.importance",))
 EXPORTERS: Registry = Registry("exporter", lambda: tuple(f.exporter for f in formats.FORMATS if f.exporter))

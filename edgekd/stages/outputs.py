@@ -39,6 +39,7 @@ class TrainedModel(StageOutput):
     train_seconds: float | None = None
     images_per_second: float | None = None
     history: list[Row] | None = None
+    training_recipe: Row | None = None
     params: int | None = None
     params_m: float | None = None
     macs: int | None = None

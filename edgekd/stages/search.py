@@ -20,6 +20,8 @@ from edgekd.core.budgets import RunBudgets
 from edgekd.core.errors import SearchError
 from edgekd.core.rundir import atomic_write_json
 from edgekd.engines.budgets.settle import settle_jointly
+from edgekd.engines.models.build import build_model
+from edgekd.engines.models.families import family_of
 from edgekd.engines.models.names import display_name
 from edgekd.engines.models.stats import count_params
 from edgekd.engines.reporting.sections import Section
@@ -28,7 +30,7 @@ from edgekd.engines.search.evolution import Searcher
 from edgekd.engines.search.scoring import signature
 from edgekd.engines.search.tradeoff import mark_front, scatter_points, teacher_point
 from edgekd.stages.base import Stage, StageResult
-from edgekd.stages.context import RunContext, warn_if_larger_than_teacher
+from edgekd.stages.context import RunContext
 from edgekd.stages.outputs import SearchOutput
 
 
@@ -145,7 +147,8 @@ class SearchStage(Stage):
         best = feasible[0]
         choice = {"model": best.model, "kwargs": best.kwargs, "genome": best.genome, "key": best.key,
                   "score": best.combined, "semantic": -best.semantic_distance, "relation": -best.relation_distance,
-                  "params": best.params, "macs": best.macs, "latency": best.latency}
+                  "params": best.params, "macs": best.macs, "latency": best.latency,
+                  "alternatives": other_family_picks(feasible, data.num_classes)}
         atomic_write_json(out / "choice.json", choice)
         norm = searcher.normalizer
         metrics = {
@@ -161,7 +164,41 @@ class SearchStage(Stage):
         name = escape(display_name(best.model, best.kwargs))
         ctx.reporter.line(f"[green]search[/]: chose {escape(best.key)} ({name}, {best.params / 1e6:.3f}M params, "
                           f"score {best.combined:.3f}) from {len(ranked)} candidates in {seconds:.1f} s")
-        warn_if_larger_than_teacher(ctx, "search", best.params, teacher_params,
-                                    "search.space, or set search.constraints.max_params_m")
+        _warn_if_not_faster(ctx, best.latency, ctx.budgets().teacher)
         return StageResult(SearchOutput(**metrics), {"choice": out / "choice.json", "candidates": out / "candidates.json",
                                      "budgets": out / "budgets.json"})
+
+
+def _warn_if_not_faster(ctx: RunContext, student: dict[str, dict[str, Any]], teacher: dict[str, Any]) -> None:
+    """A student no faster than its teacher on a target compresses nothing there: said before time is
+    spent on it. Judged on the latencies the search timed, not on parameters: a ResNet with 3x a
+    ViT's parameters ran 5x faster than it on this machine."""
+    for name, est in student.items():
+        t = teacher.get(name)
+        if t is not None and est["ms"] >= t.ms:
+            ctx.reporter.warn("search", f"on {name} the chosen student reads {est['ms']:.3g} ms, the teacher "
+                                        f"{t.ms:.3g} ms: it will not be faster there; check search.space, or set "
+                                        "search.constraints.speedup")
+
+
+def other_family_picks(feasible: list[Any], num_classes: int) -> list[dict[str, Any]]:
+    """The best-scored feasible candidate of each model family other than the pick's, in a space
+    that mixes families (a ViT teacher's ViTs and ResNets): distill trains them too, since DisWOT
+    favours the teacher's own family and that family is not always the one that learns best."""
+    def family(c: Any) -> str:
+        fam = family_of(build_model(c.model, num_classes, c.kwargs))
+        return fam.name if fam is not None else "other"
+
+    spaces = {c.genome.get("space") for c in feasible}
+    if len(spaces) < 2:  # one space: one family of students
+        return []
+    seen, out = {family(feasible[0])}, []
+    for space in dict.fromkeys(c.genome.get("space") for c in feasible):
+        first = next(c for c in feasible if c.genome.get("space") == space)
+        fam = family(first)
+        if fam not in seen:
+            seen.add(fam)
+            out.append({"model": first.model, "kwargs": first.kwargs, "key": first.key, "family": fam,
+                        "space": space, "score": first.combined, "params": first.params, "macs": first.macs,
+                        "latency": first.latency})
+    return out

@@ -174,8 +174,13 @@ def resolve(layers: list[dict[str, tuple[Any, str]]]) -> Preprocess:
     """
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    # resize and crop_fraction are one decision: the crop comes from the layer that chose the resize
+    # or one above it, never from below (a record's "squash" with timm's ViT crop_pct 0.9 under it
+    # squashed to 35 px and cropped 32, 0.25 points below the script that trained the teacher)
+    decided = next((i for i, layer in enumerate(layers) if "resize" in layer), len(layers))
     for k in FIELDS:
-        hit = next((layer[k] for layer in layers if k in layer), None)
+        above = layers[: decided + 1] if k == "crop_fraction" else layers
+        hit = next((layer[k] for layer in above if k in layer), None)
         values[k], sources[k] = hit if hit is not None else (DEFAULTS[k], "default")
         if values[k] is None:
             sources[k] = "data set statistics" if hit is None else sources[k]

@@ -14,7 +14,7 @@ from edgekd.core.devicekit import load_kit
 from edgekd.core.errors import ExportError
 from edgekd.core.registries import EXPORTERS
 from edgekd.engines.exporters.base import Exported, Exporter, ExportJob, file_size_mb, validate
-from edgekd.engines.exporters.tensorrt_rules import check_qdq
+from edgekd.engines.exporters.tensorrt_rules import check_qdq, int8_attention
 from edgekd.engines.plan.deployment import TargetPlan
 from edgekd.engines.runtimes.tensorrt import TensorRTRuntime, tensorrt_here
 
@@ -47,6 +47,12 @@ class TensorRTExporter(Exporter):
         for target in targets:
             for prec in self._precisions(job, target):
                 out.append(self._one(job, src.path, prec, target))
+        float_attention = [n for n, int8 in int8_attention(src.path).items() if not int8] if job.quantized else []
+        if float_attention:  # said beside the engine: a user reading INT8 expects every MatMul in INT8
+            for e in out:
+                e.note = (f"{e.note}; " if e.note else "") + (
+                    f"{len(float_attention)} attention MatMuls (q·kᵀ, attn·v) stay in float: ops sit between them "
+                    "and their quantizers")
         return out
 
     @staticmethod

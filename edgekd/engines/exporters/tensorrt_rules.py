@@ -7,6 +7,12 @@ TensorRT cannot be installed on our machines, so what we can check here is the g
 * activations are quantized per tensor; weights per tensor or per output channel
   (axis 0 for Conv/Gemm weights, axis 1 for ConvTranspose);
 * per-channel axes need opset ≥ 13; no vendor-domain ops (e.g. FakeQuantize).
+Transformers add two cases. A linear layer on tokens exports as ``DQ(W) → Transpose → MatMul``:
+the weight is still a weight (its Q reads a constant), and its per-channel axis is checked
+where the MatMul reads it, after the transpose (the output channels: the last axis of B).
+The attention's q·kᵀ and attn·v multiply two activations: both must be per tensor, and
+:func:`int8_attention` says whether each reads its Q/DQ directly (TensorRT runs it in INT8) or
+through other ops (it stays in float: timm scales q and k after the quantizers).
 A model that breaks one of these fails to build or silently loses accuracy on the device
 (TensorRT #3577, #4494, Model-Optimizer #38), so the tensorrt exporter refuses it here.
 """
@@ -44,6 +50,7 @@ def check_qdq(path: str | Path) -> list[str]:
     for n in model.graph.node:
         for i in n.input:
             consumers.setdefault(i, []).append(n)
+    producers = {o: n for n in model.graph.node for o in n.output}
     problems: list[str] = []
     for n in model.graph.node:
         if n.domain not in ("", "ai.onnx"):
@@ -70,14 +77,18 @@ def check_qdq(path: str | Path) -> list[str]:
             if opset < 13:
                 problems.append(f"{name}: per-channel quantization needs opset >= 13 (file has {opset})")
             axis = next((a.i for a in n.attribute if a.name == "axis"), 1)
-            is_weight = n.input[0] in consts or n.op_type == "DequantizeLinear" and _feeds_weight(n, consumers)
+            is_weight = n.input[0] in consts or n.op_type == "DequantizeLinear" and (
+                _quantizes_constant(n, consts, producers) or _feeds_weight(n, consumers))
             if not is_weight:
                 problems.append(f"{name}: activations must be quantized per tensor, not per channel")
             else:
-                for c in _weight_users(n, consumers):
+                for c, seen_axis in _weight_users(n, consumers, axis):
                     want = WEIGHT_AXIS.get(c.op_type)
-                    if want is not None and axis != want:
-                        problems.append(f"{name}: {c.op_type} weights must be quantized along axis {want}, not {axis}")
+                    if c.op_type == "MatMul":
+                        want = _rank(model, c.input[1]) - 1  # B's last axis: the output channels
+                    if want is not None and seen_axis != want:
+                        problems.append(f"{name}: {c.op_type} weights must be quantized along axis {want} where "
+                                        f"it reads them, not {seen_axis}")
     return sorted(set(problems))
 
 
@@ -88,12 +99,64 @@ def _dq_outputs(n: onnx.NodeProto, consumers: dict[str, list[onnx.NodeProto]]) -
     return [c for c in consumers.get(n.output[0], []) if c.op_type == "DequantizeLinear"]
 
 
-def _weight_users(n: onnx.NodeProto, consumers: dict[str, list[onnx.NodeProto]]) -> list[onnx.NodeProto]:
+def _weight_users(n: onnx.NodeProto, consumers: dict[str, list[onnx.NodeProto]],
+                  axis: int = 0) -> list[tuple[onnx.NodeProto, int]]:
+    """Layers reading this quantizer's output as their weight (input 1), each with the quantized
+    axis as that layer sees it: a Transpose in between (tokens' linear layers) moves the axis."""
     users = []
     for dq in _dq_outputs(n, consumers):
-        users += [c for c in consumers.get(dq.output[0], []) if len(c.input) > 1 and c.input[1] == dq.output[0]]
+        todo = [(dq.output[0], axis)]
+        while todo:
+            tensor, ax = todo.pop()
+            for c in consumers.get(tensor, []):
+                if c.op_type == "Transpose":
+                    perm = next((list(a.ints) for a in c.attribute if a.name == "perm"), None)
+                    todo.append((c.output[0], perm.index(ax) if perm and ax in perm else ax))
+                elif len(c.input) > 1 and c.input[1] == tensor:
+                    users.append((c, ax))
     return users
 
 
 def _feeds_weight(n: onnx.NodeProto, consumers: dict[str, list[onnx.NodeProto]]) -> bool:
     return bool(_weight_users(n, consumers))
+
+
+def _quantizes_constant(dq: onnx.NodeProto, consts: dict[str, np.ndarray], producers: dict[str, onnx.NodeProto]) -> bool:
+    """A DequantizeLinear of a QuantizeLinear of a constant: weights, whatever reads them."""
+    q = producers.get(dq.input[0])
+    return q is not None and q.op_type == "QuantizeLinear" and q.input[0] in consts
+
+
+def _rank(model: onnx.ModelProto, name: str) -> int:
+    inferred = onnx.shape_inference.infer_shapes(model)
+    for v in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.initializer]:
+        if v.name == name:
+            dims = v.dims if isinstance(v, onnx.TensorProto) else v.type.tensor_type.shape.dim
+            return len(dims)
+    return 2
+
+
+def int8_attention(path: str | Path) -> dict[str, bool]:
+    """Each MatMul of two activations (attention's q·kᵀ, attn·v): whether both inputs come straight
+    from DequantizeLinear (TensorRT fuses it in INT8) or not (it runs in float)."""
+    model = onnx.load(str(path))
+    consts = _constants(model)
+    producers = {o: n for n in model.graph.node for o in n.output}
+
+    def from_dq(t: str) -> bool:
+        src = producers.get(t)
+        while src is not None and src.op_type in ("Transpose", "Reshape"):  # layout moves keep the Q/DQ
+            src = producers.get(src.input[0])
+        return src is not None and src.op_type == "DequantizeLinear"
+
+    return {n.name or n.output[0]: all(from_dq(i) for i in n.input[:2])
+            for n in model.graph.node if n.op_type == "MatMul" and not _reads_weight(n, producers, consts)}
+
+
+def _reads_weight(n: onnx.NodeProto, producers: dict[str, onnx.NodeProto], consts: dict[str, np.ndarray]) -> bool:
+    """Whether input 1 of ``n`` is a (dequantized, possibly transposed) constant."""
+    src = producers.get(n.input[1])
+    while src is not None and src.op_type == "Transpose":
+        src = producers.get(src.input[0])
+    return n.input[1] in consts or (src is not None and src.op_type == "DequantizeLinear"
+                                     and _quantizes_constant(src, consts, producers))

@@ -17,9 +17,11 @@ import numpy as np
 
 from edgekd.core.profiles import Calibration, Profile
 from edgekd.engines.latency.onnx_graph import LayerCost
-from edgekd.engines.latency.roofline import DEFAULT_EFFICIENCY, predict
+from edgekd.engines.latency.roofline import DEFAULT_EFFICIENCY, launch_kind, predict
 
 PER_KIND_MIN_SAMPLES = 20
+# kinds whose compute efficiency is fitted; the others are memory- or launch-bound at their priors
+FITTED_KINDS = ("conv", "dwconv", "gconv", "gemm", "attention", "norm", "softmax", "gelu")
 
 
 @dataclass
@@ -35,7 +37,7 @@ def _kinds(samples: list[Sample]) -> list[str]:
     keys = set()
     for s in samples:
         for layer in s.layers:
-            if layer.kind in ("conv", "dwconv", "gconv", "gemm"):
+            if layer.kind in FITTED_KINDS:
                 prec = layer.precision if layer.precision == "int8" else s.precision
                 keys.add(f"{layer.kind}:{prec}")
     return sorted(keys)
@@ -46,7 +48,8 @@ def fit(samples: list[Sample], profile: Profile, note: str) -> Calibration:
 
     keys = _kinds(samples)
     # one fixed cost per layer kind needs data: a few device-kit runs get one shared value
-    kinds = sorted({layer.kind for s in samples for layer in s.layers}) if len(samples) >= PER_KIND_MIN_SAMPLES else []
+    kinds = sorted({launch_kind(layer.kind) for s in samples for layer in s.layers}) \
+        if len(samples) >= PER_KIND_MIN_SAMPLES else []
     shared = not kinds
     precisions = sorted({"int8" for s in samples for layer in s.layers if layer.precision == "int8"})
     base = profile.calibration

@@ -32,12 +32,33 @@ class ZooModel:
     int8: bool = False
 
     @property
+    def transformer(self) -> bool:
+        """A transformer or ConvNeXt (LayerNorm, GELU, attention): scored apart from the CNNs."""
+        return self.name.startswith(TRANSFORMER_FAMILIES)
+
+    @property
     def label(self) -> str:
         kw = ",".join(f"{k}={v}" for k, v in self.kwargs.items() if k != "num_classes")
         return f"{self.name}{'(' + kw + ')' if kw else ''}@{self.size}{' int8' if self.int8 else ''}"
 
 
 R = "resnet18"
+TRANSFORMER_FAMILIES = ("vit_", "deit_", "swin_", "convnext_")
+VIT, DEIT, SWIN = "vit_tiny_patch16_224", "deit_tiny_patch16_224", "swin_tiny_patch4_window7_224"
+
+
+def _vit(name: str, patch: int, depth: int, dim: int, heads: int, size: int = 32) -> ZooModel:
+    """A timm ViT/DeiT cut to edgekd's sizes: 32 px, 4x4 patches (64 tokens and a class token)."""
+    return ZooModel(name, {"img_size": size, "patch_size": patch, "depth": depth, "embed_dim": dim,
+                           "num_heads": heads}, size)
+
+
+def _swin(dim: int, depths: tuple[int, ...], heads: tuple[int, ...], size: int = 32) -> ZooModel:
+    """A timm Swin at 32 px: 2x2 patches, 4x4 windows (shifted in every second block)."""
+    return ZooModel(SWIN, {"img_size": size, "patch_size": 2, "window_size": 4, "embed_dim": dim, "depths": depths,
+                           "num_heads": heads}, size)
+
+
 # Two disjoint sets: fit on "calibration", judge on "evaluation" (benchmarks/latency_prediction.py).
 ZOO: dict[str, list[ZooModel]] = {
     "calibration": [
@@ -61,6 +82,10 @@ ZOO: dict[str, list[ZooModel]] = {
         ZooModel("resnet50", {}, 32, int8=True), ZooModel("regnety_002", {}, 64, int8=True),
         ZooModel("mobilenetv2_100", {}, 32, int8=True), ZooModel("resnet14t", {}, 64, int8=True),
         ZooModel(R, {}, 64, int8=True), ZooModel("tinynet_a", {}, 64, int8=True),
+        # transformers and ConvNeXt (FP32 only): attention, LayerNorm, Softmax, GELU
+        _vit(VIT, 4, 4, 96, 3), _vit(VIT, 4, 6, 192, 3), _vit(VIT, 2, 2, 64, 2), _vit(DEIT, 4, 3, 128, 2),
+        _vit("deit_tiny_distilled_patch16_224", 4, 4, 128, 4), ZooModel("convnext_atto", {}, 32),
+        ZooModel("convnext_femto", {}, 64), ZooModel("convnext_pico", {}, 32), _swin(48, (2, 2, 2), (2, 4, 8)),
     ],
     "evaluation": [
         ZooModel(R, {"layers": [2, 2, 2, 2], "channels": [24, 48, 96, 192]}, 32),
@@ -71,6 +96,9 @@ ZOO: dict[str, list[ZooModel]] = {
         ZooModel("resnet34", {}, 32, int8=True), ZooModel("mobilenetv3_large_075", {}, 64, int8=True),
         ZooModel("resnet10t", {}, 32, int8=True), ZooModel("regnetx_004", {}, 64, int8=True),
         ZooModel("lcnet_100", {}, 32, int8=True),
+        _vit(VIT, 4, 5, 144, 3), _vit(DEIT, 4, 2, 64, 2), _vit(VIT, 2, 3, 96, 3),
+        _vit("deit_tiny_distilled_patch16_224", 4, 3, 96, 3), ZooModel("convnext_femto", {}, 32),
+        ZooModel("convnext_atto", {}, 64), _swin(64, (2, 2), (2, 4)), _swin(32, (2, 2, 2), (1, 2, 4)),
     ],
 }
 

@@ -5,8 +5,9 @@ library turns an ONNX graph into per-layer FLOPs *and* bytes with the precision 
 layer runs in (INT8 where a Conv reads DequantizeLinear outputs). The rules here are
 small and tested: Conv/ConvTranspose/Gemm/MatMul are compute layers; activations that
 directly follow a compute layer are fused into it (as every runtime does); layout ops
-and shape arithmetic are free; copies (Concat, Slice, Split) and everything else are
-memory-bound layers.
+and shape arithmetic are free; copies (Concat, Slice, Split, Transpose) and everything else
+are memory-bound layers. Transformer operators (LayerNorm, Softmax, GELU, attention's
+MatMuls) follow what ONNX Runtime fuses and runs for them: onnx_ops.py says which and why.
 
 INT8 follows the explicit-quantization fusion rule of ONNX Runtime (and TensorRT): a
 compute layer runs in INT8 only when its input and weights come from DequantizeLinear and
@@ -29,7 +30,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper, shape_inference
+from onnx import helper, numpy_helper
+
+from edgekd.engines.latency import onnx_ops
 
 FREE_OPS = {"Identity", "Shape", "Constant", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Gather",
             "Cast", "ConstantOfShape"}
@@ -54,7 +57,9 @@ ELEM_BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
 class LayerCost:
     name: str
     op: str
-    kind: str  # conv | dwconv (depthwise) | gconv (grouped) | gemm | elementwise | pool | copy
+    # conv | dwconv (depthwise) | gconv (grouped) | gemm | attention (activation x activation
+    # MatMul) | norm | softmax | gelu | elementwise | pool | copy
+    kind: str
     flops: float
     bytes: float
     precision: str  # fp32 | int8 (as the graph says; fp16 is a deployment choice)
@@ -79,7 +84,7 @@ def _shape_map(model: onnx.ModelProto) -> dict[str, list[int]]:
 
 
 def load_graph(source: str | Path | bytes | onnx.ModelProto, batch: int = 1) -> onnx.ModelProto:
-    """The model with the batch axis fixed and all shapes inferred."""
+    """The model with the batch axis fixed and all shapes inferred (onnx_ops.infer_shapes)."""
     if isinstance(source, onnx.ModelProto):
         model = onnx.ModelProto()
         model.CopyFrom(source)
@@ -94,7 +99,7 @@ def load_graph(source: str | Path | bytes | onnx.ModelProto, batch: int = 1) -> 
         dim0 = inp.type.tensor_type.shape.dim[0]
         dim0.Clear()
         dim0.dim_value = batch
-    return shape_inference.infer_shapes(model)
+    return onnx_ops.infer_shapes(model)
 
 
 def unread_taps(x: list[int], w: list[int], attrs: dict) -> float:
@@ -137,6 +142,10 @@ class _Graph:
         self.integer_tensors = _integer_tensors(model)
         self._constant: dict[str, bool] = {}
         self.integer = self._integer_layers()
+        self._shape_tensors: set[str] = set()  # nodes come in topological order (ONNX requires it)
+        for n in model.graph.node:
+            if n.op_type in onnx_ops.SHAPE_SOURCES or all(self.shape_derived(i) for i in n.input if i):
+                self._shape_tensors.update(o for o in n.output if o)
 
     def numel(self, name: str) -> float:
         return float(np.prod(self.shapes.get(name, [0]))) if name else 0.0
@@ -147,8 +156,12 @@ class _Graph:
             self._constant[name] = False  # placeholder while this name's inputs are looked at
             p = self.producers.get(name)
             self._constant[name] = name in self.init_names or (p is not None and (p.op_type == "Constant" or (
-                p.op_type in FREE_OPS | COPY_OPS | QDQ and all(self.constant(i) for i in p.input if i))))
+                p.op_type in FREE_OPS | COPY_OPS | QDQ | {"Transpose"} and all(self.constant(i) for i in p.input if i))))
         return self._constant[name]
+
+    def shape_derived(self, name: str) -> bool:
+        """Computed from Shape outputs and constants only: shape arithmetic, no tensor data."""
+        return name in self._shape_tensors or self.constant(name)
 
     def source_dq(self, name: str) -> onnx.NodeProto | None:
         """The DequantizeLinear a tensor comes from, looking through ops runtimes move DQs across."""
@@ -202,10 +215,25 @@ class _Graph:
 def analyze(source: str | Path | bytes | onnx.ModelProto, batch: int = 1) -> list[LayerCost]:
     """The cost of every layer a runtime runs, in graph order (free, folded, fused ops skipped)."""
     g = _Graph(load_graph(source, batch))
+    groups = onnx_ops.fused_groups(g)
     layers: list[LayerCost] = []
     for node in g.model.graph.node:
         op = node.op_type
-        if op in FREE_OPS:
+        if id(node) in groups:
+            group = groups[id(node)]
+            if node is group.head:
+                layers.append(_from_op_cost(node, _group_op(group), group.cost))
+            continue
+        if op in FREE_OPS or (op not in QDQ and all(g.shape_derived(o) for o in node.output if o)):
+            continue
+        if op in ("Transpose", "Mul") and onnx_ops.folded_into_matmul(g, node):
+            continue
+        if op == "Transpose":
+            layers.append(_from_op_cost(node, op, onnx_ops.transpose_cost(g, node)))
+            continue
+        row = onnx_ops.row_op_cost(g, node)
+        if row is not None and id(node) not in g.integer:
+            layers.append(_from_op_cost(node, op, row))
             continue
         if op in COPY_OPS:
             outs = [o for o in node.output if o]
@@ -232,6 +260,8 @@ def _fused_into_previous(g: _Graph, node: onnx.NodeProto, layers: list[LayerCost
         return False
     src = g.producers.get(ins[0]) if ins else None
     if src is None or src.op_type not in COMPUTE | FUSABLE or len(g.users.get(ins[0], [])) != 1:
+        return False
+    if onnx_ops.after_token_matmul(g, src):
         return False
     extra = sum(g.numel(i) for i in ins[1:] if i not in g.init_names) * 4  # a residual Add still reads its other input
     if extra and layers:
@@ -263,10 +293,23 @@ def _compute_cost(g: _Graph, node: onnx.NodeProto) -> LayerCost:
     if op in ("Gemm", "MatMul"):
         a = g.shapes.get(ins[0], [])
         k = (a[-2] if attrs.get("transA") else a[-1]) if a else 0
-        return LayerCost(node.name or out, op, "gemm", 2 * g.numel(out) * k, io_bytes, precision, w_bytes)
+        # attention's q·kᵀ and attn·v: two activations, batched over heads, no weights
+        kind = "attention" if op == "MatMul" and not any(g.shape_derived(i) for i in ins) else "gemm"
+        return LayerCost(node.name or out, op, kind, 2 * g.numel(out) * k, io_bytes, precision, w_bytes)
     if op in ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean"):
         return LayerCost(node.name or out, op, "pool", g.numel(ins[0]), io_bytes, precision)
     return LayerCost(node.name or out, op, "elementwise", g.numel(out), io_bytes, precision)
+
+
+def _from_op_cost(node: onnx.NodeProto, op: str, c: onnx_ops.OpCost) -> LayerCost:
+    return LayerCost(node.name or node.output[0], op, c.kind, c.flops, c.bytes, "fp32", c.weight_bytes)
+
+
+def _group_op(group: onnx_ops.Group) -> str:
+    """The operator a runtime runs for a fused group: BiasGelu, Gelu, LayerNormalization."""
+    if group.cost.kind == "gelu":
+        return "BiasGelu" if group.nodes[0].op_type == "Add" else "Gelu"
+    return "LayerNormalization"
 
 
 def weight_bytes(source: str | Path | onnx.ModelProto) -> int:

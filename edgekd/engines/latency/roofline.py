@@ -2,7 +2,7 @@
 
 Each layer takes max(compute time, memory time): FLOPs over the profile's peak for the
 layer's precision times a fitted efficiency for its kind (dense, depthwise and grouped
-conv, gemm, element-wise, copy), and bytes over the memory bandwidth times a fitted memory
+conv, gemm, attention, norm, softmax, gelu, element-wise, copy), and bytes over the memory bandwidth times a fitted memory
 efficiency, the weights' bytes at up to 4x that (read-only streams: a fitted factor), or,
 when all the weights a model reads fit the profile's last-level cache, at a separately
 fitted cache factor (a loop of inferences finds them there: a model whose weights just
@@ -16,15 +16,25 @@ defaults apply and the prediction says so. Every prediction is labelled ``predic
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import get_args
 
 from edgekd.core.errors import ProfileError
-from edgekd.core.profiles import Profile
+from edgekd.core.profiles import Calibration, Profile
 from edgekd.engines.latency.onnx_graph import LayerCost
 
-DEFAULT_EFFICIENCY = {"conv": 0.35, "dwconv": 0.05, "gemm": 0.3, "elementwise": 1.0, "pool": 1.0, "copy": 1.0}
-# a kind a profile has no factor for borrows its parent's: profiles written before grouped
-# convolutions had their own kind keep their predictions
-FALLBACK_KIND = {"gconv": "conv"}
+# Priors for an uncalibrated profile. The transformer kinds' are this machine's fits scaled to
+# the gemm prior (benchmarks/RESULTS.md, "Transformers and ConvNeXt"): attention's batched
+# small matmuls run further from the peak than a gemm; GELU's erf and softmax's exp are
+# polynomials that do not reach the FMA peak an element-wise add is costed at.
+DEFAULT_EFFICIENCY = {"conv": 0.35, "dwconv": 0.05, "gemm": 0.3, "attention": 0.1, "norm": 0.5, "softmax": 0.3,
+                      "gelu": 0.3, "elementwise": 1.0, "pool": 1.0, "copy": 1.0}
+# A kind a profile has no factor for borrows its parent's: profiles written before grouped
+# convolutions or the transformer kinds existed keep their predictions (an attention MatMul
+# was a gemm, LayerNorm, Softmax and GELU element-wise layers). The parent also lends its
+# per-layer launch cost to a kind the profile schema has no key for.
+FALLBACK_KIND = {"gconv": "conv", "attention": "gemm", "norm": "elementwise", "softmax": "elementwise",
+                 "gelu": "elementwise"}
+LAUNCH_KINDS = frozenset(get_args(get_args(Calibration.model_fields["per_kind_overhead_us"].annotation)[0]))
 
 
 @dataclass
@@ -61,7 +71,12 @@ def efficiency(profile: Profile, kind: str, precision: str) -> float:
     for k in (kind, FALLBACK_KIND.get(kind)):
         if k is not None and (f"{k}:{precision}" in eff or k in eff):
             return eff.get(f"{k}:{precision}", eff.get(k, 0.3))
-    return DEFAULT_EFFICIENCY.get(FALLBACK_KIND.get(kind, kind), 0.3)
+    return DEFAULT_EFFICIENCY.get(kind, DEFAULT_EFFICIENCY.get(FALLBACK_KIND.get(kind, kind), 0.3))
+
+
+def launch_kind(kind: str) -> str:
+    """The kind whose fitted per-layer cost a layer pays: its own where a profile can hold one."""
+    return kind if kind in LAUNCH_KINDS else FALLBACK_KIND.get(kind, kind)
 
 
 def weights_in_cache(layers: list[LayerCost], profile: Profile, precision: str = "fp32") -> bool:
@@ -110,7 +125,7 @@ def predict(layers: list[LayerCost], profile: Profile, precision: str = "fp32") 
         n_layers += 1
     extra = sum(cal.precision_overhead_us.get(layer.precision if layer.precision == "int8" else precision, 0.0)
                 for layer in layers)
-    launches = sum(cal.per_kind_overhead_us.get(layer.kind, cal.per_layer_overhead_us) for layer in layers)
+    launches = sum(cal.per_kind_overhead_us.get(launch_kind(layer.kind), cal.per_layer_overhead_us) for layer in layers)
     overhead = (launches + extra + cal.per_inference_overhead_us) * 1e-6
     ms = (compute + memory + overhead) * 1e3
     return Prediction(round(ms, 5), precision, compute * 1e3, memory * 1e3, overhead * 1e3, n_layers,

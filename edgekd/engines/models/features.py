@@ -58,3 +58,79 @@ class FeatureTap:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def stage_layers(model: nn.Module, input_size: int = 32, count: int = 4) -> list[str]:
+    """Module names of the model's last ``count`` stages, in forward order (for multi-branch losses).
+
+    With timm's ``feature_info``: a CNN's stages are the last module at each reduction (ResNet:
+    ``layer1``..``layer4``, the stem left out once there are ``count`` later ones); a ViT reports
+    every block at one reduction, so evenly spaced blocks are taken, ending at the last one
+    (depth 12, count 4: blocks 2, 5, 8, 11), the same depth fractions a 4-stage CNN splits at.
+    Without it: per distinct 4-D output size, the shallowest modules that output it (a stage, not
+    a layer inside a block) and of those the last to finish, found by one dry forward pass.
+    """
+    info = getattr(model, "feature_info", None)
+    names = dict(model.named_modules())
+    if isinstance(info, list) and info and all(isinstance(i, dict) and i.get("module") in names for i in info):
+        groups: dict[int, str] = {}
+        for entry in info:  # dicts keep insertion order: the last module per reduction wins
+            groups.pop(entry.get("reduction", 0), None)
+            groups[entry.get("reduction", 0)] = entry["module"]
+        if len(groups) > 1:
+            return list(groups.values())[-count:]
+        blocks = [e["module"] for e in info]
+        picks = sorted({round((k + 1) * len(blocks) / count) - 1 for k in range(count)})
+        return [blocks[i] for i in picks if i >= 0]
+    return _spatial_stages(model, input_size)[-count:]
+
+
+def _spatial_stages(model: nn.Module, input_size: int) -> list[str]:
+    """Per 4-D output size, the last-finishing of the shallowest modules, from one dry forward pass."""
+    last: dict[tuple[int, ...], str] = {}
+    hooks = []
+
+    def seen(name: str, mod: nn.Module, out: object) -> None:
+        if not (isinstance(out, torch.Tensor) and out.ndim == 4):
+            return
+        if out.shape[-2:] == (1, 1) and "pool" in type(mod).__name__.lower():
+            return  # the global pooling before the head: not a stage
+        size = tuple(out.shape[-2:])
+        if size not in last or name.count(".") <= last[size].count("."):
+            last.pop(size, None)  # re-inserted: the dict's order is the stages' order
+            last[size] = name
+
+    for name, mod in model.named_modules():
+        if name:
+            hooks.append(mod.register_forward_hook(lambda m, i, o, n=name: seen(n, m, o)))
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, 3, input_size, input_size, device=next(model.parameters()).device))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    if not last:
+        raise ValueError("model produces no 4-D feature map and has no timm feature_info; stage losses need one")
+    return list(last.values())
+
+
+class StageTap:
+    """Keeps the latest outputs of several modules (``values``, in ``layers`` order) until closed."""
+
+    def __init__(self, model: nn.Module, layers: list[str]) -> None:
+        self.layers = layers
+        self._taps = [FeatureTap(model, name) for name in layers]
+
+    @property
+    def values(self) -> list[torch.Tensor]:
+        out = [t.value for t in self._taps]
+        if any(v is None for v in out):
+            raise RuntimeError("stage tap read before the model ran a forward pass")
+        return out  # type: ignore[return-value]
+
+    def close(self) -> None:
+        for t in self._taps:
+            t.close()

@@ -7,6 +7,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from edgekd.engines.models.attention import channel_parameters, fixed_parameters, mend_attention
+
 DROP = "drop"  # a history entry ["drop", block name]: the residual block replaced by its identity shortcut
 
 
@@ -32,6 +34,9 @@ def replay_pruning(model: nn.Module, history: list[Any], example_input: torch.Te
             drop_block(model, entry[1])
     channels = [e for e in history if not (len(e) == 2 and e[0] == DROP)]
     if channels:
-        graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_input)
+        graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_input,
+                                                      unwrapped_parameters=channel_parameters(model),
+                                                      ignored_params=fixed_parameters(model))
         graph.load_pruning_history(channels)
+        mend_attention(model)
     return model

@@ -19,7 +19,16 @@ import torch
 from torch import nn
 
 from edgekd.core.errors import PruningError
+from edgekd.engines.models.attention import (
+    attention_heads,
+    channel_parameters,
+    fixed_parameters,
+    known_parameter_names,
+    mend_attention,
+    outer_layers,
+)
 from edgekd.engines.models.build import classifier_names
+from edgekd.engines.models.families import prunes_inner_only
 from edgekd.engines.models.stats import count_macs, count_params
 
 # Leaf layers with weights that torch-pruning knows how to slice (subclasses included:
@@ -57,8 +66,10 @@ def custom_layers(model: nn.Module) -> list[tuple[str, str]]:
     torch-pruning guesses how to slice such "unwrapped" parameters (the last non-singleton
     dimension); that is right for a per-channel scale and wrong for, say, a matmul weight.
     """
+    known = known_parameter_names(model)  # tokens, position embeddings, LayerScales: their dimension is stated
     return [(name, type(mod).__name__) for name, mod in model.named_modules()
-            if any(True for _ in mod.parameters(recurse=False)) and not isinstance(mod, SUPPORTED)]
+            if not isinstance(mod, SUPPORTED)
+            and any(f"{name}.{p}".lstrip(".") not in known for p, _ in mod.named_parameters(recurse=False))]
 
 
 def _frozen_roots(model: nn.Module, example: torch.Tensor, frozen: list[nn.Module]) -> list[nn.Module]:
@@ -67,7 +78,8 @@ def _frozen_roots(model: nn.Module, example: torch.Tensor, frozen: list[nn.Modul
     producer's channels prunable and break the shapes)."""
     import torch_pruning as tp
 
-    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example)
+    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example,
+                                                  unwrapped_parameters=channel_parameters(model))
     targets = {id(m) for m in frozen} | {id(p) for m in frozen for p in m.parameters(recurse=False)}
     roots = []
     for group in graph.get_all_groups(root_module_types=[nn.modules.conv._ConvNd, nn.Linear]):
@@ -85,6 +97,8 @@ def _ignored_modules(model: nn.Module, example: torch.Tensor, ignored: list[str]
     frozen = [n for n, _ in custom if skip_custom or n in names]
     names |= set(frozen)
     out = [modules[n] for n in sorted(names) if n in modules]
+    if prunes_inner_only(model):
+        out += outer_layers(model)
     if frozen:
         out += _frozen_roots(model, example, [modules[n] for n in frozen])
     trusted = [(n, t) for n, t in custom if n not in frozen]
@@ -151,12 +165,6 @@ def graph_failure_site(exc: BaseException) -> str | None:
     return f"a {op} between layer {nearest('inputs') or 'the input'} and layer {nearest('outputs') or 'the output'}"
 
 
-def attention_heads(model: nn.Module) -> dict[nn.Module, int]:
-    """timm-style attention blocks (``qkv`` + ``num_heads``) declared to the pruner."""
-    return {m.qkv: int(m.num_heads) for m in model.modules()
-            if isinstance(getattr(m, "qkv", None), nn.Linear) and isinstance(getattr(m, "num_heads", None), int)}
-
-
 GradientFn = Callable[[nn.Module], None]  # fills .grad (for gradient-based importance)
 Measure = Callable[[nn.Module], float]  # current value of the target quantity
 
@@ -175,8 +183,8 @@ class ChannelPruner:
         try:
             self.pruner = tp.pruner.MetaPruner(
                 model, example, importance=importance, global_pruning=global_pruning,
-                pruning_ratio=max_ratio, iterative_steps=MICRO_STEPS, ignored_layers=self.ignored,
-                round_to=round_to, num_heads=attention_heads(model),
+                pruning_ratio=max_ratio, iterative_steps=MICRO_STEPS, ignored_layers=[*self.ignored, *fixed_parameters(model)],
+                round_to=round_to, num_heads=attention_heads(model), unwrapped_parameters=channel_parameters(model),
             )
         except Exception as exc:
             site = graph_failure_site(exc)
@@ -219,6 +227,7 @@ class ChannelPruner:
                     self.pruner.step()
                 except Exception as exc:  # torch-pruning's own errors rarely say which layer
                     raise self._error("pruning failed", exc, None) from None
+                mend_attention(self.model)
                 self.micro_steps += 1
                 layer, exc = _failing_module(self.model, self.example)
                 if exc is not None:

@@ -2,7 +2,11 @@
 
 ``nncf.quantize`` inserts fake-quantizers and initialises their ranges from calibration
 batches (post-training quantization); training the returned model afterwards is NNCF's
-QAT. Layers named in the ignored scope stay in float. The quantizer layout is saved as
+QAT. Layers named in the ignored scope stay in float. A network with self-attention or
+LayerNorm (transformers, hybrids, ConvNeXt) is given to NNCF as ``ModelType.TRANSFORMER``: NNCF then quantizes the inputs of the linear layers and
+of the attention's q·kᵀ (SmoothQuant first moves activation outliers into the weights),
+and leaves LayerNorm, Softmax, GELU and the residual adds in float. Without it NNCF 3.4
+fails on a timm ViT and on ConvNeXt ("shape '[64]' is invalid for input of size 1"). The quantizer layout is saved as
 ``nncf.torch.get_config`` JSON beside the weights (see models/quantized.py for reload).
 """
 
@@ -124,7 +128,8 @@ def quantize(model: nn.Module, calibration: list[torch.Tensor], *, symmetric: bo
     try:
         with nncf_output_folded(record.warnings):
             qmodel = nncf.quantize(model, nncf.Dataset(list(enumerate(calibration)), count), preset=preset,
-                                   subset_size=len(calibration), ignored_scope=scope, advanced_parameters=advanced)
+                                   subset_size=len(calibration), ignored_scope=scope, advanced_parameters=advanced,
+                                   model_type=nncf.ModelType.TRANSFORMER if layer_normed(model) else None)
     except QuantizationError:
         raise
     except Exception as exc:  # NNCF raises many types (tracing, unsupported ops)
@@ -139,6 +144,12 @@ def quantize(model: nn.Module, calibration: list[torch.Tensor], *, symmetric: bo
     if signed_activations:
         make_signed(qmodel)
     return qmodel
+
+
+def layer_normed(model: nn.Module) -> bool:
+    """LayerNorm or torch's attention inside: a transformer, a hybrid or a ConvNeXt (timm's attention
+    blocks always come with LayerNorm), quantized with NNCF's transformer patterns."""
+    return any(isinstance(m, nn.LayerNorm | nn.MultiheadAttention) for m in model.modules())
 
 
 def make_signed(model: nn.Module) -> None:

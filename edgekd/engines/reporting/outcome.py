@@ -141,12 +141,12 @@ def effects_section(r: Report) -> Section:
 def sources_section(r: Report) -> Section:
     """The searched student against the trained teacher pruned to the same budget (distill)."""
     c = r.comparisons.get("student_sources") or {}
-    s = Section("Student sources: searched vs the teacher pruned",
+    s = Section("Student sources: searched (each family) vs the teacher pruned",
                 ["Source", "Architecture", "Accuracy with the teacher (PyTorch)", "Without the teacher", "MACs (M)",
                  "Latency (ms)", "Went on"])
     for name, x in (c.get("sources") or {}).items():
         label = "DisWOT search" if name == "search" else "the trained teacher, pruned" if name == "teacher_pruned" \
-            else name
+            else f"DisWOT search, best {name.removeprefix('search_')} student" if name.startswith("search_") else name
         s.rows.append([label, display_name(x["model"], x.get("kwargs") or {}),
                        num(x["accuracy"], 2, "%") + _stopped(x.get("stopped")),
                        num(x["plain_accuracy"], 2, "%") + _stopped(x.get("plain_stopped")) if "plain_accuracy" in x

@@ -2,8 +2,9 @@
 and cross genomes, and maps a genome to a buildable model (timm name or entry point + kwargs).
 
 Spaces: ``resnet`` (block type, stem, blocks per stage, base width), ``mobilenetv3`` and
-``efficientnet`` (width and depth multipliers through timm's builders), ``timm`` (an
-explicit list of timm models with kwargs). Parameters restrict or widen the choices.
+``efficientnet`` (width and depth multipliers through timm's builders), ``vit`` (small
+vision transformers: depth, width, heads, patch grid, MLP ratio), ``timm`` (an explicit list
+of timm models with kwargs). Parameters restrict or widen the choices.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edgekd.core.errors import SearchError
 from edgekd.core.registries import SEARCH_SPACES
@@ -33,6 +34,7 @@ class SearchSpace:
     """Genes plus a genome → model mapping; everything else (sampling, mutation) is shared."""
 
     name: str = "space"
+    image_size: int | None = None  # the input the students are built for (set by build_space)
 
     def __init__(self, genes: list[Gene]) -> None:
         for g in genes:
@@ -247,6 +249,63 @@ class EfficientNetSpace(SearchSpace):
         return "edgekd.engines.search.builders:efficientnet", dict(genome)
 
 
+class ViTParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    depths: list[int] = Field(default_factory=lambda: [2, 4, 6], description="transformer blocks")
+    widths: list[int] = Field(default_factory=lambda: [64, 128, 192], description="embedding width (channels per token)")
+    heads: list[int] = Field(default_factory=lambda: [2, 4], description="attention heads (each width must divide "
+                             "by each count)")
+    grids: list[int] = Field(default_factory=lambda: [4, 8], description="patches per image side: the patch is "
+                             "image_size / grid pixels, so the token count does not change with the resolution")
+    mlp_ratios: list[float] = Field(default_factory=lambda: [2.0, 4.0], description="MLP hidden width over the "
+                                    "embedding width")
+
+    _ne = field_validator("depths", "widths", "heads", "grids", "mlp_ratios")(_nonempty)
+
+    @field_validator("depths", "widths", "heads", "grids", "mlp_ratios")
+    @classmethod
+    def _positive(cls, v: list) -> list:
+        if any(x <= 0 for x in v):
+            raise ValueError(f"values must be > 0, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _heads_divide_widths(self) -> ViTParams:
+        bad = [(w, h) for w in self.widths for h in self.heads if w % h]
+        if bad:
+            raise ValueError(f"every width must divide by every head count; {bad[0][0]} does not divide by {bad[0][1]}")
+        return self
+
+
+@SEARCH_SPACES.register("vit", params=ViTParams, help="small vision transformers: depth × width × heads × patch "
+                        "grid × MLP ratio (timm's VisionTransformer)")
+class ViTSpace(SearchSpace):
+    """timm's ``VisionTransformer`` (a class token, pre-norm blocks, GELU MLPs), built for the run's
+    input size: its position embedding has one entry per patch, so the image size is part of the
+    architecture. The patch is a grid (patches per side), not pixels, so the same genome means the
+    same token count at 32 px and at 224 px."""
+
+    name = "vit"
+
+    def __init__(self, p: ViTParams) -> None:
+        self.p = p
+        super().__init__([Gene("depth", tuple(sorted(set(p.depths)))), Gene("width", tuple(sorted(set(p.widths)))),
+                          Gene("heads", tuple(sorted(set(p.heads)))), Gene("grid", tuple(sorted(set(p.grids)))),
+                          Gene("mlp_ratio", tuple(sorted(set(p.mlp_ratios))))])
+
+    def model(self, genome: Genome) -> tuple[str, dict[str, Any]]:
+        if self.image_size is None:
+            raise SearchError("search space 'vit' needs the input size (a ViT's position embedding has one entry "
+                              "per patch)", hint="set data.image_size")
+        if self.image_size % genome["grid"]:
+            raise SearchError(f"search space 'vit': image size {self.image_size} does not divide into a "
+                              f"{genome['grid']}×{genome['grid']} patch grid",
+                              hint="choose search.space.params.grids that divide data.image_size")
+        return "vit_tiny_patch16_224", {"img_size": self.image_size, "patch_size": self.image_size // genome["grid"],
+                                        "embed_dim": genome["width"], "depth": genome["depth"],
+                                        "num_heads": genome["heads"], "mlp_ratio": genome["mlp_ratio"]}
+
+
 class Candidate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: str
@@ -292,5 +351,7 @@ class TimmListSpace(SearchSpace):
         return c.model, dict(c.kwargs)
 
 
-def build_space(name: str, params: BaseModel) -> SearchSpace:
-    return SEARCH_SPACES.get(name, key="search.space")(params)
+def build_space(name: str, params: BaseModel, image_size: int | None = None) -> SearchSpace:
+    space = SEARCH_SPACES.get(name, key="search.space")(params)
+    space.image_size = image_size
+    return space

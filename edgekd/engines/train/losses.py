@@ -25,11 +25,15 @@ class LossInputs:
     teacher_logits: torch.Tensor | None = None
     student_features: torch.Tensor | None = None
     teacher_features: torch.Tensor | None = None
+    student_stages: list[torch.Tensor] | None = None  # several stage outputs, for terms with needs_stage_features
 
 
 class LossTermModule(nn.Module):
     needs_teacher: ClassVar[bool] = False
     needs_features: ClassVar[bool] = False
+    # the student's stage outputs (engines/models/features.py stage_layers); such a term has
+    # ``stage_count`` and ``build(stages, num_classes)`` to create its trainable parts
+    needs_stage_features: ClassVar[bool] = False
 
     def forward(self, inp: LossInputs) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

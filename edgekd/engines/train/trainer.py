@@ -12,7 +12,7 @@ import contextlib
 import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +27,10 @@ from edgekd.core.errors import ConfigError, TrainingError
 from edgekd.core.progress import SILENT, Reporter
 from edgekd.engines.data.bundle import Data, DataBundle, augment
 from edgekd.engines.models.checkpoint import save_state_dict
-from edgekd.engines.models.features import FeatureTap, default_feature_layer
+from edgekd.engines.models.features import FeatureTap, StageTap, default_feature_layer, stage_layers
 from edgekd.engines.train.evaluate import eval_batch_size, evaluate
-from edgekd.engines.train.losses import LossInputs, build_loss_terms
+from edgekd.engines.train.losses import LossInputs, LossTermModule, build_loss_terms
+from edgekd.engines.train.recipes import describe, fitted
 from edgekd.engines.train.sync_bn import SyncedBatchNorm, note
 
 
@@ -42,9 +43,11 @@ class TrainResult:
     images_per_second: float
     history: list[dict[str, Any]] = field(default_factory=list)
     stopped: dict[str, Any] | None = None  # stopped early by a race: at which epoch, and why
+    recipe: dict[str, Any] | None = None  # the family recipe and the settings it filled in
 
     def metrics(self) -> dict[str, Any]:
         return {**({"stopped": self.stopped} if self.stopped else {}),
+            **({"training_recipe": self.recipe} if self.recipe else {}),
             "accuracy": round(self.best_accuracy, 3),
             "best_epoch": self.best_epoch,
             "final_accuracy": round(self.final_accuracy, 3),
@@ -54,8 +57,9 @@ class TrainResult:
         }
 
 
-def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+def _optimizer(model: nn.Module, cfg: TrainConfig, extra: Iterable[nn.Parameter] = ()) -> torch.optim.Optimizer:
+    """The student's optimizer; ``extra``: the loss terms' own trainable parameters (OFA's projectors)."""
+    params = [p for p in model.parameters() if p.requires_grad] + list(extra)
     o = cfg.optimizer
     if o.name == "sgd":
         return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
@@ -104,10 +108,33 @@ class LossComputer:
             s_layer = feature_layers[0] or default_feature_layer(student, input_size)
             t_layer = feature_layers[1] or default_feature_layer(teacher, input_size)
             self.taps = (FeatureTap(student, s_layer), FeatureTap(teacher, t_layer))
+        stage_terms = [t for _, t in self.terms if t.needs_stage_features]
+        self.stages = _open_stages(student, stage_terms, input_size) if stage_terms else None
 
     @property
     def needs_features(self) -> bool:
         return self.taps is not None
+
+    def parameters(self) -> list[nn.Parameter]:
+        """The loss terms' trainable parameters (not the student's): trained with it, never saved with it."""
+        return [p for _, t in self.terms for p in t.parameters() if p.requires_grad]
+
+    def sync_gradients(self) -> None:
+        """Under torchrun: average the terms' gradients over the ranks, as DDP does for the student's
+        (the projectors are not inside the DDP wrapper). One all-reduce of the flattened gradients."""
+        params = [p for p in self.parameters() if p.grad is not None]
+        if not params or not dist.world().active:
+            return
+        import torch.distributed as tdist
+
+        flat = torch.cat([p.grad.reshape(-1) for p in params])  # type: ignore[union-attr]
+        tdist.all_reduce(flat)
+        flat /= dist.world().size
+        offset = 0
+        for p in params:
+            n = p.numel()
+            p.grad.copy_(flat[offset:offset + n].view_as(p))  # type: ignore[union-attr]
+            offset += n
 
     def __call__(self, xb: torch.Tensor, yb: torch.Tensor, t_logits: torch.Tensor | None = None) -> torch.Tensor:
         if self.needs_teacher and t_logits is None:
@@ -115,13 +142,45 @@ class LossComputer:
                 t_logits = self.teacher(xb)  # type: ignore[misc]
         s_logits = self.student(xb)
         taps = self.taps
-        inp = LossInputs(s_logits, yb, t_logits, taps[0].value if taps else None, taps[1].value if taps else None)
+        inp = LossInputs(s_logits, yb, t_logits, taps[0].value if taps else None, taps[1].value if taps else None,
+                         self.stages.values if self.stages else None)
         return sum(w * term(inp) for w, term in self.terms)  # type: ignore[return-value]
 
     def close(self) -> None:
         if self.taps:
             self.taps[0].close()
             self.taps[1].close()
+        if self.stages:
+            self.stages.close()
+
+
+def _open_stages(student: nn.Module, terms: list[LossTermModule], input_size: int) -> StageTap:
+    """Tap the student's stages and let the terms build their parts (projectors) from one dry forward
+    pass, so their parameters exist before the optimizer is built. Under torchrun every rank starts
+    from rank 0's projectors, as DDP starts the student from rank 0's weights."""
+    count = max(t.stage_count for t in terms)  # type: ignore[attr-defined]
+    tap = StageTap(student, stage_layers(student, input_size, count))
+    device = next(student.parameters()).device
+    was_training = student.training
+    try:
+        student.eval()  # BatchNorm's running statistics untouched
+        with torch.no_grad():
+            logits = student(torch.zeros(2, 3, input_size, input_size, device=device))
+        for t in terms:
+            t.build(tap.values, logits.shape[-1])  # type: ignore[attr-defined]
+            t.to(device)
+    except BaseException:
+        tap.close()
+        raise
+    finally:
+        student.train(was_training)
+    if dist.world().active:
+        import torch.distributed as tdist
+
+        for t in terms:
+            for tensor in [*t.parameters(), *t.buffers()]:
+                tdist.broadcast(tensor.data, src=0)
+    return tap
 
 
 @torch.no_grad()
@@ -175,7 +234,7 @@ class _Loop:
         self.bn_sync = SyncedBatchNorm() if self.shard is not None else None
         n = self.data.num_train
         self.steps_per_epoch = max(1, min(n // self.batch_size, self.cfg.max_steps_per_epoch or n))
-        self.opt = _optimizer(self.student, self.cfg)
+        self.opt = _optimizer(self.student, self.cfg, self.computer.parameters())
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _lr_lambda(self.cfg, self.steps_per_epoch))
         self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.cuda else torch.autocast("cpu", enabled=False)
 
@@ -202,8 +261,13 @@ class _Loop:
                 )
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
+            extra = self.computer.parameters()
+            if extra and self.shard is not None:
+                self.computer.sync_gradients()
             if cfg.grad_clip:
                 nn.utils.clip_grad_norm_(self.student.parameters(), cfg.grad_clip)
+                if extra:  # clipped apart: the student's steps stay what they are without the projectors
+                    nn.utils.clip_grad_norm_(extra, cfg.grad_clip)
             self.opt.step()
             self.sched.step()
             loss_sum += float(loss.detach()) * xb.shape[0]
@@ -268,6 +332,9 @@ def train(
     Every rank reads the same validation accuracy, so under torchrun they stop together.
     """
     device = torch.device(device)
+    cfg, recipe = fitted(cfg, student)
+    if recipe["changed"]:
+        reporter.line(f"[dim]{escape(f'{label}: {describe(recipe)}')}[/]")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     computer, cached = _prepare(student, data, cfg, teacher, device, label, feature_layers)
@@ -323,4 +390,4 @@ def train(
     student.load_state_dict(best_state)
     student.eval()
     return TrainResult(best_acc, best_epoch, history[-1]["val_accuracy"], seconds, seen / max(seconds, 1e-9), history,
-                       stopped)
+                       stopped, recipe)

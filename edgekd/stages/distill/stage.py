@@ -25,7 +25,7 @@ from edgekd.engines.models.artifact import ModelSpec, save_model
 from edgekd.engines.models.build import build_model
 from edgekd.engines.models.checkpoint import load_weights
 from edgekd.engines.models.names import display_name
-from edgekd.engines.models.stats import count_params, model_stats
+from edgekd.engines.models.stats import model_stats
 from edgekd.engines.reporting.schema import ModelRow
 from edgekd.engines.reporting.sections import Section, student_names, trained_model_section
 from edgekd.engines.train.effects import distillation_effects
@@ -128,10 +128,11 @@ class DistillStage(Stage):
         teacher_params = teacher_out.params if teacher_out is not None else None
         searched = Trained("search" if "search" in ctx.results else "configured", ref.model, dict(ref.kwargs), fresh,
                            cfg)
-        warn_if_larger_than_teacher(ctx, "distill", count_params(searched.model), teacher_params, key)
+        if key == "student.model":  # a searched student was judged on its timed latency by the search
+            warn_if_larger_than_teacher(ctx, "distill", searched.model, teacher_params, key)
         race = self._race(ctx)
         self._train(ctx, searched, teacher, "distill", race)
-        pool, notes = [searched], []
+        pool, notes = [searched, *self._other_families(ctx, teacher, race)], []
         if self._teacher_pruned_wanted(ctx):
             alt, why = self._teacher_pruned(ctx, teacher, race)
             notes.append(why)
@@ -158,6 +159,24 @@ class DistillStage(Stage):
         t.result = train(t.model, ctx.device_data, t.cfg, teacher=teacher, device=ctx.device, seed=ctx.config.seed,
                          reporter=ctx.reporter, label=f"{label} {name}",
                          stop=race.for_run(t.source) if race is not None else None)
+
+    def _other_families(self, ctx: RunContext, teacher: torch.nn.Module | None, race: Race | None) -> list[Trained]:
+        """The best-scored candidate of each other family the search weighed (search/choice.json's
+        ``alternatives``), trained like the searched student: DisWOT favours the teacher's own
+        family, and a small ViT learns less from few images than a ResNet of the same speed."""
+        if not ctx.config.distill.other_families:
+            return []
+        out = []
+        for alt in (search_choice(ctx) or {}).get("alternatives", []):
+            def fresh(alt: dict[str, Any] = alt) -> torch.nn.Module:
+                torch.manual_seed(ctx.config.seed)
+                return build_model(alt["model"], ctx.data.num_classes, alt["kwargs"], what="search.space")
+
+            t = Trained(f"search_{alt['space']}", alt["model"], dict(alt["kwargs"]), fresh, ctx.config.distill,
+                        latency=alt.get("latency") or {}, serves=sorted(ctx.budgets().limits()))
+            self._train(ctx, t, teacher, "distill", race)
+            out.append(t)
+        return out
 
     @staticmethod
     def _teacher_pruned_wanted(ctx: RunContext) -> bool:
@@ -204,10 +223,10 @@ class DistillStage(Stage):
         every = set(ctx.budgets().limits())
         full = [t for t in pool if every <= set(t.serves)] or pool
         best = max(full, key=lambda t: (round(t.best_accuracy, 3), -worst_ms(t)))
-        other = next(t for t in pool if t is not best)
-        line = (f"{best.source} {best.described()} vs {other.source} {other.described()}: "
-                f"continuing with {best.source}")
-        if other not in full:
+        others = [t for t in pool if t is not best]
+        line = (f"{best.source} {best.described()} vs "
+                + ", ".join(f"{o.source} {o.described()}" for o in others) + f": continuing with {best.source}")
+        for other in (o for o in others if o not in full):
             line += (f"; {other.source} serves {', '.join(other.serves)} only and ships as its own file there "
                      "where it wins")
         notes.append(line)
@@ -279,7 +298,7 @@ class DistillStage(Stage):
 class Trained:
     """One student: where it comes from, how it starts, how it trains, what it reached."""
 
-    source: str  # search (or the configured student) | teacher_pruned
+    source: str  # search (or the configured student) | search_<space> (another family) | teacher_pruned
     model_name: str
     kwargs: dict[str, Any]
     make: Callable[[], torch.nn.Module]  # the starting network, the same on every call (KD and baseline alike)
