@@ -42,10 +42,8 @@ import common  # noqa: E402
 import pays  # noqa: E402
 
 import edgekd  # noqa: E402
-from edgekd.core.config import Config, LossTerm, TrainConfig  # noqa: E402
-from edgekd.engines.data.input_contract import load_run_data  # noqa: E402
+from edgekd.core.config import LossTerm, TrainConfig  # noqa: E402
 from edgekd.engines.exporters.onnx_io import export_onnx  # noqa: E402
-from edgekd.engines.models.artifact import load_model  # noqa: E402
 from edgekd.engines.models.attention import attention_heads, channel_parameters, mend_attention  # noqa: E402
 from edgekd.engines.train.trainer import train  # noqa: E402
 
@@ -108,14 +106,8 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
     report = edgekd.compress(copy.deepcopy(raw), ["host", "raspberry-pi-5"], quiet=True, resume=True,
                              command="edgekd compress model.yaml --target host --target raspberry-pi-5")
     run_s = time.perf_counter() - t0
-    run = work / report.run_name
-    pick = report.deployment["host"]
-    cfg = Config.model_validate(raw)
-    data, _ = load_run_data(cfg)
+    run, pick, cfg, data, teacher, (x, y), files = pays.host_setup(raw, report, work)
     size = data.image_size
-    teacher, _ = load_model(run / "teacher" / "model")
-    x, y = pays.val_arrays(data)
-    files = {"teacher": run / "export" / "teacher.onnx", "shipped": pays.shipped_file(run, pick)}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         tp_model, tp_info = torch_pruning_alone(teacher, data, size, pick["median_ms"], cfg.distill.epochs)

@@ -161,14 +161,8 @@ def host_case(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     report = edgekd.compress(copy.deepcopy(raw), ["host"], quiet=True, resume=True,  # a re-run reuses finished stages
                              command=f"edgekd compress {args.case} --target host")
     run_s = time.perf_counter() - t0
-    run = work / report.run_name
-    pick = report.deployment["host"]
-    cfg = Config.model_validate(raw)
-    data, _ = load_run_data(cfg)
+    run, pick, cfg, data, teacher, (x, y), files = host_setup(raw, report, work)
     size = data.image_size
-    teacher, _ = load_model(run / "teacher" / "model")
-    x, y = val_arrays(data)
-    files = {"teacher": run / "export" / "teacher.onnx", "shipped": shipped_file(run, pick)}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         goal = pick["median_ms"]
@@ -183,6 +177,19 @@ def host_case(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "search": {k: report.search.get(k) for k in ("budgets", "chosen")},
             "did_not_pay": pick.get("did_not_pay"), "torch_pruning": tp_info, "rows": rows,
             "verdict": verdict(rows, pick), "passes": [verdict(r, pick) for r in passes]}
+
+
+def host_setup(raw: dict[str, Any], report: Any, work: Path) -> tuple[Path, Any, Config, Any, torch.nn.Module,
+                                                                    tuple[np.ndarray, np.ndarray], dict[str, Path]]:
+    """What a side-by-side on host starts from: the run folder, its host pick, the config, the data,
+    the trained teacher, the validation arrays, and the teacher's and the shipped files."""
+    run = work / report.run_name
+    pick = report.deployment["host"]
+    cfg = Config.model_validate(raw)
+    data, _ = load_run_data(cfg)
+    teacher, _ = load_model(run / "teacher" / "model")
+    files = {"teacher": run / "export" / "teacher.onnx", "shipped": shipped_file(run, pick)}
+    return run, pick, cfg, data, teacher, val_arrays(data), files
 
 
 def median_rows(passes: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:

@@ -23,6 +23,15 @@ def default_feature_layer(model: nn.Module, input_size: int = 32) -> str:
     for name, mod in model.named_modules():
         if name and not list(mod.children()):
             hooks.append(mod.register_forward_hook(lambda m, i, o, n=name: seen.append(n) if isinstance(o, torch.Tensor) and o.ndim == 4 else None))
+    _dry_forward(model, input_size, hooks)
+    if not seen:
+        raise ValueError("model produces no 4-D feature map; feature losses need one")
+    return seen[-1]
+
+
+def _dry_forward(model: nn.Module, input_size: int, hooks: list) -> None:
+    """One forward pass of a blank image in eval mode, for the hooks to see each layer; the hooks
+    are removed and the model's mode restored afterwards."""
     was_training = model.training
     try:
         model.eval()
@@ -32,9 +41,6 @@ def default_feature_layer(model: nn.Module, input_size: int = 32) -> str:
         for h in hooks:
             h.remove()
         model.train(was_training)
-    if not seen:
-        raise ValueError("model produces no 4-D feature map; feature losses need one")
-    return seen[-1]
 
 
 class FeatureTap:
@@ -103,15 +109,7 @@ def _spatial_stages(model: nn.Module, input_size: int) -> list[str]:
     for name, mod in model.named_modules():
         if name:
             hooks.append(mod.register_forward_hook(lambda m, i, o, n=name: seen(n, m, o)))
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(torch.zeros(1, 3, input_size, input_size, device=next(model.parameters()).device))
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
+    _dry_forward(model, input_size, hooks)
     if not last:
         raise ValueError("model produces no 4-D feature map and has no timm feature_info; stage losses need one")
     return list(last.values())
