@@ -79,6 +79,9 @@ def test_transformers_convnext_and_hybrids_are_families_with_their_own_recipe_an
     assert family_of(build_model("deit_tiny_patch16_224", 10, {"img_size": 32, "patch_size": 4, "depth": 1})).name \
         == "vision transformer"
     assert family_of(build_model("fastvit_t8", 10)).name == "hybrid"  # hybrids hold plain ViT blocks too
+    assert family_of(build_model("levit_128s", 10, {"img_size": 32})).name == "hybrid"
+    assert family_of(build_model("swinv2_cr_tiny_224", 10)).name == "hierarchical transformer"
+    assert family_of(build_model("convnextv2_atto", 10)).name == "convnext"
     assert default_recipe(timm.create_model("resnet18", num_classes=10)) == ("sgd", "residual")
     # a ViT teacher searches small ViTs and ResNets as one space, built for the run's input size
     space = search_space(SearchConfig(), build_model(*TRANSFORMERS["vision transformer"][:1], 10,

@@ -38,14 +38,14 @@ class Family:
 
 FAMILIES: tuple[Family, ...] = (
     Family("hybrid", ("MobileVitBlock", "MobileVitV2Block", "RepMixerBlock", "AttentionBlock", "MetaBlock1d",
-                      "MetaBlock2d", "EfficientVitBlock", "LevitAttention"),
+                      "MetaBlock2d", "EfficientVitBlock", "LevitBlock"),
            ("mobilenetv3", "vit"), "adamw", decisive=True),
     Family("inverted residual", ("InvertedResidual", "DepthwiseSeparableConv", "EdgeResidual",
                                  "UniversalInvertedResidual"), ("mobilenetv3", "efficientnet")),
     Family("residual", ("BasicBlock", "Bottleneck"), ("resnet",)),
     Family("convnext", ("ConvNeXtBlock",), ("resnet",), "adamw"),
-    Family("hierarchical transformer", ("SwinTransformerBlock", "SwinTransformerV2Block"), ("vit", "resnet"),
-           "adamw", prune_inner_only=True),
+    Family("hierarchical transformer", ("SwinTransformerBlock", "SwinTransformerV2Block",
+                                        "SwinTransformerV2CrBlock"), ("vit", "resnet"), "adamw", prune_inner_only=True),
     Family("vision transformer", ("Block", "ResPostBlock", "ParallelScalingBlock", "EncoderBlock"),
            ("vit", "resnet"), "adamw"),
 )
