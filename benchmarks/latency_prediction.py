@@ -136,12 +136,14 @@ def main() -> None:
     before = summary(errors(ev, host))
     fitted = host.model_copy(update={"calibration": fit(cal, host, "benchmark")})
     rows, cal_rows = errors(ev, fitted), errors(cal, fitted)
-    later_rows = errors([Sample(s.name, s.layers, s.precision, float(t)) for s, t in zip(ev, later, strict=True)], fitted)
+    later_rows = errors([Sample(s.name, s.layers, s.precision, float(t)) for s, t in zip(ev, later, strict=True)],
+                        fitted)
     measured = np.array([s.measured_ms for s in ev])
     groups: dict[str, dict] = {}
     for g in GROUPS:
         mask = np.array([m.transformer == (g == "transformer") for m in ev_models])
-        groups[g] = {"held_out": summary(_group(ev_models, rows, g)), "in_sample": summary(_group(cal_models, cal_rows, g)),
+        groups[g] = {"held_out": summary(_group(ev_models, rows, g)),
+                     "in_sample": summary(_group(cal_models, cal_rows, g)),
                      "held_out_vs_later_measurement": summary(_group(ev_models, later_rows, g)),
                      "measurement_repeatability": _differences(odd[mask], even[mask]),
                      "drift_to_later_measurement": _differences(later[mask], measured[mask]),

@@ -156,7 +156,8 @@ class _Graph:
             self._constant[name] = False  # placeholder while this name's inputs are looked at
             p = self.producers.get(name)
             self._constant[name] = name in self.init_names or (p is not None and (p.op_type == "Constant" or (
-                p.op_type in FREE_OPS | COPY_OPS | QDQ | {"Transpose"} and all(self.constant(i) for i in p.input if i))))
+                p.op_type in FREE_OPS | COPY_OPS | QDQ | {"Transpose"}
+                and all(self.constant(i) for i in p.input if i))))
         return self._constant[name]
 
     def shape_derived(self, name: str) -> bool:

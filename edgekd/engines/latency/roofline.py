@@ -22,16 +22,18 @@ from edgekd.core.errors import ProfileError
 from edgekd.core.profiles import Calibration, Profile
 from edgekd.engines.latency.onnx_graph import LayerCost
 
-# Priors for an uncalibrated profile. The transformer kinds' are this machine's fits scaled to
-# the gemm prior (benchmarks/RESULTS.md, "Transformers and ConvNeXt"): attention's batched
-# small matmuls run further from the peak than a gemm; GELU's erf and softmax's exp are
-# polynomials that do not reach the FMA peak an element-wise add is costed at.
-DEFAULT_EFFICIENCY = {"conv": 0.35, "dwconv": 0.05, "gemm": 0.3, "attention": 0.1, "norm": 0.5, "softmax": 0.3,
-                      "gelu": 0.3, "elementwise": 1.0, "pool": 1.0, "copy": 1.0}
-# A kind a profile has no factor for borrows its parent's: profiles written before grouped
-# convolutions or the transformer kinds existed keep their predictions (an attention MatMul
-# was a gemm, LayerNorm, Softmax and GELU element-wise layers). The parent also lends its
-# per-layer launch cost to a kind the profile schema has no key for.
+# Priors for an uncalibrated profile. LayerNorm, Softmax and GELU: the 2-core EPYC's fit, rounded
+# (benchmarks/RESULTS.md, "Prediction error on transformers and ConvNeXt"): erf and exp are
+# polynomials that stay below the FMA peak an element-wise add is costed at; at edge sizes these
+# layers are memory- and launch-bound, so the prior rarely decides a prediction. Attention
+# borrows gemm's.
+DEFAULT_EFFICIENCY = {"conv": 0.35, "dwconv": 0.05, "gemm": 0.3, "norm": 0.35, "softmax": 0.5, "gelu": 0.3,
+                      "elementwise": 1.0, "pool": 1.0, "copy": 1.0}
+# A kind a profile has no factor for borrows its parent's (else its own prior): profiles fitted
+# before grouped convolutions or the transformer kinds existed keep their CNN predictions
+# exactly (a CNN has no attention, norm, softmax or gelu layer) and price an attention MatMul as
+# the gemm it used to be. The parent also lends its per-layer launch cost to a kind the
+# profile schema (Calibration.per_kind_overhead_us) has no key for.
 FALLBACK_KIND = {"gconv": "conv", "attention": "gemm", "norm": "elementwise", "softmax": "elementwise",
                  "gelu": "elementwise"}
 LAUNCH_KINDS = frozenset(get_args(get_args(Calibration.model_fields["per_kind_overhead_us"].annotation)[0]))
