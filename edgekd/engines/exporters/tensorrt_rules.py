@@ -51,6 +51,7 @@ def check_qdq(path: str | Path) -> list[str]:
         for i in n.input:
             consumers.setdefault(i, []).append(n)
     producers = {o: n for n in model.graph.node for o in n.output}
+    ranks: dict[str, int] | None = None
     problems: list[str] = []
     for n in model.graph.node:
         if n.domain not in ("", "ai.onnx"):
@@ -85,7 +86,8 @@ def check_qdq(path: str | Path) -> list[str]:
                 for c, seen_axis in _weight_users(n, consumers, axis):
                     want = WEIGHT_AXIS.get(c.op_type)
                     if c.op_type == "MatMul":
-                        want = _rank(model, c.input[1]) - 1  # B's last axis: the output channels
+                        ranks = ranks if ranks is not None else _ranks(model)  # inferred once, when first needed
+                        want = ranks.get(c.input[1], 2) - 1  # B's last axis: the output channels
                     if want is not None and seen_axis != want:
                         problems.append(f"{name}: {c.op_type} weights must be quantized along axis {want} where "
                                         f"it reads them, not {seen_axis}")
@@ -127,13 +129,13 @@ def _quantizes_constant(dq: onnx.NodeProto, consts: dict[str, np.ndarray], produ
     return q is not None and q.op_type == "QuantizeLinear" and q.input[0] in consts
 
 
-def _rank(model: onnx.ModelProto, name: str) -> int:
+def _ranks(model: onnx.ModelProto) -> dict[str, int]:
+    """Every tensor's rank, from one shape inference of the whole graph."""
     inferred = onnx.shape_inference.infer_shapes(model)
-    for v in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.initializer]:
-        if v.name == name:
-            dims = v.dims if isinstance(v, onnx.TensorProto) else v.type.tensor_type.shape.dim
-            return len(dims)
-    return 2
+    out = {i.name: len(i.dims) for i in inferred.graph.initializer}
+    for v in [*inferred.graph.value_info, *inferred.graph.input]:
+        out[v.name] = len(v.type.tensor_type.shape.dim)
+    return out
 
 
 def int8_attention(path: str | Path) -> dict[str, bool]:
