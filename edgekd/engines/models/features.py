@@ -23,20 +23,20 @@ def default_feature_layer(model: nn.Module, input_size: int = 32) -> str:
     for name, mod in model.named_modules():
         if name and not list(mod.children()):
             hooks.append(mod.register_forward_hook(lambda m, i, o, n=name: seen.append(n) if isinstance(o, torch.Tensor) and o.ndim == 4 else None))
-    _dry_forward(model, input_size, hooks)
+    dry_forward(model, input_size, hooks)
     if not seen:
         raise ValueError("model produces no 4-D feature map; feature losses need one")
     return seen[-1]
 
 
-def _dry_forward(model: nn.Module, input_size: int, hooks: list) -> None:
-    """One forward pass of a blank image in eval mode, for the hooks to see each layer; the hooks
-    are removed and the model's mode restored afterwards."""
+def dry_forward(model: nn.Module, input_size: int, hooks: list | tuple = (), batch: int = 1) -> torch.Tensor:
+    """The output of one forward pass of blank images in eval mode (BatchNorm's running statistics
+    untouched), for hooks to see each layer; ``hooks`` are removed and the model's mode restored after."""
     was_training = model.training
     try:
         model.eval()
         with torch.no_grad():
-            model(torch.zeros(1, 3, input_size, input_size, device=next(model.parameters()).device))
+            return model(torch.zeros(batch, 3, input_size, input_size, device=next(model.parameters()).device))
     finally:
         for h in hooks:
             h.remove()
@@ -109,7 +109,7 @@ def _spatial_stages(model: nn.Module, input_size: int) -> list[str]:
     for name, mod in model.named_modules():
         if name:
             hooks.append(mod.register_forward_hook(lambda m, i, o, n=name: seen(n, m, o)))
-    _dry_forward(model, input_size, hooks)
+    dry_forward(model, input_size, hooks)
     if not last:
         raise ValueError("model produces no 4-D feature map and has no timm feature_info; stage losses need one")
     return list(last.values())

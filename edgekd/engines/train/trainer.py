@@ -27,7 +27,7 @@ from edgekd.core.errors import ConfigError, TrainingError
 from edgekd.core.progress import SILENT, Reporter
 from edgekd.engines.data.bundle import Data, DataBundle, augment
 from edgekd.engines.models.checkpoint import save_state_dict
-from edgekd.engines.models.features import FeatureTap, StageTap, default_feature_layer, stage_layers
+from edgekd.engines.models.features import FeatureTap, StageTap, default_feature_layer, dry_forward, stage_layers
 from edgekd.engines.train.evaluate import eval_batch_size, evaluate
 from edgekd.engines.train.losses import LossInputs, LossTermModule, build_loss_terms
 from edgekd.engines.train.recipes import describe, fitted
@@ -161,19 +161,14 @@ def _open_stages(student: nn.Module, terms: list[LossTermModule], input_size: in
     count = max(t.stage_count for t in terms)  # type: ignore[attr-defined]
     tap = StageTap(student, stage_layers(student, input_size, count))
     device = next(student.parameters()).device
-    was_training = student.training
     try:
-        student.eval()  # BatchNorm's running statistics untouched
-        with torch.no_grad():
-            logits = student(torch.zeros(2, 3, input_size, input_size, device=device))
+        logits = dry_forward(student, input_size, batch=2)
         for t in terms:
             t.build(tap.values, logits.shape[-1])  # type: ignore[attr-defined]
             t.to(device)
     except BaseException:
         tap.close()
         raise
-    finally:
-        student.train(was_training)
     if dist.world().active:
         import torch.distributed as tdist
 
