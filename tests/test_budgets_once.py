@@ -80,12 +80,15 @@ def test_a_run_resolves_its_budgets_once_and_prune_reads_that_object(tmp_path: P
     cfg["teacher"]["train"]["epochs"] = 1
     cfg["distill"] = {"epochs": 1, "batch_size": 64}
     cfg["prune"] = {"speedup": 1.05, "steps": 1, "finetune": {"epochs": 1, "batch_size": 64}}
-    edgekd.compress(cfg, ["host"], quiet=True)
+    # a predicted target: on host a tiny teacher and student time within noise of each other,
+    # so a measured 1.05x is sometimes out of reach; this test is about where the budget comes from
+    target = "raspberry-pi-5"
+    edgekd.compress(cfg, [target], quiet=True)
     assert len(calls) == 1
     run = tmp_path / "tiny"
     resolved = json.loads((run / "budgets.json").read_text())["budgets"]
-    assert resolved["prune"]["host"]["speedup"] == 1.05
+    assert resolved["prune"][target]["speedup"] == 1.05
     prune = json.loads((run / "manifest.json").read_text())["stages"]["prune"]["metrics"]
-    assert prune["target"]["speedup"]["host"]["ms"] == resolved["prune"]["host"]["ms"]
-    edgekd.compress(cfg, ["host"], quiet=True, resume=True)  # the resumed run reads the file
+    assert prune["target"]["speedup"][target]["ms"] == resolved["prune"][target]["ms"]
+    edgekd.compress(cfg, [target], quiet=True, resume=True)  # the resumed run reads the file
     assert len(calls) == 1
