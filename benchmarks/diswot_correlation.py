@@ -22,9 +22,25 @@ from scipy.stats import kendalltau, spearmanr
 from edgekd.engines.models.build import build_model
 from edgekd.engines.models.stats import count_macs, count_params
 from edgekd.engines.search.scoring import Normalizer, compare, signature
-from edgekd.engines.search.spaces import ResNetParams, ResNetSpace
+from edgekd.engines.search.spaces import ResNetParams, ResNetSpace, ViTParams, build_space
 
 SPACE = ResNetParams(blocks=["basic", "bottleneck"], depths=[1, 2], widths=[16, 24, 32, 48])
+
+
+def sample(space_name: str, n: int, seed: int, image_size: int) -> tuple[list[tuple[str, dict]], list[str]]:
+    """``n`` candidates: from the ResNet space, or (``mixed``) half ResNets and half small ViTs
+    (edgekd's ``vit`` space at this input size), each half drawn with the seed."""
+    rng = random.Random(seed)
+    spaces = [ResNetSpace(SPACE)]
+    if space_name == "mixed":
+        spaces.append(build_space("vit", ViTParams(), image_size))
+    cands, keys = [], []
+    for i, space in enumerate(spaces):
+        k = n // len(spaces) + (1 if i < n % len(spaces) else 0)
+        for g in rng.sample(list(space.all_genomes()), k):
+            cands.append(space.model(g))
+            keys.append(space.key(g) if space_name == "resnet" else f"{space.name}:{space.key(g)}")
+    return cands, keys
 
 
 def score_all(cands, bundle, teacher_arch, seed: int, batch: int = 64):
@@ -42,7 +58,9 @@ def score_all(cands, bundle, teacher_arch, seed: int, batch: int = 64):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default="synthetic", choices=["synthetic", "digits"])
+    ap.add_argument("--data", default="synthetic", choices=["synthetic", "synthetic-small", "digits"])
+    ap.add_argument("--space", default="resnet", choices=["resnet", "mixed"],
+                    help="mixed: half the candidates ResNets, half small ViTs (a CNN teacher's mixed set)")
     ap.add_argument("--candidates", type=int, default=16)
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--seed", type=int, default=0, help="candidate sample, scoring batch and init, training")
@@ -50,11 +68,7 @@ def main() -> None:
     args = ap.parse_args()
     bundle = common.data(args.data)
     teacher = common.teacher(args.data, bundle)
-    space = ResNetSpace(SPACE)
-    rng = random.Random(args.seed)
-    genomes = rng.sample(list(space.all_genomes()), args.candidates)
-    cands = [space.model(g) for g in genomes]
-    keys = [space.key(g) for g in genomes]
+    cands, keys = sample(args.space, args.candidates, args.seed, bundle.image_size)
 
     t0 = time.perf_counter()
     scores = score_all(cands, bundle, common.TEACHER, args.seed)
@@ -99,15 +113,31 @@ def main() -> None:
         "diswot_pick": {"candidate": keys[best], "accuracy": accs[best], "rank": sorted(accs, reverse=True).index(accs[best]) + 1},
         "best_candidate": {"candidate": keys[accs.index(max(accs))], "accuracy": max(accs)},
     }
-    path = common.save(f"diswot_correlation_{args.data}", payload)
+    payload["candidate_set"] = args.space
+    payload["by_family"] = by_family(keys, proxies["diswot"], accs)
+    path = common.save(f"diswot_correlation_{args.data}" + ("_mixed" if args.space == "mixed" else ""), payload)
     print(f"\n{args.candidates} candidates, {args.epochs} epochs KD each, seed {args.seed}, teacher "
           f"{payload['teacher_accuracy']:.2f}% · {path}")
     print("| proxy | Kendall τ | Spearman ρ |\n|---|---|---|")
     for name, v in sorted(table.items(), key=lambda kv: -kv[1]["kendall_tau"]):
         print(f"| {name} | {v['kendall_tau']:+.3f} | {v['spearman_rho']:+.3f} |")
     print(f"DisWOT τ by scoring seed: {seeds_tau}")
+    print(f"by family: {payload['by_family']}")
     print(f"search cost: scoring {search_seconds:.1f} s vs distilling all {train_seconds:.0f} s "
           f"= {payload['cost_ratio']}× cheaper; DisWOT's pick ranks #{payload['diswot_pick']['rank']}")
+
+
+def by_family(keys: list[str], scores: list[float], accs: list[float]) -> dict[str, object]:
+    """Within each family, and whether DisWOT puts the family that distils better on top."""
+    fams = {k.split(":", 1)[0] if k.startswith("vit:") else "resnet" for k in keys}
+    out: dict[str, object] = {}
+    for f in sorted(fams):
+        idx = [i for i, k in enumerate(keys) if (k.startswith("vit:") if f == "vit" else not k.startswith("vit:"))]
+        if len(idx) >= 3:
+            out[f] = {"kendall_tau": round(float(kendalltau([scores[i] for i in idx], [accs[i] for i in idx]).statistic), 3),
+                      "mean_accuracy": round(sum(accs[i] for i in idx) / len(idx), 2),
+                      "mean_score": round(sum(scores[i] for i in idx) / len(idx), 3)}
+    return out
 
 
 if __name__ == "__main__":

@@ -8,6 +8,10 @@ metadata, and prints the validation accuracy this script measured (a JSON line).
 nothing of edgekd.
 
     python benchmarks/plain_train_teacher.py data/shapes --size 96 --epochs 4 --out teacher96.safetensors
+
+``--model vit``: timm's ``vit_tiny_patch16_224`` cut to the input (4×4 patches, depth 4), trained
+as a ViT is (AdamW, weight decay 0.05, label smoothing 0.1, warm-up, gradient clipping), the
+user's ViT the transformer issue starts from. Imports timm, nothing of edgekd.
 """
 
 from __future__ import annotations
@@ -56,19 +60,31 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--model", choices=["resnet18", "vit"], default="resnet18")
     a = ap.parse_args()
     torch.manual_seed(0)
     train, val, class_to_idx = loaders(a.root, a.size, a.batch, a.workers)
-    model = models.resnet18(num_classes=len(class_to_idx))
-    opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=0.9, weight_decay=5e-4, nesterov=True)
+    smoothing = 0.0
+    if a.model == "vit":
+        import timm
+
+        model = timm.create_model("vit_tiny_patch16_224", num_classes=len(class_to_idx), img_size=a.size,
+                                  patch_size=4, depth=4)
+        opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.05)
+        smoothing = 0.1
+    else:
+        model = models.resnet18(num_classes=len(class_to_idx))
+        opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=0.9, weight_decay=5e-4, nesterov=True)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, a.lr, total_steps=a.epochs * len(train), pct_start=0.15)
     t0 = time.time()
     for epoch in range(a.epochs):
         model.train()
         for x, y in train:
-            loss = nn.functional.cross_entropy(model(x), y)
+            loss = nn.functional.cross_entropy(model(x), y, label_smoothing=smoothing)
             opt.zero_grad()
             loss.backward()
+            if a.model == "vit":
+                nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             sched.step()
         print(f"epoch {epoch + 1}/{a.epochs} loss {loss.item():.3f} val {accuracy(model, val):.2f}% "
@@ -76,7 +92,7 @@ def main() -> None:
     acc = accuracy(model, val)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, a.out,
               metadata={"class_to_idx": json.dumps(class_to_idx)})
-    print(json.dumps({"script_val_accuracy": round(acc, 3), "size": a.size, "epochs": a.epochs,
+    print(json.dumps({"script_val_accuracy": round(acc, 3), "model": a.model, "size": a.size, "epochs": a.epochs,
                       "val_images": len(val.dataset), "seconds": round(time.time() - t0, 1), "out": a.out}))
 
 

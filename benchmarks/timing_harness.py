@@ -13,7 +13,15 @@ ways, each in its own fresh process, median of interleaved rounds:
   after a run (``session.intra_op.allow_spinning = 0``): do idle sessions' spinning threads take
   the cores the timed one needs?
 * ``among+torch``: the same plus a PyTorch eager model timed between the blocks, as the bench
-  times PyTorch eager in the same process (torch's OpenMP threads may spin after their work).
+  times PyTorch eager in the same process (torch's OpenMP threads may spin after their work);
+* ``bench-alone``: edgekd's own bench (its ONNX Runtime runner, rounds until stable) on that
+  file alone: the fresh process the bench is compared with;
+* ``bench``: edgekd's own bench (``measure_items``, default bench settings: rounds until
+  stable) over every ONNX file in ONNX Runtime and OpenVINO;
+* ``bench-after-training``: the same in a process that has just trained a small CNN for a few
+  seconds on the same threads, as the pipeline's bench runs after distill, prune and QAT.
+
+``--modes`` picks some; ``--repeat`` fresh processes per mode, interleaved.
 """
 
 from __future__ import annotations
@@ -76,28 +84,60 @@ print(json.dumps({"mode": mode, "sessions": len(runs), "round_medians_ms": media
 '''
 
 
+CHILD_BENCH = r'''
+import json, sys, time
+from pathlib import Path
+import numpy as np
+files, target, mode, threads = json.loads(sys.argv[1])
+import torch
+torch.set_num_threads(threads)
+if mode == "bench-after-training":  # a few seconds of training on the same threads first
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 32, 3, padding=1), torch.nn.BatchNorm2d(32), torch.nn.ReLU(),
+                              torch.nn.Conv2d(32, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    t_end = time.perf_counter() + 5
+    while time.perf_counter() < t_end:
+        loss = torch.nn.functional.cross_entropy(net(torch.randn(64, 3, 32, 32)), torch.randint(0, 10, (64,)))
+        opt.zero_grad(); loss.backward(); opt.step()
+from edgekd.core.config import BenchConfig
+from edgekd.engines.latency.measure import BenchItem, measure_items
+items = [BenchItem(Path(f).stem, "onnx", "int8" if "quant" in Path(f).stem else "fp32", Path(f), rt)
+         for f in files for rt in ("onnxruntime", "openvino")
+         if mode != "bench-alone" or (f == target and rt == "onnxruntime")]
+x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+recs = measure_items(items, x, BenchConfig(threads=threads))
+rec = next(r for r in recs if r.model == Path(target).stem and r.runtime == "onnxruntime")
+print(json.dumps({"mode": mode, "sessions": len(items), "round_medians_ms": rec.round_medians_ms,
+                  "median_ms": rec.median_ms}))
+'''
+MODES = ("alone", "among", "among-nospin", "among+torch", "bench-alone", "bench", "bench-after-training")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("export_dir", type=Path)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3, help="fresh processes per mode (interleaved)")
+    ap.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     args = ap.parse_args()
     files = sorted(str(p) for p in args.export_dir.glob("*.onnx"))
     target = min(files, key=lambda f: Path(f).stat().st_size)
     out: dict[str, list[float]] = {}
     for _ in range(args.repeat):
-        for mode in ("alone", "among", "among-nospin", "among+torch"):
-            res = subprocess.run([sys.executable, "-c", CHILD, json.dumps([files, target, mode, args.threads])],
+        for mode in args.modes:
+            code = CHILD_BENCH if mode.startswith("bench") else CHILD
+            res = subprocess.run([sys.executable, "-c", code, json.dumps([files, target, mode, args.threads])],
                                  capture_output=True, text=True, check=True)
             rec = json.loads(res.stdout.strip().splitlines()[-1])
             out.setdefault(mode, []).append(rec["median_ms"])
             print(json.dumps(rec), flush=True)
             time.sleep(1)
     print(f"\ntarget: {Path(target).name}; {len(files)} ONNX files loaded in ORT and OpenVINO for 'among'")
-    base = statistics.median(out["alone"])
+    base = statistics.median(out["bench-alone" if "bench-alone" in out else "alone"])
     for mode, v in out.items():
         m = statistics.median(v)
-        print(f"{mode:>13}: median {m:.4f} ms ({m / base:.2f}x alone), per process {[round(x, 4) for x in v]}")
+        print(f"{mode:>20}: median {m:.4f} ms ({m / base:.2f}x alone), per process {[round(x, 4) for x in v]}")
     return 0
 
 

@@ -78,6 +78,10 @@ class SearchConfig(StrictModel):
         "summed; semantic or relation: that term alone")
     constraints: ConstraintsConfig = Field(
         default_factory=ConstraintsConfig, description="budgets a candidate must meet on every target")
+    timing: Literal["selective", "all"] = Field(
+        "selective", description="selective: predict every candidate's host latency from a fit to a timed sample "
+        "and time in the runtime only those that can change the pick or lie on the score/latency front; all: "
+        "time every candidate within the size caps")
     top_k: PositiveInt = Field(10, description="best candidates listed in the report's search table")
 
 

@@ -70,6 +70,7 @@ class SearchOutput(StageOutput):
     front: dict[str, Any] | None = None
     teacher_point: dict[str, Any] | None = None
     points: dict[str, Any] | None = None
+    timing: dict[str, Any] | None = None  # how many candidates were timed on host, how many predicted, the fit
 
 
 class DistillOutput(TrainedModel):
@@ -88,6 +89,7 @@ class DistillOutput(TrainedModel):
     effects: dict[str, Any] | None = None
     race: dict[str, Any] | None = None  # the race of the student runs: rule, every curve, where each stopped
     stopped: dict[str, Any] | None = None  # the shipped run's own stop (a race never stops the leader)
+    teacher_forwards: dict[str, int] | None = None  # teacher batches computed, and reused by later KD runs
 
 
 class PruneOutput(TrainedModel):

@@ -10,12 +10,14 @@ whether it is on the Pareto front of score against latency: see tradeoff.py).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from rich.markup import escape
 
+from edgekd.core import dist
 from edgekd.core.budgets import RunBudgets
 from edgekd.core.errors import SearchError
 from edgekd.core.rundir import atomic_write_json
@@ -26,8 +28,9 @@ from edgekd.engines.models.names import display_name
 from edgekd.engines.models.stats import count_params
 from edgekd.engines.reporting.sections import Section
 from edgekd.engines.search.evaluate import Candidate, Constraints, evaluate_candidate, time_candidate
-from edgekd.engines.search.evolution import Searcher
+from edgekd.engines.search.evolution import Searcher, fitness
 from edgekd.engines.search.scoring import signature
+from edgekd.engines.search.selective import SelectiveTiming
 from edgekd.engines.search.tradeoff import mark_front, scatter_points, teacher_point
 from edgekd.stages.base import Stage, StageResult
 from edgekd.stages.context import RunContext
@@ -115,16 +118,26 @@ class SearchStage(Stage):
             return evaluate_candidate(space.key(genome), name, kwargs, genome, num_classes=data.num_classes,
                                       teacher=teacher_sig, x=x, y=y, budgets=budgets, seed=seed, built=last)
 
+        timing = selective_timing(ctx, budgets, space, in_force.probes) if cfg.timing == "selective" else None
+
         def measure(cand: Candidate) -> None:  # a candidate the budgets probed before training is not timed again
-            time_candidate(cand, budgets, num_classes=data.num_classes, seed=seed, model=last.pop(cand.key, None),
-                           known=in_force.probes.get(cand.key))
+            model, known = last.pop(cand.key, None), in_force.probes.get(cand.key)
+            if timing is not None:
+                timing.estimate(cand, model, known)
+            else:
+                time_candidate(cand, budgets, num_classes=data.num_classes, seed=seed, model=model, known=known)
 
         searcher = Searcher(space, evaluate, cfg, seed, ctx.reporter, measure)
         strategy = searcher.strategy()
         ctx.reporter.line(f"[cyan]search[/]: {space.name} space ({space.size()} architectures, {strategy}), "
                           f"budgets {escape(budgets.describe_line())}")
         ranked = searcher.run()
+        if timing is not None:
+            ranked = on_main(ranked, lambda: timing.confirm(ranked, lambda c: c.genome.get("space")))
         feasible = [c for c in ranked if c.feasible]
+        if not feasible and timing is not None:  # settling compares timings, not predictions
+            ranked = on_main(ranked, lambda: timing.time_all(ranked))
+            feasible = [c for c in ranked if c.feasible]
         if not feasible:  # goals (defaults) no single candidate meets together: the closest sets them
             settled = settle_jointly(in_force, [(c.key, c.latency, not budgets.size_violations(c.params, c.macs)
                                                     and not budgets.latency_violations(c.latency, walls_only=True))
@@ -156,17 +169,49 @@ class SearchStage(Stage):
             "feasible": len(feasible), "seconds": round(seconds, 2),
             "seconds_per_candidate": round(seconds / max(1, len(ranked)), 3),
             "score": cfg.score, "budgets": budgets.describe(),
+            "timing": timing.summary(ranked) if timing is not None else {"mode": "all"},
             "normalizer": {"semantic_scale": norm.semantic_scale, "relation_scale": norm.relation_scale} if norm else None,
             "chosen": choice, "top": [c.as_dict() for c in ranked[: cfg.top_k]], "front": front,
             "teacher_point": teacher_point(ctx.budgets().teacher, teacher, teacher_sig, norm, teacher_params, data.image_size),
             "points": scatter_points(ranked, list(budgets.targets)),
         }
         name = escape(display_name(best.model, best.kwargs))
+        if timing is not None and timing.fits:
+            t = metrics["timing"]
+            ctx.reporter.line(f"[cyan]search[/]: timed {t['timed']} of {t['timed'] + t['predicted']} candidates on host, "
+                              f"the rest predicted ({escape(next(iter(timing.fits.values())).describe())})")
         ctx.reporter.line(f"[green]search[/]: chose {escape(best.key)} ({name}, {best.params / 1e6:.3f}M params, "
                           f"score {best.combined:.3f}) from {len(ranked)} candidates in {seconds:.1f} s")
         _warn_if_not_faster(ctx, best.latency, ctx.budgets().teacher)
         return StageResult(SearchOutput(**metrics), {"choice": out / "choice.json", "candidates": out / "candidates.json",
                                      "budgets": out / "budgets.json"})
+
+
+def selective_timing(ctx: RunContext, budgets: Constraints, space: Any,
+                     probes: dict[str, dict[str, Any]]) -> SelectiveTiming:
+    """The search's host timing, fitted on a sample (by the process that times, under torchrun)."""
+    n, seed = ctx.data.num_classes, ctx.config.seed
+
+    def build(name: str, kwargs: dict[str, Any]) -> torch.nn.Module:
+        torch.manual_seed(seed + 1)  # as evaluate_candidate builds it: the same weights, the same cache key
+        return build_model(name, n, kwargs, what="search candidate")
+
+    timing = SelectiveTiming(budgets, lambda c: build(c.model, c.kwargs), ctx.data.image_size)
+    if dist.world().main:
+        timing.calibrate(space, lambda g: build(*space.model(g)), probes, seed)
+    return timing
+
+
+def on_main(ranked: list[Candidate], work: Callable[[], None]) -> list[Candidate]:
+    """``work`` (timing) done by one process; the others receive its latencies. Ranked again by fitness."""
+    w = dist.world()
+    if w.main:
+        work()
+    if w.active:
+        got = dist.broadcast([(c.latency, c.violations) for c in ranked] if w.main else None)
+        for c, (latency, violations) in zip(ranked, got, strict=True):
+            c.latency, c.violations = latency, violations
+    return sorted(ranked, key=fitness, reverse=True)
 
 
 def _warn_if_not_faster(ctx: RunContext, student: dict[str, dict[str, Any]], teacher: dict[str, Any]) -> None:

@@ -68,6 +68,49 @@ def _export_and_time(model: nn.Module, input_size: int, batch: int, oracle: Late
         model.train(was_training)
 
 
+def predicted_latencies(model: nn.Module, profiles: list[Profile], input_size: int, *, threads: int | None = None,
+                        batch: int = 1) -> dict[str, LatencyEstimate]:
+    """The roofline's latency on each predicted target, from one export per ONNX opset (what each
+    target's runtime allows) and one graph analysis: what :func:`best_latency` gives per target,
+    without exporting the model once for every target."""
+    from edgekd.engines.latency.onnx_graph import analyze
+    from edgekd.engines.latency.roofline import predict
+    from edgekd.engines.plan.deployment import plan_target
+
+    oracles = [LatencyOracle(p, threads=threads, batch=batch) for p in profiles if not p.measured_here]
+    out: dict[str, LatencyEstimate] = {}
+    was_training = model.training
+    model.eval()
+    try:
+        for opset in sorted({o.opset for o in oracles}):
+            with tempfile.TemporaryDirectory() as tmp:
+                from edgekd.engines.exporters.onnx_io import export_onnx
+
+                path = export_onnx(model, torch.randn(1, 3, input_size, input_size), Path(tmp) / "m.onnx", opset)
+                layers = analyze(path, batch)
+                for o in (o for o in oracles if o.opset == opset):
+                    pred = predict(layers, o.profile, o.precision)
+                    out[o.profile.name] = LatencyEstimate(pred.ms, "predicted", f"roofline ({plan_target(o.profile).runtime})",
+                                                          o.precision, o.profile.name)
+    finally:
+        model.train(was_training)
+    return out
+
+
+def cached_latency(model: nn.Module, profile: Profile, input_size: int, *, threads: int | None = None,
+                   batch: int = 1, runtimes: tuple[str, ...] = HOST_RUNTIMES) -> LatencyEstimate | None:
+    """:func:`best_latency` from the timing cache alone on a measured target; None when it would time."""
+    if not profile.measured_here:
+        return None
+    oracle = LatencyOracle(profile, threads=threads, batch=batch)
+    hit = lookup(timing_key(model, input_size=input_size, batch=batch, threads=oracle.threads, runtimes=runtimes))
+    if not hit:
+        return None
+    best = min((LatencyEstimate(**t) for t in hit), key=lambda e: e.ms)
+    best.target = profile.name
+    return best
+
+
 def best_latency(model: nn.Module, profile: Profile, input_size: int, *, threads: int | None = None,
                  batch: int = 1, repeats: int = 30, runtimes: tuple[str, ...] = HOST_RUNTIMES) -> LatencyEstimate:
     """The model's latency on ``profile`` on its best runtime of ``runtimes`` (measured on host, else

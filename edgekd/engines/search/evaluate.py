@@ -11,7 +11,7 @@ import torch
 from edgekd.core.budgets import TargetBudget
 from edgekd.core.formats import HOST_RUNTIMES
 from edgekd.core.profiles import Profile
-from edgekd.engines.latency.budgets import best_latency
+from edgekd.engines.latency.budgets import best_latency, predicted_latencies
 from edgekd.engines.models.build import build_model
 from edgekd.engines.models.stats import count_macs, count_params
 from edgekd.engines.search.scoring import Signature, compare, signature
@@ -98,12 +98,22 @@ class Constraints:
     def latency(self, model: torch.nn.Module) -> tuple[dict[str, dict[str, Any]], list[str]]:
         """Latency on each target in the runtime the teacher's budget was measured in (on host:
         the teacher's fastest; elsewhere the target's predicted runtime), so the ratio is fair."""
-        out = {}
-        for name, profile in self.targets.items():
-            est = best_latency(model, profile, self.input_size, threads=self.threads, batch=self.batch,
-                               runtimes=self.limits[name].runtimes if name in self.limits else HOST_RUNTIMES)
-            out[name] = asdict(est)
+        out = self.latency_on(model, list(self.targets))
         return out, self.latency_violations(out)
+
+    def runtimes(self, name: str) -> tuple[str, ...]:
+        return self.limits[name].runtimes if name in self.limits else HOST_RUNTIMES
+
+    def latency_on(self, model: torch.nn.Module, names: list[str]) -> dict[str, dict[str, Any]]:
+        """:meth:`latency` on these targets only (the predicted ones from one export)."""
+        out = {name: asdict(best_latency(model, self.targets[name], self.input_size, threads=self.threads,
+                                         batch=self.batch, runtimes=self.runtimes(name)))
+               for name in names if self.targets[name].measured_here}
+        predicted = [self.targets[n] for n in names if not self.targets[n].measured_here]
+        if predicted:
+            found = predicted_latencies(model, predicted, self.input_size, threads=self.threads, batch=self.batch)
+            out.update({n: asdict(e) for n, e in found.items()})
+        return {n: out[n] for n in names}
 
 
 def evaluate_candidate(

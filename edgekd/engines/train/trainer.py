@@ -32,6 +32,7 @@ from edgekd.engines.train.evaluate import eval_batch_size, evaluate
 from edgekd.engines.train.losses import LossInputs, LossTermModule, build_loss_terms
 from edgekd.engines.train.recipes import describe, fitted
 from edgekd.engines.train.sync_bn import SyncedBatchNorm, note
+from edgekd.engines.train.teacher_memo import TeacherMemo
 
 
 @dataclass
@@ -103,6 +104,7 @@ class LossComputer:
                               hint="use loss: [{name: ce}] or provide a teacher")
         self.student, self.teacher = student, teacher
         self.taps: tuple[FeatureTap, FeatureTap] | None = None
+        self.teacher_logits: torch.Tensor | None = None
         if needs_features:
             assert teacher is not None
             s_layer = feature_layers[0] or default_feature_layer(student, input_size)
@@ -140,6 +142,7 @@ class LossComputer:
         if self.needs_teacher and t_logits is None:
             with torch.no_grad():
                 t_logits = self.teacher(xb)  # type: ignore[misc]
+        self.teacher_logits = t_logits  # what this batch was distilled from (a memo keeps it for the next run)
         s_logits = self.student(xb)
         taps = self.taps
         inp = LossInputs(s_logits, yb, t_logits, taps[0].value if taps else None, taps[1].value if taps else None,
@@ -221,6 +224,7 @@ class _Loop:
     cuda: bool
     label: str
     shard: tuple[int, int] | None = None  # (rank, world) under torchrun: this rank's part of each batch
+    memo: TeacherMemo | None = None  # the teacher's logits per batch, shared with the runs after this one
     opt: torch.optim.Optimizer = field(init=False)
     sched: torch.optim.lr_scheduler.LambdaLR = field(init=False)
     bn_sync: SyncedBatchNorm | None = field(init=False)  # under torchrun: BatchNorm over the global batch
@@ -245,8 +249,12 @@ class _Loop:
             xb = data.normalize(augment(xb, cfg.augment, self.gen, shard=self.shard, global_batch=self.batch_size))
             if self.cuda:
                 xb = xb.contiguous(memory_format=torch.channels_last)
+            memo = self.memo if self.cached is None else None
+            known = self.cached[idx] if self.cached is not None else memo.get(epoch, step, idx, xb) if memo else None
             with self.autocast, self.bn_sync or contextlib.nullcontext():
-                loss = self.computer(xb, yb, self.cached[idx] if self.cached is not None else None)
+                loss = self.computer(xb, yb, known)
+            if memo is not None and known is None and self.computer.teacher_logits is not None:
+                memo.put(epoch, step, idx, xb, self.computer.teacher_logits)
             if not torch.isfinite(loss):
                 raise TrainingError(
                     f"{self.label}: loss became {loss.item()} at epoch {epoch}, step {step + 1} "
@@ -319,11 +327,13 @@ def train(
     best_path: Path | None = None,
     feature_layers: tuple[str | None, str | None] = (None, None),
     stop: Callable[[int, float], str | None] | None = None,
+    memo: TeacherMemo | None = None,
 ) -> TrainResult:
     """Train ``student`` in place (ending on its best epoch) and return the history.
 
     ``data`` should already be on ``device`` (``bundle.to(device)``) to avoid copies.
     ``stop(epoch, val_accuracy)``: after each epoch, a reason to stop here (a race), or None.
+    ``memo``: the teacher's logits of earlier runs' batches (teacher_memo.py), reused where the batch is the same.
     Every rank reads the same validation accuracy, so under torchrun they stop together.
     """
     device = torch.device(device)
@@ -339,8 +349,9 @@ def train(
         reporter.warn(label, f"batch_size {cfg.batch_size} is larger than the training set ({data.num_train} images): "
                              f"{batch} instead, so an epoch is {data.num_train // batch} steps, not one; set a "
                              "smaller batch_size to choose it yourself")
-    loop = _Loop(computer.student, data, cfg, computer, gen, batch, cached,
-                 device.type == "cuda", label, shard=(w.rank, w.size) if w.active else None)
+    loop = _Loop(computer.student, data, cfg, computer, gen, batch, cached, device.type == "cuda", label,
+                 shard=(w.rank, w.size) if w.active else None,
+                 memo=memo if computer.needs_teacher and not computer.needs_features else None)
     best_acc, best_epoch, best_state = -1.0, 0, None
     history: list[dict[str, Any]] = []
     t0 = time.perf_counter()

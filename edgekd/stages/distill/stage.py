@@ -31,6 +31,7 @@ from edgekd.engines.reporting.sections import Section, student_names, trained_mo
 from edgekd.engines.train.effects import distillation_effects
 from edgekd.engines.train.evaluate import predict
 from edgekd.engines.train.race import Race
+from edgekd.engines.train.teacher_memo import TeacherMemo
 from edgekd.engines.train.trainer import TrainResult, train
 from edgekd.stages.base import Stage, StageResult
 from edgekd.stages.context import RunContext, warn_if_larger_than_teacher
@@ -59,6 +60,7 @@ def student_ref(ctx: RunContext) -> ModelRef:
 
 class DistillStage(Stage):
     name = "distill"
+    memo: TeacherMemo | None = None  # the teacher's logits per batch, shared by this stage's KD runs
 
     def settings(self, ctx: RunContext) -> Any:
         student = ctx.config.student.model_dump(mode="json") if ctx.config.student else None
@@ -131,6 +133,7 @@ class DistillStage(Stage):
         if key == "student.model":  # a searched student was judged on its timed latency by the search
             warn_if_larger_than_teacher(ctx, "distill", searched.model, teacher_params, key)
         race = self._race(ctx)
+        self.memo = TeacherMemo()  # every KD run draws the same batches: the teacher's forward runs once per batch
         self._train(ctx, searched, teacher, "distill", race)
         pool, notes = [searched, *self._other_families(ctx, teacher, race)], []
         if self._teacher_pruned_wanted(ctx):
@@ -151,14 +154,14 @@ class DistillStage(Stage):
         rule = cfg.race
         return Race(cfg.epochs, tuple(rule.at), rule.margin) if rule is not None else None
 
-    @staticmethod
-    def _train(ctx: RunContext, t: Trained, teacher: torch.nn.Module | None, label: str, race: Race | None) -> None:
+    def _train(self, ctx: RunContext, t: Trained, teacher: torch.nn.Module | None, label: str,
+               race: Race | None) -> None:
         losses = "+".join(x.name for x in t.cfg.loss)
         name = display_name(t.model_name, t.kwargs) + (" (the teacher, pruned)" if t.source == "teacher_pruned" else "")
         ctx.reporter.line(f"[cyan]distill[/]: {escape(name)} from the teacher ({losses}, {t.cfg.epochs} epochs)")
         t.result = train(t.model, ctx.device_data, t.cfg, teacher=teacher, device=ctx.device, seed=ctx.config.seed,
                          reporter=ctx.reporter, label=f"{label} {name}",
-                         stop=race.for_run(t.source) if race is not None else None)
+                         stop=race.for_run(t.source) if race is not None else None, memo=self.memo)
 
     def _other_families(self, ctx: RunContext, teacher: torch.nn.Module | None, race: Race | None) -> list[Trained]:
         """The best-scored candidate of each other family the search weighed (search/choice.json's
@@ -285,6 +288,8 @@ class DistillStage(Stage):
                                          "model": t.model_name, "kwargs": t.kwargs}
         if race is not None and len(race.curves) > 1:
             metrics["race"] = race.record()
+        if self.memo is not None and self.memo.hits:
+            metrics["teacher_forwards"] = {"computed": self.memo.misses, "reused": self.memo.hits}
         # what distillation changed: the KD student against the same student on labels alone
         metrics["effects"] = self._effects(ctx, chosen.model, baseline.model if baseline is not None else None)
         name = display_name(shipped.model_name, shipped.kwargs)
