@@ -36,11 +36,14 @@ def test_the_fit_recovers_a_linear_cost_and_states_its_own_error() -> None:
     assert fit_latency(costs[:5], ms[:5], "onnxruntime") is None  # too few to judge its own error
 
 
-def _fake_host_timing(monkeypatch: pytest.MonkeyPatch) -> None:
+def _fake_host_timing(monkeypatch: pytest.MonkeyPatch, cache: Path) -> None:
     """Host 'timings' from a formula the fit cannot follow exactly (a step at 16 channels), so the
-    test judges the selection, not this machine's noise."""
+    test judges the selection, not this machine's noise; a timing cache of its own, so no real
+    timing another test stored for the same architecture is read."""
     from edgekd.core.estimates import LatencyEstimate
     from edgekd.engines.latency import budgets
+
+    monkeypatch.setenv("EDGEKD_CACHE_DIR", str(cache))
 
     def timed(model: nn.Module, input_size: int, *_args, **_kw) -> list[LatencyEstimate]:
         cost = cost_of(model, input_size, block=1)
@@ -65,7 +68,7 @@ def _search(tmp_path: Path, timing: str, targets: list[str]) -> tuple[dict, list
 
 def test_selective_timing_keeps_the_exhaustive_pick_with_fewer_timings(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    _fake_host_timing(monkeypatch)
+    _fake_host_timing(monkeypatch, tmp_path / "cache")
     targets = ["host", "raspberry-pi-5"]
     sel, sel_cands = _search(tmp_path, "selective", targets)
     full, full_cands = _search(tmp_path, "all", targets)
