@@ -37,7 +37,10 @@ def _run(tmp_path: Path, family: str) -> Any:
                       stages=["search", "distill", "prune", "quantize", "export", "bench", "report"],
                       search={"space": space, "constraints": {"speedup": None}},
                       distill={"epochs": 2, "batch_size": 64, "teacher_pruned": False, "compare_baseline": False},
-                      prune={"flops_ratio": 1.5, "steps": 1, "finetune": {"epochs": 1, "batch_size": 64}},
+                      # latency_check off: whether a cut of a 0.08 ms model pays on host is timing noise
+                      # (tests/test_prune.py tests the rule); here the family's cut itself is checked
+                      prune={"flops_ratio": 1.5, "steps": 1, "latency_check": False,
+                             "finetune": {"epochs": 1, "batch_size": 64}},
                       quantize={"method": "ptq", "calibration_size": 64},
                       export={"formats": ["onnx", "openvino"]})
     del cfg["student"]
