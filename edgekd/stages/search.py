@@ -27,7 +27,13 @@ from edgekd.engines.models.families import family_of
 from edgekd.engines.models.names import display_name
 from edgekd.engines.models.stats import count_params
 from edgekd.engines.reporting.sections import Section
-from edgekd.engines.search.evaluate import Candidate, Constraints, evaluate_candidate, time_candidate
+from edgekd.engines.search.evaluate import (
+    Candidate,
+    Constraints,
+    build_candidate,
+    evaluate_candidate,
+    time_candidate,
+)
 from edgekd.engines.search.evolution import Searcher, fitness
 from edgekd.engines.search.scoring import signature
 from edgekd.engines.search.selective import SelectiveTiming
@@ -191,14 +197,9 @@ def selective_timing(ctx: RunContext, budgets: Constraints, space: Any,
                      probes: dict[str, dict[str, Any]]) -> SelectiveTiming:
     """The search's host timing, fitted on a sample (by the process that times, under torchrun)."""
     n, seed = ctx.data.num_classes, ctx.config.seed
-
-    def build(name: str, kwargs: dict[str, Any]) -> torch.nn.Module:
-        torch.manual_seed(seed + 1)  # as evaluate_candidate builds it: the same weights, the same cache key
-        return build_model(name, n, kwargs, what="search candidate")
-
-    timing = SelectiveTiming(budgets, lambda c: build(c.model, c.kwargs), ctx.data.image_size)
+    timing = SelectiveTiming(budgets, lambda c: build_candidate(c.model, c.kwargs, n, seed), ctx.data.image_size)
     if dist.world().main:
-        timing.calibrate(space, lambda g: build(*space.model(g)), probes, seed)
+        timing.calibrate(space, lambda g: build_candidate(*space.model(g), n, seed), probes, seed)
     return timing
 
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
 from edgekd.core.formats import HOST_RUNTIMES
@@ -60,10 +60,8 @@ def _export_and_time(model: nn.Module, input_size: int, batch: int, oracle: Late
     model.eval()
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            from edgekd.engines.exporters.onnx_io import export_onnx
-
-            path = export_onnx(model, torch.randn(1, 3, input_size, input_size), Path(tmp) / "m.onnx", oracle.opset)
-            return _time_host(path, input_size, batch, oracle.threads, repeats, runtimes)
+            return _time_host(oracle.export(model, input_size, Path(tmp)), input_size, batch, oracle.threads, repeats,
+                              runtimes)
     finally:
         model.train(was_training)
 
@@ -74,8 +72,6 @@ def predicted_latencies(model: nn.Module, profiles: list[Profile], input_size: i
     target's runtime allows) and one graph analysis: what :func:`best_latency` gives per target,
     without exporting the model once for every target."""
     from edgekd.engines.latency.onnx_graph import analyze
-    from edgekd.engines.latency.roofline import predict
-    from edgekd.engines.plan.deployment import plan_target
 
     oracles = [LatencyOracle(p, threads=threads, batch=batch) for p in profiles if not p.measured_here]
     out: dict[str, LatencyEstimate] = {}
@@ -83,18 +79,24 @@ def predicted_latencies(model: nn.Module, profiles: list[Profile], input_size: i
     model.eval()
     try:
         for opset in sorted({o.opset for o in oracles}):
+            same = [o for o in oracles if o.opset == opset]
             with tempfile.TemporaryDirectory() as tmp:
-                from edgekd.engines.exporters.onnx_io import export_onnx
-
-                path = export_onnx(model, torch.randn(1, 3, input_size, input_size), Path(tmp) / "m.onnx", opset)
-                layers = analyze(path, batch)
-                for o in (o for o in oracles if o.opset == opset):
-                    pred = predict(layers, o.profile, o.precision)
-                    out[o.profile.name] = LatencyEstimate(pred.ms, "predicted", f"roofline ({plan_target(o.profile).runtime})",
-                                                          o.precision, o.profile.name)
+                layers = analyze(same[0].export(model, input_size, Path(tmp)), batch)
+            out.update({o.profile.name: o.predicted(layers) for o in same})
     finally:
         model.train(was_training)
     return out
+
+
+def _best(timed: list[Any], target: str) -> LatencyEstimate:
+    """The fastest runtime's timing (estimates, or their dicts from the cache), stated for ``target``."""
+    best = min((t if isinstance(t, LatencyEstimate) else LatencyEstimate(**t) for t in timed), key=lambda e: e.ms)
+    best.target = target
+    return best
+
+
+def _host_key(model: nn.Module, oracle: LatencyOracle, input_size: int, runtimes: tuple[str, ...]) -> str:
+    return timing_key(model, input_size=input_size, batch=oracle.batch, threads=oracle.threads, runtimes=runtimes)
 
 
 def cached_latency(model: nn.Module, profile: Profile, input_size: int, *, threads: int | None = None,
@@ -102,13 +104,8 @@ def cached_latency(model: nn.Module, profile: Profile, input_size: int, *, threa
     """:func:`best_latency` from the timing cache alone on a measured target; None when it would time."""
     if not profile.measured_here:
         return None
-    oracle = LatencyOracle(profile, threads=threads, batch=batch)
-    hit = lookup(timing_key(model, input_size=input_size, batch=batch, threads=oracle.threads, runtimes=runtimes))
-    if not hit:
-        return None
-    best = min((LatencyEstimate(**t) for t in hit), key=lambda e: e.ms)
-    best.target = profile.name
-    return best
+    hit = lookup(_host_key(model, LatencyOracle(profile, threads=threads, batch=batch), input_size, runtimes))
+    return _best(hit, profile.name) if hit else None
 
 
 def best_latency(model: nn.Module, profile: Profile, input_size: int, *, threads: int | None = None,
@@ -120,13 +117,10 @@ def best_latency(model: nn.Module, profile: Profile, input_size: int, *, threads
     oracle = LatencyOracle(profile, threads=threads, batch=batch, repeats=repeats)
     if not profile.measured_here:
         return oracle(model, input_size)
-    key = timing_key(model, input_size=input_size, batch=batch, threads=oracle.threads, runtimes=runtimes)
+    key = _host_key(model, oracle, input_size, runtimes)
     hit = lookup(key)
     if hit:
-        timed = [LatencyEstimate(**t) for t in hit]
-    else:
-        timed = _export_and_time(model, input_size, batch, oracle, repeats, runtimes)
-        store(key, [asdict(e) for e in timed])
-    best = min(timed, key=lambda e: e.ms)
-    best.target = profile.name
-    return best
+        return _best(hit, profile.name)
+    timed = _export_and_time(model, input_size, batch, oracle, repeats, runtimes)
+    store(key, [asdict(e) for e in timed])
+    return _best(timed, profile.name)

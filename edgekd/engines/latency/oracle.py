@@ -31,7 +31,8 @@ class LatencyOracle:
         self.repeats = repeats
         self.opset = min(opset, profile.max_onnx_opset or opset)
 
-    def _onnx(self, model: nn.Module, input_size: int, folder: Path) -> Path:
+    def export(self, model: nn.Module, input_size: int, folder: Path) -> Path:
+        """The model as ONNX in ``folder``, at the opset this target allows."""
         from edgekd.engines.exporters.onnx_io import export_onnx
 
         return export_onnx(model, torch.randn(1, 3, input_size, input_size), folder / "m.onnx", self.opset)
@@ -41,7 +42,7 @@ class LatencyOracle:
         model.eval()
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                path = self._onnx(model, input_size, Path(tmp))
+                path = self.export(model, input_size, Path(tmp))
                 if self.profile.measured_here:
                     return self._measure(path, input_size)
                 return self._predict(path)
@@ -60,8 +61,13 @@ class LatencyOracle:
 
     def _predict(self, path: Path) -> LatencyEstimate:
         from edgekd.engines.latency.onnx_graph import analyze
+
+        return self.predicted(analyze(path, self.batch))
+
+    def predicted(self, layers: list) -> LatencyEstimate:
+        """The roofline's answer for an analysed graph (one analysis serves every target of its opset)."""
         from edgekd.engines.latency.roofline import predict
 
-        pred = predict(analyze(path, self.batch), self.profile, self.precision)
+        pred = predict(layers, self.profile, self.precision)
         runtime = f"roofline ({plan_target(self.profile).runtime})"
         return LatencyEstimate(pred.ms, "predicted", runtime, self.precision, self.profile.name)

@@ -125,7 +125,7 @@ def evaluate_candidate(
     :func:`time_candidate`'s job: scoring may be split over the ranks of a torchrun, timing may not.
     ``built`` receives the network under ``key``, so timing it does not build it again."""
     t0 = time.perf_counter()
-    model = _build(model_name, kwargs, num_classes, seed)
+    model = build_candidate(model_name, kwargs, num_classes, seed)
     if built is not None:
         built[key] = model
     params = count_params(model)
@@ -151,11 +151,12 @@ def time_candidate(cand: Candidate, budgets: Constraints, *, num_classes: int, s
         cand.violations = budgets.latency_violations(cand.latency)
         return
     t0 = time.perf_counter()
-    model = model if model is not None else _build(cand.model, cand.kwargs, num_classes, seed)
+    model = model if model is not None else build_candidate(cand.model, cand.kwargs, num_classes, seed)
     cand.latency, cand.violations = budgets.latency(model)
     cand.seconds = round(cand.seconds + time.perf_counter() - t0, 3)
 
 
-def _build(model_name: str, kwargs: dict[str, Any], num_classes: int, seed: int) -> torch.nn.Module:
+def build_candidate(model_name: str, kwargs: dict[str, Any], num_classes: int, seed: int) -> torch.nn.Module:
+    """A candidate at its seeded initial weights: scoring, timing and the timing cache see one network."""
     torch.manual_seed(seed + 1)  # the same architecture always gets the same initial weights
     return build_model(model_name, num_classes, kwargs, what="search candidate")
